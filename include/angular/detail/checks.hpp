@@ -1,0 +1,146 @@
+#pragma once
+// Argument validation shared by the functional and module layers. Every message starts with
+// "angular:" and names the argument and the offending value.
+
+#include <ATen/ATen.h>
+#include <angular/detail/constants.hpp>
+#include <c10/util/Exception.h>
+#include <torch/enum.h>
+
+#include <cmath>
+
+namespace angular::detail {
+
+/// The cross-entropy settings of any option set, with the reduction as ATen's enum.
+struct CrossEntropySpec {
+  int64_t reduction = at::Reduction::Mean;
+  int64_t ignore_index = -100;
+  double label_smoothing = 0.0;
+  at::Tensor class_weight;  // [C] or undefined
+};
+
+template <class Options>
+CrossEntropySpec cross_entropy_spec(const Options& options) {
+  return {torch::enumtype::reduction_get_enum(options.reduction()), options.ignore_index(),
+          options.label_smoothing(), options.weight()};
+}
+
+/// Copies the shared cross-entropy fields from one option set into another.
+template <class To, class From>
+To with_cross_entropy_args(To to, const From& from) {
+  to.reduction(from.reduction())
+      .ignore_index(from.ignore_index())
+      .label_smoothing(from.label_smoothing())
+      .weight(from.weight());
+  return to;
+}
+
+/// `value` must be finite and satisfy `in_range`, described to the user by `range`.
+inline void check_hyperparameter(const char* name, double value, bool in_range, const char* range) {
+  TORCH_CHECK(std::isfinite(value) && in_range, "angular: ", name, " must be ", range, ", got ",
+              value);
+}
+
+inline void check_arc_k(double k) { check_hyperparameter("k", k, k > 0, "a finite number > 0"); }
+
+inline void check_arcface_scale_margin(double scale, double margin) {
+  check_hyperparameter("scale", scale, scale > 0, "a finite number > 0");
+  check_hyperparameter("margin", margin, margin >= 0 && margin < kPi, "in [0, pi) radians");
+}
+
+inline void check_module_sizes(const char* options, int64_t num_classes, int64_t embedding_dim) {
+  TORCH_CHECK(num_classes >= 1, "angular: ", options, "::num_classes must be >= 1, got ",
+              num_classes);
+  TORCH_CHECK(embedding_dim >= 1, "angular: ", options, "::embedding_dim must be >= 1, got ",
+              embedding_dim);
+}
+
+inline void check_floating_matrix(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.defined(), "angular: ", name, " is an undefined tensor");
+  TORCH_CHECK(t.dim() == 2, "angular: ", name, " must be 2-D, got shape ", t.sizes());
+  TORCH_CHECK(at::isFloatingType(t.scalar_type()), "angular: ", name,
+              " must be a floating-point tensor, got ", t.scalar_type());
+}
+
+inline void check_same_device(const at::Tensor& a, const char* a_name, const at::Tensor& b,
+                              const char* b_name) {
+  TORCH_CHECK(a.device() == b.device(), "angular: ", b_name, " is on ", b.device(), " but ",
+              a_name, " is on ", a.device());
+}
+
+/// features [B, D] against class vectors [C, D] (weight, centers).
+inline void check_features(const at::Tensor& features, const at::Tensor& vectors,
+                           const char* vectors_name) {
+  check_floating_matrix(features, "features");
+  check_floating_matrix(vectors, vectors_name);
+  TORCH_CHECK(features.size(1) == vectors.size(1), "angular: features must be [B, ",
+              vectors.size(1), "] to match ", vectors_name, " ", vectors.sizes(), ", got ",
+              features.sizes());
+  check_same_device(features, "features", vectors, vectors_name);
+}
+
+/// Labels are int64 [B] on the input's device, each in [0, C) or equal to ignore_index.
+/// The range is checked on the host, so a bad label never reaches a kernel.
+inline void check_target(const at::Tensor& target, const at::Tensor& input, const char* input_name,
+                         int64_t num_classes, int64_t ignore_index) {
+  TORCH_CHECK(target.defined(), "angular: target is an undefined tensor");
+  TORCH_CHECK(target.scalar_type() == at::kLong, "angular: target must be int64 (torch::kLong), got ",
+              target.scalar_type());
+  TORCH_CHECK(target.dim() == 1 && target.size(0) == input.size(0), "angular: target must be [",
+              input.size(0), "] to match ", input_name, " ", input.sizes(), ", got shape ",
+              target.sizes());
+  check_same_device(input, input_name, target, "target");
+  const at::Tensor host = target.device().is_cpu() ? target.contiguous() : target.cpu();
+  const int64_t* labels = host.data_ptr<int64_t>();
+  for (int64_t i = 0; i < host.numel(); ++i) {
+    const int64_t y = labels[i];
+    TORCH_CHECK(y == ignore_index || (y >= 0 && y < num_classes), "angular: target[", i, "] = ", y,
+                " is out of range [0, ", num_classes, ") and is not ignore_index (", ignore_index,
+                ")");
+  }
+}
+
+inline void check_cross_entropy_spec(const CrossEntropySpec& spec, const at::Tensor& input,
+                                     int64_t num_classes) {
+  check_hyperparameter("label_smoothing", spec.label_smoothing,
+                       spec.label_smoothing >= 0 && spec.label_smoothing <= 1, "in [0, 1]");
+  const at::Tensor& w = spec.class_weight;
+  if (!w.defined()) return;
+  TORCH_CHECK(w.dim() == 1 && w.size(0) == num_classes, "angular: weight (class weights) must be [",
+              num_classes, "], got shape ", w.sizes());
+  TORCH_CHECK(at::isFloatingType(w.scalar_type()),
+              "angular: weight (class weights) must be floating-point, got ", w.scalar_type());
+  check_same_device(input, "the input", w, "weight (class weights)");
+}
+
+/// Losses compute in float32, or float64 when an input is double; half and bfloat16 inputs
+/// are promoted.
+inline at::ScalarType compute_dtype(const at::Tensor& a, const at::Tensor& b = {}) {
+  const bool is_double =
+      a.scalar_type() == at::kDouble || (b.defined() && b.scalar_type() == at::kDouble);
+  return is_double ? at::kDouble : at::kFloat;
+}
+
+}  // namespace angular::detail
+
+namespace angular::detail {
+
+/// Inputs of a loss over cosines: cos [B, C] floating with C >= 1, labels, class weights.
+inline void check_cosine_loss_inputs(const at::Tensor& cos, const at::Tensor& target,
+                                     const CrossEntropySpec& spec) {
+  check_floating_matrix(cos, "cos");
+  TORCH_CHECK(cos.size(1) >= 1, "angular: cos must have at least one class column, got shape ",
+              cos.sizes());
+  check_cross_entropy_spec(spec, cos, cos.size(1));
+  check_target(target, cos, "cos", cos.size(1), spec.ignore_index);
+}
+
+/// Inputs of a loss over features: features [B, D], class vectors weight [C, D], labels.
+inline void check_feature_loss_inputs(const at::Tensor& features, const at::Tensor& weight,
+                                      const at::Tensor& target, const CrossEntropySpec& spec) {
+  check_features(features, weight, "weight");
+  check_cross_entropy_spec(spec, features, weight.size(0));
+  check_target(target, features, "features", weight.size(0), spec.ignore_index);
+}
+
+}  // namespace angular::detail

@@ -1,0 +1,66 @@
+#pragma once
+// The composite ATen math of DESIGN.md §2. It is the oracle of the fused kernels and the
+// path taken wherever no fused kernel exists, so it stays plain: one ATen op per formula.
+
+#include <angular/detail/checks.hpp>
+#include <angular/detail/constants.hpp>
+
+#include <ATen/ATen.h>
+
+namespace angular::detail {
+
+inline at::Tensor l2_normalize_rows(const at::Tensor& x) {
+  return x / x.norm(2, /*dim=*/1, /*keepdim=*/true).clamp_min(kNormEps);
+}
+
+/// c_ij = ŵ_j · x̂_i, [B, C].
+inline at::Tensor cosine_matrix(const at::Tensor& features, const at::Tensor& weight) {
+  return at::matmul(l2_normalize_rows(features), l2_normalize_rows(weight).t());
+}
+
+inline at::Tensor clamped_angle(const at::Tensor& cos) {
+  return at::acos(at::clamp(cos, -1 + kAcosEps, 1 - kAcosEps));
+}
+
+/// Arc: k (π/2 − θ).
+inline at::Tensor arc_logits(const at::Tensor& cos, double k) {
+  return (kPi / 2 - clamped_angle(cos)) * k;
+}
+
+/// ArcFace: s·c off target; s·cos(θ + m) on the target while θ + m ≤ π, else s·(c − m sin m).
+/// Rows whose label is ignore_index get no margin.
+inline at::Tensor arcface_logits(const at::Tensor& cos, const at::Tensor& target, double scale,
+                                 double margin, int64_t ignore_index) {
+  const at::Tensor valid = (target != ignore_index).unsqueeze(1);
+  const at::Tensor column = target.unsqueeze(1).masked_fill(valid.logical_not(), 0);
+  const at::Tensor c = cos.gather(1, column);
+  const at::Tensor theta = clamped_angle(c);
+  const at::Tensor with_margin =
+      at::where(theta + margin <= kPi, at::cos(theta + margin), c - margin * std::sin(margin));
+  return cos.scatter(1, column, at::where(valid, with_margin, c)) * scale;
+}
+
+/// PyTorch's cross-entropy over class indices.
+inline at::Tensor cross_entropy(const at::Tensor& logits, const at::Tensor& target,
+                                const CrossEntropySpec& spec) {
+  std::optional<at::Tensor> class_weight;
+  if (spec.class_weight.defined()) class_weight = spec.class_weight.to(logits.scalar_type());
+  return at::cross_entropy_loss(logits, target, class_weight, spec.reduction, spec.ignore_index,
+                                spec.label_smoothing);
+}
+
+/// ½‖x_i − c_{y_i}‖² per sample (0 for ignored samples), reduced like the cross-entropy:
+/// the mean is over the samples that are not ignored.
+inline at::Tensor center_term(const at::Tensor& features, const at::Tensor& centers,
+                              const at::Tensor& target, int64_t reduction, int64_t ignore_index) {
+  const at::Tensor valid = target != ignore_index;
+  const at::Tensor rows = target.masked_fill(valid.logical_not(), 0);
+  const at::Tensor half_sq = 0.5 * (features - centers.index_select(0, rows)).pow(2).sum(1) * valid;
+  switch (reduction) {
+    case at::Reduction::None: return half_sq;
+    case at::Reduction::Sum: return half_sq.sum();
+    default: return half_sq.sum() / valid.sum();
+  }
+}
+
+}  // namespace angular::detail

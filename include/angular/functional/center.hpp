@@ -1,0 +1,61 @@
+#pragma once
+// The center loss (Wen et al. 2016): CE(x Wᵀ, y) + λ · mean_i ½‖x_i − c_{y_i}‖², and the
+// alpha rule that moves the centers.
+
+#include <angular/detail/checks.hpp>
+#include <angular/detail/reference.hpp>
+#include <angular/functional/softmax.hpp>
+#include <angular/options/center.hpp>
+
+#include <ATen/core/grad_mode.h>
+
+namespace angular::functional {
+
+/// Center loss of features [B, D], class vectors `weight` [C, D], `centers` [C, D] and
+/// labels [B]. The center term is reduced like the cross-entropy (per sample for kNone, mean
+/// over non-ignored samples for kMean); class weights and smoothing apply to the CE only.
+inline at::Tensor center_loss(const at::Tensor& features, const at::Tensor& weight,
+                              const at::Tensor& centers, const at::Tensor& target,
+                              const CenterLossFuncOptions& options = {}) {
+  const auto spec = detail::cross_entropy_spec(options);
+  detail::check_feature_loss_inputs(features, weight, target, spec);
+  detail::check_features(features, centers, "centers");
+  TORCH_CHECK(centers.size(0) == weight.size(0), "angular: centers must be [", weight.size(0), ", ",
+              weight.size(1), "] like weight, got shape ", centers.sizes());
+  detail::check_hyperparameter("lambda", options.lambda(), options.lambda() >= 0,
+                               "a finite number >= 0");
+  const auto dtype = detail::compute_dtype(features, weight);
+  const at::Tensor x = features.to(dtype);
+  const at::Tensor ce = detail::cross_entropy(linear_logits(x, weight), target, spec);
+  return ce + options.lambda() * detail::center_term(x, centers.to(dtype), target, spec.reduction,
+                                                     spec.ignore_index);
+}
+
+/// Wen et al.'s center update, in place and outside autograd:
+///   Δc_j = Σ_{i: y_i = j} (c_j − x_i) / (1 + n_j),  c_j ← c_j − alpha · Δc_j.
+/// Samples labelled ignore_index are skipped.
+inline void update_centers_(at::Tensor& centers, const at::Tensor& features,
+                            const at::Tensor& target, double alpha, int64_t ignore_index = -100) {
+  detail::check_features(features, centers, "centers");
+  detail::check_target(target, features, "features", centers.size(0), ignore_index);
+  detail::check_hyperparameter("alpha", alpha, alpha > 0 && alpha <= 1, "in (0, 1]");
+  at::NoGradGuard no_grad;
+  const at::Tensor valid = target != ignore_index;
+  const at::Tensor labels = target.masked_select(valid);
+  const at::Tensor x = features.index_select(0, valid.nonzero().squeeze(1)).to(centers.scalar_type());
+  const at::Tensor offsets = centers.index_select(0, labels) - x;  // c_{y_i} − x_i
+  const at::Tensor counts = at::bincount(labels, {}, centers.size(0)).to(centers.scalar_type());
+  const at::Tensor delta =
+      at::zeros_like(centers).index_add_(0, labels, offsets) / (1 + counts).unsqueeze(1);
+  centers.sub_(alpha * delta);
+}
+
+inline at::Tensor center_loss(const at::Tensor& features, const at::Tensor& weight,
+                              const at::Tensor& centers, const at::Tensor& target,
+                              const CenterLossOptions& options) {
+  return center_loss(features, weight, centers, target,
+                     detail::with_cross_entropy_args(
+                         CenterLossFuncOptions().lambda(options.lambda()), options));
+}
+
+}  // namespace angular::functional

@@ -1,0 +1,33 @@
+#pragma once
+// The modified softmax loss (paper eq. 2): CE(x Wᵀ, y), no bias.
+
+#include <angular/detail/checks.hpp>
+#include <angular/detail/reference.hpp>
+#include <angular/options/softmax.hpp>
+
+namespace angular::functional {
+
+/// Logits x Wᵀ [B, C] of features [B, D] and class vectors `weight` [C, D], computed in
+/// float32 (float64 if either is double).
+inline at::Tensor linear_logits(const at::Tensor& features, const at::Tensor& weight) {
+  detail::check_features(features, weight, "weight");
+  const auto dtype = detail::compute_dtype(features, weight);
+  return at::matmul(features.to(dtype), weight.to(dtype).t());
+}
+
+/// Modified softmax loss of features [B, D], class vectors `weight` [C, D], labels [B].
+inline at::Tensor softmax_loss(const at::Tensor& features, const at::Tensor& weight,
+                               const at::Tensor& target,
+                               const SoftmaxLossFuncOptions& options = {}) {
+  const auto spec = detail::cross_entropy_spec(options);
+  detail::check_feature_loss_inputs(features, weight, target, spec);
+  return detail::cross_entropy(linear_logits(features, weight), target, spec);
+}
+
+inline at::Tensor softmax_loss(const at::Tensor& features, const at::Tensor& weight,
+                               const at::Tensor& target, const SoftmaxLossOptions& options) {
+  return softmax_loss(features, weight, target,
+                      detail::with_cross_entropy_args(SoftmaxLossFuncOptions(), options));
+}
+
+}  // namespace angular::functional

@@ -1,0 +1,23 @@
+#pragma once
+// angular: the four losses of "Angular Learning: Toward Discriminative Embedded Features".
+//
+//   angular::SoftmaxLoss   modified softmax, CE(x Wᵀ)
+//   angular::CenterLoss    CE(x Wᵀ) + λ · ½‖x − c_y‖², centers by Wen et al.'s rule
+//   angular::ArcFaceLoss   CE(s·cos(θ_y + m), s·cos θ_j)
+//   angular::ArcLoss       CE(k·(π/2 − θ_j)), the paper's angular loss
+//
+// Each comes as options (options/), free functions (functional/) and a module (modules/),
+// like LibTorch's own losses.
+
+#include <angular/functional/arc.hpp>
+#include <angular/functional/arcface.hpp>
+#include <angular/functional/center.hpp>
+#include <angular/functional/softmax.hpp>
+#include <angular/modules/arc.hpp>
+#include <angular/modules/arcface.hpp>
+#include <angular/modules/center.hpp>
+#include <angular/modules/softmax.hpp>
+#include <angular/options/arc.hpp>
+#include <angular/options/arcface.hpp>
+#include <angular/options/center.hpp>
+#include <angular/options/softmax.hpp>

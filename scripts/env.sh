@@ -1,0 +1,16 @@
+# Sourced by the scripts: bootstrap once, then point CMake at LibTorch and ccache at its cache.
+ANGULAR_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TORCH_PREFIX=$("$ANGULAR_ROOT/scripts/bootstrap" | tail -n 1)
+export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
+# Precompiled headers are cacheable only with these.
+export CCACHE_SLOPPINESS=${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}
+cd "$ANGULAR_ROOT"
+
+# configure_and_build PRESET [TARGET...]
+configure_and_build() {
+  local preset=$1; shift
+  cmake --preset "$preset" -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" >/dev/null
+  local targets=()
+  for t in "$@"; do targets+=(--target "$t"); done
+  cmake --build --preset "$preset" -j "${ANGULAR_JOBS:-2}" "${targets[@]}"
+}
