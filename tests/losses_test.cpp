@@ -86,8 +86,8 @@ TEST_CASE("hand-computed values", "[loss]") {
       at::Tensor cos = at::zeros({1, classes}, at::kDouble);
       cos[0][0] = 1.0;
       // Unclamped, loss = ln(1 + (C − 1)·e^{−kπ/2}) = −ln 0.99 exactly. θ is clamped to
-      // θ0 = arccos(1 − 1e-7) ≈ 4.5e-4 rad, which moves the loss by a relative ~k·θ0.
-      const double k = angular::default_arc_k(classes), theta0 = std::acos(1 - 1e-7);
+      // θ0 = arccos(1 − 2⁻²³) ≈ 4.9e-4 rad, which moves the loss by a relative ~k·θ0.
+      const double k = angular::default_arc_k(classes), theta0 = std::acos(1 - 0x1p-23);
       const double loss = F::arc_loss(cos, y0).item<double>();
       CHECK(loss == Approx(std::log1p((classes - 1) * std::exp(-k * (oracle::kPi / 2 - theta0))))
                         .epsilon(1e-9));

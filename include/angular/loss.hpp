@@ -7,11 +7,14 @@
 //   angular::ArcLoss       CE(k·(π/2 − θ_j)), the paper's angular loss
 //
 // Each comes as options (options/), free functions (functional/) and a module (modules/),
-// like LibTorch's own losses.
+// like LibTorch's own losses. functional::cosface_loss and normface_loss add the two other
+// common margins over cosines. Losses over cosines run fused kernels (angular::kernel_path).
 
 #include <angular/functional/arc.hpp>
 #include <angular/functional/arcface.hpp>
 #include <angular/functional/center.hpp>
+#include <angular/functional/cosface.hpp>
+#include <angular/functional/normface.hpp>
 #include <angular/functional/softmax.hpp>
 #include <angular/modules/arc.hpp>
 #include <angular/modules/arcface.hpp>

@@ -32,7 +32,7 @@ double cosine(const std::vector<double>& a, const std::vector<double>& b) {
   return dot(a, b) / (std::sqrt(dot(a, a)) * std::sqrt(dot(b, b)));
 }
 
-double theta(double c) { return std::acos(std::clamp(c, -1 + 1e-7, 1 - 1e-7)); }
+double theta(double c) { return std::acos(std::clamp(c, -1 + 0x1p-23, 1 - 0x1p-23)); }
 
 /// Mean over the batch of logsumexp_j z_ij − z_{i,y_i}, with z = logit(i, j).
 template <class Logit>

@@ -69,7 +69,7 @@ inline Matrix cosines(const Matrix& x, const Matrix& w) {
 }
 
 inline double clamped_acos(double c) {
-  return std::acos(std::min(std::max(c, -1 + 1e-7), 1 - 1e-7));
+  return std::acos(std::min(std::max(c, -1 + 0x1p-23), 1 - 0x1p-23));
 }
 
 inline Matrix arc_logits(Matrix cos, double k) {

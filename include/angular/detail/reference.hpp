@@ -27,17 +27,31 @@ inline at::Tensor arc_logits(const at::Tensor& cos, double k) {
   return (kPi / 2 - clamped_angle(cos)) * k;
 }
 
+/// cos with the label's column of every kept row replaced by f(c_y) (ignored rows as they are).
+template <class F>
+at::Tensor replace_target_column(const at::Tensor& cos, const at::Tensor& target,
+                                 int64_t ignore_index, F f) {
+  const at::Tensor kept = (target != ignore_index).unsqueeze(1);
+  const at::Tensor column = target.unsqueeze(1).masked_fill(kept.logical_not(), 0);
+  const at::Tensor c = cos.gather(1, column);
+  return cos.scatter(1, column, at::where(kept, f(c), c));
+}
+
 /// ArcFace: s·c off target; s·cos(θ + m) on the target while θ + m ≤ π, else s·(c − m sin m).
-/// Rows whose label is ignore_index get no margin.
 inline at::Tensor arcface_logits(const at::Tensor& cos, const at::Tensor& target, double scale,
                                  double margin, int64_t ignore_index) {
-  const at::Tensor valid = (target != ignore_index).unsqueeze(1);
-  const at::Tensor column = target.unsqueeze(1).masked_fill(valid.logical_not(), 0);
-  const at::Tensor c = cos.gather(1, column);
-  const at::Tensor theta = clamped_angle(c);
-  const at::Tensor with_margin =
-      at::where(theta + margin <= kPi, at::cos(theta + margin), c - margin * std::sin(margin));
-  return cos.scatter(1, column, at::where(valid, with_margin, c)) * scale;
+  return replace_target_column(cos, target, ignore_index, [&](const at::Tensor& c) {
+           const at::Tensor theta = clamped_angle(c);
+           return at::where(theta + margin <= kPi, at::cos(theta + margin),
+                            c - margin * std::sin(margin));
+         }) * scale;
+}
+
+/// CosFace: s·c off target, s·(c − m) on the target.
+inline at::Tensor cosface_logits(const at::Tensor& cos, const at::Tensor& target, double scale,
+                                 double margin, int64_t ignore_index) {
+  return replace_target_column(cos, target, ignore_index,
+                               [&](const at::Tensor& c) { return c - margin; }) * scale;
 }
 
 /// PyTorch's cross-entropy over class indices.

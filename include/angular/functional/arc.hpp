@@ -2,6 +2,7 @@
 // The paper's angular loss over cosines: CE(k (π/2 − arccos c), y).
 
 #include <angular/detail/checks.hpp>
+#include <angular/detail/fused.hpp>
 #include <angular/detail/reference.hpp>
 #include <angular/options/arc.hpp>
 
@@ -15,14 +16,14 @@ inline at::Tensor arc_logits(const at::Tensor& cos, double k) {
 }
 
 /// Angular loss of cosines `cos` [B, C] (ŵ_j · x̂_i) and labels `target` [B] (int64).
+/// Runs the fused kernel of kernel_path(cos), else the composite reference.
 inline at::Tensor arc_loss(const at::Tensor& cos, const at::Tensor& target,
                            const ArcLossFuncOptions& options = {}) {
   const auto spec = detail::cross_entropy_spec(options);
   detail::check_cosine_loss_inputs(cos, target, spec);
   const double k = options.k().value_or(default_arc_k(cos.size(1)));
   detail::check_arc_k(k);
-  return detail::cross_entropy(detail::arc_logits(cos.to(detail::compute_dtype(cos)), k), target,
-                               spec);
+  return detail::margin_cross_entropy(cos, target, detail::MarginKind::arc, {k, 0.0}, spec);
 }
 
 /// The same, taking the module's options (k and the cross-entropy settings).

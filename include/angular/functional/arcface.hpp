@@ -2,22 +2,21 @@
 // ArcFace over cosines: CE with s·cos(θ + m) on the target and s·cos θ elsewhere.
 
 #include <angular/detail/checks.hpp>
-#include <angular/detail/reference.hpp>
+#include <angular/detail/fused.hpp>
 #include <angular/options/arcface.hpp>
 
 namespace angular::functional {
 
 /// ArcFace loss of cosines `cos` [B, C] and labels `target` [B] (int64). The gradient is the
-/// exact derivative, including the θ + m > π continuation s·(c − m sin m).
+/// exact derivative, including the θ + m > π continuation s·(c − m sin m). Runs the fused
+/// kernel of kernel_path(cos), else the composite reference.
 inline at::Tensor arcface_loss(const at::Tensor& cos, const at::Tensor& target,
                                const ArcFaceLossFuncOptions& options = {}) {
   const auto spec = detail::cross_entropy_spec(options);
   detail::check_cosine_loss_inputs(cos, target, spec);
   detail::check_arcface_scale_margin(options.scale(), options.margin());
-  const at::Tensor logits = detail::arcface_logits(cos.to(detail::compute_dtype(cos)), target,
-                                                   options.scale(), options.margin(),
-                                                   spec.ignore_index);
-  return detail::cross_entropy(logits, target, spec);
+  return detail::margin_cross_entropy(cos, target, detail::MarginKind::arcface,
+                                      {options.scale(), options.margin()}, spec);
 }
 
 /// The same, taking the module's options (scale, margin and the cross-entropy settings).

@@ -1,0 +1,153 @@
+#pragma once
+// The fused margin cross-entropy as an autograd function, and the choice between it and the
+// composite reference. Forward keeps cos (the input itself when contiguous) and the per-row
+// logsumexp for backward: one [B, C] tensor + O(B), against the composite's several.
+
+#include <angular/detail/checks.hpp>
+#include <angular/detail/cpu/margin_cross_entropy.hpp>
+#include <angular/detail/reference.hpp>
+#include <angular/detail/row_loss.hpp>
+
+#include <torch/csrc/autograd/custom_function.h>
+
+namespace angular {
+
+/// Where a loss over cosines runs.
+enum class KernelPath {
+  fused_cpu,   // the fused CPU kernel
+  fused_cuda,  // the fused CUDA kernel (the consumer links angular::cuda)
+  composite,   // the composite ATen reference (any other device, or CUDA without angular::cuda)
+};
+
+inline const char* to_string(KernelPath path) {
+  switch (path) {
+    case KernelPath::fused_cpu: return "fused_cpu";
+    case KernelPath::fused_cuda: return "fused_cuda";
+    default: return "composite";
+  }
+}
+
+/// The path that arc_loss, arcface_loss, cosface_loss and normface_loss take for `cos`.
+inline KernelPath kernel_path(const at::Tensor& cos) {
+  if (cos.device().is_cpu()) return KernelPath::fused_cpu;
+  if (cos.device().is_cuda() && detail::cuda_row_kernels().forward != nullptr) {
+    return KernelPath::fused_cuda;
+  }
+  return KernelPath::composite;
+}
+
+namespace detail {
+
+inline RowKernels row_kernels_for(KernelPath path) {
+  if (path == KernelPath::fused_cpu) return {&cpu::forward, &cpu::backward};
+  if (path == KernelPath::fused_cuda) return cuda_row_kernels();
+  return {};
+}
+
+/// Σ_{i not ignored} w_{y_i}: the divisor of the mean, as PyTorch's cross-entropy.
+inline at::Tensor mean_divisor(const at::Tensor& target, const at::Tensor& class_weight,
+                               int64_t ignore_index, at::ScalarType dtype) {
+  const at::Tensor kept = target != ignore_index;
+  if (!class_weight.defined()) return kept.sum().to(dtype);
+  return (class_weight.index_select(0, target.masked_fill(kept.logical_not(), 0)) * kept).sum();
+}
+
+struct FusedMarginCrossEntropy : torch::autograd::Function<FusedMarginCrossEntropy> {
+  // The class weights travel inside `spec`, not as a tensor argument: they get no gradient
+  // and may be undefined, which autograd's input tracking does not accept.
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& cos,
+                            const at::Tensor& target, MarginKind margin, MarginParams params,
+                            const CrossEntropySpec& spec) {
+    const at::Tensor& class_weight = spec.class_weight;
+    const int64_t ignore_index = spec.ignore_index;
+    const KernelPath path = kernel_path(cos);
+    const auto dtype = compute_dtype(cos);
+    RowLossArgs args;
+    args.cos = cos.contiguous();
+    args.target = target.contiguous();
+    if (class_weight.defined()) args.class_weight = class_weight.to(dtype).contiguous();
+    args.weight_sum = class_weight.defined()
+                          ? args.class_weight.sum()
+                          : at::scalar_tensor(static_cast<double>(cos.size(1)), cos.options().dtype(dtype));
+    args.margin = margin;
+    args.params = params;
+    args.label_smoothing = spec.label_smoothing;
+    args.ignore_index = ignore_index;
+
+    const int64_t rows = cos.size(0);
+    at::Tensor lse = at::empty({rows}, cos.options().dtype(dtype));
+    at::Tensor row_loss = at::empty({rows}, cos.options().dtype(dtype));
+    if (rows > 0) row_kernels_for(path).forward(args, lse, row_loss);
+
+    at::Tensor divisor;
+    at::Tensor loss;
+    switch (spec.reduction) {
+      case at::Reduction::None: loss = row_loss; break;
+      case at::Reduction::Sum: loss = row_loss.sum(); break;
+      default:
+        divisor = mean_divisor(args.target, args.class_weight, ignore_index, dtype);
+        loss = row_loss.sum() / divisor;
+    }
+    ctx->save_for_backward({args.cos, args.target, args.class_weight, args.weight_sum, lse, divisor});
+    ctx->saved_data["path"] = static_cast<int64_t>(path);
+    ctx->saved_data["margin"] = static_cast<int64_t>(margin);
+    ctx->saved_data["scale"] = params.scale;
+    ctx->saved_data["margin_value"] = params.margin;
+    ctx->saved_data["label_smoothing"] = spec.label_smoothing;
+    ctx->saved_data["ignore_index"] = ignore_index;
+    return loss;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    RowLossArgs args;
+    args.cos = saved[0];
+    args.target = saved[1];
+    args.class_weight = saved[2];
+    args.weight_sum = saved[3];
+    const at::Tensor& lse = saved[4];
+    const at::Tensor& divisor = saved[5];
+    args.margin = static_cast<MarginKind>(ctx->saved_data["margin"].toInt());
+    args.params = {ctx->saved_data["scale"].toDouble(), ctx->saved_data["margin_value"].toDouble()};
+    args.label_smoothing = ctx->saved_data["label_smoothing"].toDouble();
+    args.ignore_index = ctx->saved_data["ignore_index"].toInt();
+    const auto path = static_cast<KernelPath>(ctx->saved_data["path"].toInt());
+
+    const int64_t rows = args.cos.size(0);
+    at::Tensor row_grad = grads[0].to(lse.scalar_type());
+    if (divisor.defined()) row_grad = row_grad / divisor;
+    row_grad = row_grad.expand({rows}).contiguous();
+    at::Tensor grad_cos = at::empty_like(args.cos);
+    if (rows > 0) row_kernels_for(path).backward(args, lse, row_grad, grad_cos);
+    return {grad_cos, {}, {}, {}, {}};
+  }
+};
+
+/// Composite logits of a margin, for the reference path.
+inline at::Tensor margin_logits(const at::Tensor& cos, const at::Tensor& target, MarginKind margin,
+                                MarginParams params, int64_t ignore_index) {
+  switch (margin) {
+    case MarginKind::arc: return arc_logits(cos, params.scale);
+    case MarginKind::arcface:
+      return arcface_logits(cos, target, params.scale, params.margin, ignore_index);
+    case MarginKind::cosface:
+      return cosface_logits(cos, target, params.scale, params.margin, ignore_index);
+    default: return cos * params.scale;
+  }
+}
+
+/// The margin cross-entropy of cosines: fused where a kernel exists for the device, else the
+/// composite reference. Inputs are validated by the caller.
+inline at::Tensor margin_cross_entropy(const at::Tensor& cos, const at::Tensor& target,
+                                       MarginKind margin, MarginParams params,
+                                       const CrossEntropySpec& spec) {
+  if (kernel_path(cos) == KernelPath::composite) {
+    const at::Tensor c = cos.to(compute_dtype(cos));
+    return cross_entropy(margin_logits(c, target, margin, params, spec.ignore_index), target, spec);
+  }
+  return FusedMarginCrossEntropy::apply(cos, target, margin, params, spec);
+}
+
+}  // namespace detail
+}  // namespace angular

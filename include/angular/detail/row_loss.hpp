@@ -1,0 +1,42 @@
+#pragma once
+// The contract between the fused autograd function and a device's kernels: per-row losses
+// and logsumexps in the forward, grad_cos from per-row upstream gradients in the backward.
+// Reductions (sum, mean over Σ w_y) stay in ATen on [B] tensors.
+
+#include <angular/detail/margin_policy.hpp>
+
+#include <ATen/ATen.h>
+
+namespace angular::detail {
+
+struct RowLossArgs {
+  at::Tensor cos;           // [B, C] contiguous; float, double, half or bfloat16
+  at::Tensor target;        // [B] int64 contiguous, labels validated
+  at::Tensor class_weight;  // [C] contiguous in the compute dtype, or undefined
+  at::Tensor weight_sum;    // 0-d, compute dtype, on cos's device: Σ_j w_j (C without weights)
+  MarginKind margin = MarginKind::arc;
+  MarginParams params;
+  double label_smoothing = 0.0;
+  int64_t ignore_index = -100;
+};
+
+/// Writes lse [B] and row_loss [B] (compute dtype); ignored rows get 0.
+using RowForward = void (*)(const RowLossArgs&, at::Tensor& lse, at::Tensor& row_loss);
+/// Writes grad_cos [B, C] (cos's dtype) from row_grad [B] (compute dtype, the reduction
+/// already folded in).
+using RowBackward = void (*)(const RowLossArgs&, const at::Tensor& lse, const at::Tensor& row_grad,
+                             at::Tensor& grad_cos);
+
+struct RowKernels {
+  RowForward forward = nullptr;
+  RowBackward backward = nullptr;
+};
+
+/// The CUDA kernels, installed by the angular::cuda target's source file when a consumer
+/// links it. A function-local static in an inline function: one table per program.
+inline RowKernels& cuda_row_kernels() {
+  static RowKernels kernels;
+  return kernels;
+}
+
+}  // namespace angular::detail

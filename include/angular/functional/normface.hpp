@@ -1,0 +1,20 @@
+#pragma once
+// NormFace over cosines: CE over s·cos θ.
+
+#include <angular/detail/checks.hpp>
+#include <angular/detail/fused.hpp>
+#include <angular/options/normface.hpp>
+
+namespace angular::functional {
+
+/// NormFace loss of cosines `cos` [B, C] and labels `target` [B] (int64).
+inline at::Tensor normface_loss(const at::Tensor& cos, const at::Tensor& target,
+                                const NormFaceLossFuncOptions& options = {}) {
+  const auto spec = detail::cross_entropy_spec(options);
+  detail::check_cosine_loss_inputs(cos, target, spec);
+  detail::check_hyperparameter("scale", options.scale(), options.scale() > 0, "a finite number > 0");
+  return detail::margin_cross_entropy(cos, target, detail::MarginKind::normface,
+                                      {options.scale(), 0.0}, spec);
+}
+
+}  // namespace angular::functional

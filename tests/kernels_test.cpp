@@ -1,0 +1,135 @@
+// The fused kernels against the composite float64 reference: values and gradients on random
+// shapes and the edge cases, every cross-entropy setting, every input dtype.
+
+#include "support/gradcheck.hpp"
+#include "support/margins.hpp"
+
+using namespace testing;
+
+namespace {
+
+/// Cosines in [−1, 1], with exact ±1 and values within 1e-6 of them sprinkled in.
+at::Tensor cosines(int64_t rows, int64_t classes, uint64_t seed) {
+  at::Tensor cos = uniform({rows, classes}, -1, 1, seed);
+  const std::vector<double> edges = {1.0, -1.0, 1 - 1e-6, -1 + 1e-6, 1 - 3e-7, -1 + 3e-7};
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t e = 0; e < static_cast<int64_t>(edges.size()) && e < classes; e += 1)
+      if ((i + e) % 3 == 0) cos[i][(i * 7 + e * 5) % classes] = edges[e];
+  return cos;
+}
+
+/// Loss and gradient of the library's path against the float64 reference on the same
+/// (rounded) inputs: |got − want| ≤ 1e-5 + 1e-4·|want|. Gradients are compared as gradients
+/// of the logits, i.e. divided by max(1, |∂z/∂c|): next to ±1, ∂z/∂c reaches 4e4 and
+/// multiplies float32's rounding of p − 1 by as much, in any float32 implementation.
+void check_against_reference(const Margin& margin, const at::Tensor& cos, const at::Tensor& y,
+                             const CrossEntropyCase& c, at::ScalarType dtype = at::kFloat) {
+  const at::Tensor input = cos.detach().to(dtype).clone().requires_grad_(true);
+  const at::Tensor got = margin.loss(input, y, c);
+  const at::Tensor reference_input = input.detach().to(at::kDouble).requires_grad_(true);
+  const at::Tensor want = margin.reference(reference_input, y, c);
+  INFO(margin.name << " " << c.name << " B=" << cos.size(0) << " C=" << cos.size(1) << " "
+                   << dtype);
+  CHECK(got.scalar_type() == (dtype == at::kDouble ? at::kDouble : at::kFloat));
+  CHECK(close(got, want, 1e-4, 1e-5));
+  if (cos.size(0) == 0) return;
+  const at::Tensor projection = at::rand(want.sizes(), at::kDouble);
+  (got * projection.to(got.scalar_type())).sum().backward();
+  (want * projection).sum().backward();
+  REQUIRE(input.grad().defined());
+  CHECK(input.grad().scalar_type() == dtype);
+  // Half-precision gradients carry their own rounding on top.
+  const double rtol = dtype == at::kHalf ? 2e-3 : dtype == at::kBFloat16 ? 1e-2 : 1e-4;
+  const at::Tensor scale = margin.logit_slope(input, y, c.ignore_index).clamp_min(1);
+  const at::Tensor got_z = input.grad().to(at::kDouble) / scale;
+  const at::Tensor want_z = reference_input.grad() / scale;
+  const at::Tensor excess = (got_z - want_z).abs() - (1e-5 + rtol * want_z.abs());
+  const int64_t worst = excess.argmax().item<int64_t>();
+  INFO("worst gradient excess " << excess.max().item<double>() << " at flat index " << worst
+                                << ": got " << input.grad().reshape(-1)[worst].item<double>()
+                                << ", want " << reference_input.grad().reshape(-1)[worst].item<double>()
+                                << ", cos " << reference_input.reshape(-1)[worst].item<double>());
+  CHECK((excess <= 0).all().item<bool>());
+}
+
+}  // namespace
+
+TEST_CASE("CPU tensors take the fused kernel, other devices the composite", "[kernels]") {
+  CHECK(angular::kernel_path(at::zeros({2, 3})) == angular::KernelPath::fused_cpu);
+  CHECK(angular::kernel_path(at::empty({2, 3}, at::TensorOptions().device(at::kMeta))) ==
+        angular::KernelPath::composite);
+  CHECK(std::string(angular::to_string(angular::KernelPath::fused_cuda)) == "fused_cuda");
+}
+
+TEST_CASE("fused CPU kernels match the float64 reference on every shape and setting",
+          "[kernels]") {
+  struct Shape {
+    int64_t rows, classes;
+  };
+  // Large C with few rows keeps the float64 reference cheap.
+  const std::vector<Shape> shapes = {{0, 10}, {1, 1}, {7, 1}, {7, 2}, {1, 10}, {7, 10},
+                                     {256, 10}, {256, 1000}, {3, 100000}};
+  for (const auto& margin : margins()) {
+    SECTION(margin.name) {
+      for (const auto& shape : shapes) {
+        const at::Tensor cos = cosines(shape.rows, shape.classes, 100 + shape.classes);
+        const at::Tensor y = labels(shape.rows, shape.classes, 5);
+        const auto cases = cross_entropy_cases(shape.classes);
+        for (const auto& c : cases) {
+          if (shape.classes >= 1000 && c.name.find("+") != std::string::npos) continue;
+          check_against_reference(margin, cos, y, c);
+        }
+        // The big shapes get the combined setting once.
+        if (shape.classes >= 1000) check_against_reference(margin, cos, y, cases[4]);
+      }
+    }
+  }
+}
+
+TEST_CASE("non-contiguous cosines", "[kernels]") {
+  const at::Tensor wide = cosines(9, 40, 31);
+  const at::Tensor strided = wide.index({at::indexing::Slice(), at::indexing::Slice(0, 40, 2)});
+  const at::Tensor transposed = cosines(20, 9, 32).t();
+  REQUIRE_FALSE(strided.is_contiguous());
+  REQUIRE_FALSE(transposed.is_contiguous());
+  for (const auto& margin : margins()) {
+    for (const auto& c : cross_entropy_cases(20)) {
+      if (c.name.rfind("mean", 0) != 0) continue;
+      check_against_reference(margin, strided, labels(9, 20, 3), c);
+      check_against_reference(margin, transposed, labels(9, 20, 4), c);
+    }
+  }
+}
+
+TEST_CASE("float16, bfloat16 and float64 cosines", "[kernels][dtype]") {
+  const at::Tensor cos = cosines(33, 70, 41);
+  const at::Tensor y = labels(33, 70, 6);
+  for (const auto& margin : margins()) {
+    for (auto dtype : {at::kHalf, at::kBFloat16, at::kDouble}) {
+      check_against_reference(margin, cos, y, cross_entropy_cases(70)[0], dtype);
+      check_against_reference(margin, cos, y, cross_entropy_cases(70)[4], dtype);
+    }
+  }
+}
+
+TEST_CASE("ArcFace's θ + m > π continuation in the fused kernel", "[kernels]") {
+  // Labels' cosines around −cos(m): both branches, plus exact −1.
+  const at::Tensor cos = at::tensor({-0.95, 0.1, 0.2, -0.80, 0.3, 0.0, -1.0, 0.5, 0.2}, at::kDouble)
+                             .view({3, 3});
+  const at::Tensor y = at::zeros({3}, at::kLong);
+  for (const auto& c : cross_entropy_cases(3)) check_against_reference(margins()[1], cos, y, c);
+}
+
+TEST_CASE("gradcheck in float64 through the fused kernels", "[kernels][gradient]") {
+  const at::Tensor cos = uniform({6, 5}, -0.98, 0.98, 51);
+  const at::Tensor y = labels(6, 5, 8);
+  for (const auto& margin : margins()) {
+    for (const auto& c : cross_entropy_cases(5)) {
+      INFO(margin.name << " " << c.name);
+      const auto result = gradcheck(
+          [&](const std::vector<at::Tensor>& in) { return margin.loss(in[0], y, c); }, {cos});
+      INFO(result.report);
+      CHECK(result.ok);
+    }
+  }
+}
