@@ -1,7 +1,7 @@
 #pragma once
 // The fused margin cross-entropy as an autograd function, and the choice between it and the
-// composite reference. Forward keeps cos (the input itself when contiguous) and the per-row
-// logsumexp for backward: one [B, C] tensor + O(B), against the composite's several.
+// composite reference. Either way the forward keeps one [B, C] tensor + O(B) for the
+// backward, against the composite's several.
 
 #include <angular/detail/checks.hpp>
 #include <angular/detail/cpu/margin_cross_entropy.hpp>
@@ -39,7 +39,7 @@ inline KernelPath kernel_path(const at::Tensor& cos) {
 namespace detail {
 
 inline RowKernels row_kernels_for(KernelPath path) {
-  if (path == KernelPath::fused_cpu) return {&cpu::forward, &cpu::backward};
+  if (path == KernelPath::fused_cpu) return {&cpu::forward, nullptr};
   if (path == KernelPath::fused_cuda) return cuda_row_kernels();
   return {};
 }
@@ -52,55 +52,75 @@ inline at::Tensor mean_divisor(const at::Tensor& target, const at::Tensor& class
   return (class_weight.index_select(0, target.masked_fill(kept.logical_not(), 0)) * kept).sum();
 }
 
+/// The fused op. Two strategies, by what the device's kernels offer: the CPU writes the
+/// gradient during the forward and keeps only it (one [B, C] tensor); CUDA keeps cos and the
+/// per-row logsumexp and recomputes the logits in the backward.
 struct FusedMarginCrossEntropy : torch::autograd::Function<FusedMarginCrossEntropy> {
   // The class weights travel inside `spec`, not as a tensor argument: they get no gradient
   // and may be undefined, which autograd's input tracking does not accept.
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& cos,
                             const at::Tensor& target, MarginKind margin, MarginParams params,
                             const CrossEntropySpec& spec) {
-    const at::Tensor& class_weight = spec.class_weight;
-    const int64_t ignore_index = spec.ignore_index;
     const KernelPath path = kernel_path(cos);
+    const RowKernels kernels = row_kernels_for(path);
     const auto dtype = compute_dtype(cos);
     RowLossArgs args;
     args.cos = cos.contiguous();
     args.target = target.contiguous();
-    if (class_weight.defined()) args.class_weight = class_weight.to(dtype).contiguous();
-    args.weight_sum = class_weight.defined()
+    if (spec.class_weight.defined()) args.class_weight = spec.class_weight.to(dtype).contiguous();
+    args.weight_sum = args.class_weight.defined()
                           ? args.class_weight.sum()
                           : at::scalar_tensor(static_cast<double>(cos.size(1)), cos.options().dtype(dtype));
     args.margin = margin;
     args.params = params;
     args.label_smoothing = spec.label_smoothing;
-    args.ignore_index = ignore_index;
+    args.ignore_index = spec.ignore_index;
 
     const int64_t rows = cos.size(0);
+    const bool mean = spec.reduction == at::Reduction::Mean;
+    const at::Tensor divisor =
+        mean ? mean_divisor(args.target, args.class_weight, spec.ignore_index, dtype) : at::Tensor();
     at::Tensor lse = at::empty({rows}, cos.options().dtype(dtype));
     at::Tensor row_loss = at::empty({rows}, cos.options().dtype(dtype));
-    if (rows > 0) row_kernels_for(path).forward(args, lse, row_loss);
+    const bool gradient_in_forward = kernels.backward == nullptr;
+    at::Tensor grad_cos;
+    if (gradient_in_forward && cos.requires_grad()) grad_cos = at::empty_like(args.cos);
+    // The gradient written in the forward is that of the reduced loss for an upstream 1.
+    const double scale = mean && grad_cos.defined() ? 1.0 / divisor.item<double>() : 1.0;
+    if (rows > 0) kernels.forward(args, lse, row_loss, grad_cos, scale);
 
-    at::Tensor divisor;
-    at::Tensor loss;
-    switch (spec.reduction) {
-      case at::Reduction::None: loss = row_loss; break;
-      case at::Reduction::Sum: loss = row_loss.sum(); break;
-      default:
-        divisor = mean_divisor(args.target, args.class_weight, ignore_index, dtype);
-        loss = row_loss.sum() / divisor;
+    if (gradient_in_forward) {
+      ctx->save_for_backward({grad_cos});
+    } else {
+      ctx->save_for_backward({args.cos, args.target, args.class_weight, args.weight_sum, lse, divisor});
+      ctx->saved_data["path"] = static_cast<int64_t>(path);
+      ctx->saved_data["margin"] = static_cast<int64_t>(margin);
+      ctx->saved_data["scale"] = params.scale;
+      ctx->saved_data["margin_value"] = params.margin;
+      ctx->saved_data["label_smoothing"] = spec.label_smoothing;
+      ctx->saved_data["ignore_index"] = spec.ignore_index;
     }
-    ctx->save_for_backward({args.cos, args.target, args.class_weight, args.weight_sum, lse, divisor});
-    ctx->saved_data["path"] = static_cast<int64_t>(path);
-    ctx->saved_data["margin"] = static_cast<int64_t>(margin);
-    ctx->saved_data["scale"] = params.scale;
-    ctx->saved_data["margin_value"] = params.margin;
-    ctx->saved_data["label_smoothing"] = spec.label_smoothing;
-    ctx->saved_data["ignore_index"] = ignore_index;
-    return loss;
+    ctx->saved_data["gradient_in_forward"] = gradient_in_forward;
+    ctx->saved_data["reduction"] = spec.reduction;
+    switch (spec.reduction) {
+      case at::Reduction::None: return row_loss;
+      case at::Reduction::Sum: return row_loss.sum();
+      default: return row_loss.sum() / divisor;
+    }
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
+    const at::Tensor& upstream = grads[0];
+    const bool per_row = ctx->saved_data["reduction"].toInt() == at::Reduction::None;
+    if (ctx->saved_data["gradient_in_forward"].toBool()) {
+      const at::Tensor& grad_cos = saved[0];
+      if (per_row) return {grad_cos * upstream.unsqueeze(1).to(grad_cos.scalar_type()), {}, {}, {}, {}};
+      // The common `loss.backward()`: an upstream 1 needs no pass over [B, C].
+      if (upstream.device().is_cpu() && upstream.item<double>() == 1.0) return {grad_cos, {}, {}, {}, {}};
+      return {grad_cos * upstream.to(grad_cos.scalar_type()), {}, {}, {}, {}};
+    }
     RowLossArgs args;
     args.cos = saved[0];
     args.target = saved[1];
@@ -115,7 +135,7 @@ struct FusedMarginCrossEntropy : torch::autograd::Function<FusedMarginCrossEntro
     const auto path = static_cast<KernelPath>(ctx->saved_data["path"].toInt());
 
     const int64_t rows = args.cos.size(0);
-    at::Tensor row_grad = grads[0].to(lse.scalar_type());
+    at::Tensor row_grad = upstream.to(lse.scalar_type());
     if (divisor.defined()) row_grad = row_grad / divisor;
     row_grad = row_grad.expand({rows}).contiguous();
     at::Tensor grad_cos = at::empty_like(args.cos);

@@ -1,12 +1,13 @@
 #pragma once
 // Margin policies: how each loss turns a cosine into a logit, and that logit's derivative to
 // the cosine. The fused kernels are written once against this interface:
-//   logit(c), dlogit(c)                 every column that is not the sample's label
-//   target_logit(c), target_dlogit(c)   the label's column
-// `Math` supplies acos, cos, sin and rsqrt for the device and precision at hand. Arc and
-// ArcFace follow the composite reference (detail/reference.hpp) formula for formula: the
-// clamp to [−1 + eps, 1 − eps] before arccos, and its gradient mask c ∈ [lo, hi] (the
-// closed interval, as at::clamp's backward).
+//   logit(c), dlogit(c)                 every column but the sample's label; templates over
+//                                       V, a scalar or a SIMD vector of cosines
+//   target_logit(c), target_dlogit(c)   the label's column (one scalar per row)
+// `Math` supplies acos, rsqrt, clamp, where_in and broadcast for V (and cos, sin for scalars)
+// on the device and precision at hand. Arc and ArcFace follow the composite reference
+// (detail/reference.hpp) formula for formula: the clamp to [lo, hi] = [−1 + eps, 1 − eps]
+// before arccos, and the gradient passing only on the closed interval, as at::clamp's.
 
 #include <angular/detail/constants.hpp>
 
@@ -18,6 +19,12 @@
 #define ANGULAR_HOST_DEVICE inline __attribute__((always_inline))
 #else
 #define ANGULAR_HOST_DEVICE inline
+#endif
+
+#if defined(__GNUC__)
+// SIMD vectors only pass between always-inline functions: GCC's note on their ABI is moot.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
 namespace angular::detail {
@@ -36,14 +43,6 @@ template <class T>
 struct CosineClamp {
   static constexpr T lo = static_cast<T>(-1 + kAcosEps);
   static constexpr T hi = static_cast<T>(1 - kAcosEps);
-  ANGULAR_HOST_DEVICE static T clamp(T c) { return c < lo ? lo : (c > hi ? hi : c); }
-  /// at::clamp's backward lets the gradient through on the closed interval.
-  ANGULAR_HOST_DEVICE static bool passes_gradient(T c) { return c >= lo && c <= hi; }
-  /// d arccos(c)/dc = −1/√(1 − c²); (1 − c)(1 + c) keeps precision near ±1.
-  template <class Math>
-  ANGULAR_HOST_DEVICE static T acos_slope(T c) {
-    return passes_gradient(c) ? -Math::rsqrt((T(1) - c) * (T(1) + c)) : T(0);
-  }
 };
 
 template <class T, class Math>
@@ -51,11 +50,16 @@ struct ArcPolicy {
   T k;
   explicit ArcPolicy(MarginParams p) : k(static_cast<T>(p.scale)) {}
 
-  ANGULAR_HOST_DEVICE T logit(T c) const {
-    return k * (static_cast<T>(kPi / 2) - Math::acos(CosineClamp<T>::clamp(c)));
+  template <class V>
+  ANGULAR_HOST_DEVICE V logit(V c) const {
+    using Clamp = CosineClamp<T>;
+    return k * (static_cast<T>(kPi / 2) - Math::acos(Math::clamp(c, Clamp::lo, Clamp::hi)));
   }
-  ANGULAR_HOST_DEVICE T dlogit(T c) const {
-    return -k * CosineClamp<T>::template acos_slope<Math>(c);
+  /// k / √(1 − c²) inside the clamp, 0 outside.
+  template <class V>
+  ANGULAR_HOST_DEVICE V dlogit(V c) const {
+    using Clamp = CosineClamp<T>;
+    return Math::where_in(c, Clamp::lo, Clamp::hi, k * Math::rsqrt((T(1) - c) * (T(1) + c)));
   }
   ANGULAR_HOST_DEVICE T target_logit(T c) const { return logit(c); }
   ANGULAR_HOST_DEVICE T target_dlogit(T c) const { return dlogit(c); }
@@ -69,21 +73,24 @@ struct ArcFacePolicy {
         m(static_cast<T>(p.margin)),
         m_sin_m(static_cast<T>(p.margin * std::sin(p.margin))) {}
 
-  ANGULAR_HOST_DEVICE T logit(T c) const { return s * c; }
-  ANGULAR_HOST_DEVICE T dlogit(T) const { return s; }
+  template <class V>
+  ANGULAR_HOST_DEVICE V logit(V c) const { return s * c; }
+  template <class V>
+  ANGULAR_HOST_DEVICE V dlogit(V) const { return Math::template broadcast<V>(s); }
   /// s·cos(θ + m) while θ + m ≤ π, then the monotone continuation s·(c − m sin m).
   ANGULAR_HOST_DEVICE T target_logit(T c) const {
-    const T theta = Math::acos(CosineClamp<T>::clamp(c));
+    using Clamp = CosineClamp<T>;
+    const T theta = Math::acos(Math::clamp(c, Clamp::lo, Clamp::hi));
     if (theta + m <= static_cast<T>(kPi)) return s * Math::cos(theta + m);
     return s * (c - m_sin_m);
   }
   ANGULAR_HOST_DEVICE T target_dlogit(T c) const {
-    const T theta = Math::acos(CosineClamp<T>::clamp(c));
-    if (theta + m <= static_cast<T>(kPi)) {
-      // d cos(θ + m)/dc = −sin(θ + m)·dθ/dc
-      return -s * Math::sin(theta + m) * CosineClamp<T>::template acos_slope<Math>(c);
-    }
-    return s;
+    using Clamp = CosineClamp<T>;
+    const T theta = Math::acos(Math::clamp(c, Clamp::lo, Clamp::hi));
+    if (theta + m > static_cast<T>(kPi)) return s;
+    // d cos(θ + m)/dc = sin(θ + m) / √(1 − c²)
+    return Math::where_in(c, Clamp::lo, Clamp::hi,
+                          s * Math::sin(theta + m) * Math::rsqrt((T(1) - c) * (T(1) + c)));
   }
 };
 
@@ -93,8 +100,10 @@ struct CosFacePolicy {
   explicit CosFacePolicy(MarginParams p)
       : s(static_cast<T>(p.scale)), m(static_cast<T>(p.margin)) {}
 
-  ANGULAR_HOST_DEVICE T logit(T c) const { return s * c; }
-  ANGULAR_HOST_DEVICE T dlogit(T) const { return s; }
+  template <class V>
+  ANGULAR_HOST_DEVICE V logit(V c) const { return s * c; }
+  template <class V>
+  ANGULAR_HOST_DEVICE V dlogit(V) const { return Math::template broadcast<V>(s); }
   ANGULAR_HOST_DEVICE T target_logit(T c) const { return s * (c - m); }
   ANGULAR_HOST_DEVICE T target_dlogit(T) const { return s; }
 };
@@ -104,8 +113,10 @@ struct NormFacePolicy {
   T s;
   explicit NormFacePolicy(MarginParams p) : s(static_cast<T>(p.scale)) {}
 
-  ANGULAR_HOST_DEVICE T logit(T c) const { return s * c; }
-  ANGULAR_HOST_DEVICE T dlogit(T) const { return s; }
+  template <class V>
+  ANGULAR_HOST_DEVICE V logit(V c) const { return s * c; }
+  template <class V>
+  ANGULAR_HOST_DEVICE V dlogit(V) const { return Math::template broadcast<V>(s); }
   ANGULAR_HOST_DEVICE T target_logit(T c) const { return s * c; }
   ANGULAR_HOST_DEVICE T target_dlogit(T) const { return s; }
 };
@@ -122,3 +133,7 @@ decltype(auto) with_margin_policy(MarginKind kind, MarginParams params, F&& f) {
 }
 
 }  // namespace angular::detail
+
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif

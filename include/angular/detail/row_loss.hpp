@@ -20,16 +20,19 @@ struct RowLossArgs {
   int64_t ignore_index = -100;
 };
 
-/// Writes lse [B] and row_loss [B] (compute dtype); ignored rows get 0.
-using RowForward = void (*)(const RowLossArgs&, at::Tensor& lse, at::Tensor& row_loss);
-/// Writes grad_cos [B, C] (cos's dtype) from row_grad [B] (compute dtype, the reduction
-/// already folded in).
+/// Writes lse [B] and row_loss [B] (compute dtype; ignored rows get 0). Kernels that fuse
+/// the gradient into the forward (`RowKernels::backward == nullptr`) also write, when
+/// grad_cos is defined, the gradient of Σ_i scale·row_loss_i into it (cos's dtype).
+using RowForward = void (*)(const RowLossArgs&, at::Tensor& lse, at::Tensor& row_loss,
+                            at::Tensor& grad_cos, double scale);
+/// Writes grad_cos [B, C] (cos's dtype) from lse and row_grad [B] (compute dtype, the
+/// reduction folded in), recomputing the logits.
 using RowBackward = void (*)(const RowLossArgs&, const at::Tensor& lse, const at::Tensor& row_grad,
                              at::Tensor& grad_cos);
 
 struct RowKernels {
   RowForward forward = nullptr;
-  RowBackward backward = nullptr;
+  RowBackward backward = nullptr;  // nullptr: the forward writes the gradient
 };
 
 /// The CUDA kernels, installed by the angular::cuda target's source file when a consumer

@@ -1,0 +1,54 @@
+#pragma once
+// Bytes held by tensors: a counting wrapper around LibTorch's CPU allocator, and the CUDA
+// caching allocator's own statistics. The benchmarks read them between forward and backward
+// to report what each implementation keeps alive for its backward pass.
+
+#include <c10/core/Allocator.h>
+#include <c10/core/CPUAllocator.h>
+
+#include <atomic>
+#include <cstring>
+
+namespace bench {
+
+class CountingCpuAllocator final : public c10::Allocator {
+ public:
+  explicit CountingCpuAllocator(c10::Allocator* base) : base_(base) {}
+
+  c10::DataPtr allocate(size_t bytes) override {
+    auto* context = new Context{base_->allocate(bytes), bytes, this};
+    live_ += static_cast<int64_t>(bytes);
+    void* data = context->inner.get();
+    return {data, context, &release, context->inner.device()};
+  }
+  void copy_data(void* dest, const void* src, std::size_t count) const override {
+    std::memcpy(dest, src, count);
+  }
+  int64_t live_bytes() const { return live_.load(); }
+
+  /// Installs itself as the CPU allocator, once per process.
+  static CountingCpuAllocator& install() {
+    static CountingCpuAllocator* counting = [] {
+      auto* a = new CountingCpuAllocator(c10::GetCPUAllocator());
+      c10::SetCPUAllocator(a, /*priority=*/100);
+      return a;
+    }();
+    return *counting;
+  }
+
+ private:
+  struct Context {
+    c10::DataPtr inner;
+    size_t bytes;
+    CountingCpuAllocator* owner;
+  };
+  static void release(void* p) {
+    auto* context = static_cast<Context*>(p);
+    context->owner->live_ -= static_cast<int64_t>(context->bytes);
+    delete context;
+  }
+  c10::Allocator* base_;
+  std::atomic<int64_t> live_{0};
+};
+
+}  // namespace bench
