@@ -1,0 +1,275 @@
+#pragma once
+// Fused CUDA kernels of the margin cross-entropy, compiled only by the angular::cuda source
+// (cuda/angular_cuda.cu). One group of threads per row: a warp when C is small, a block of
+// kBlockThreads otherwise. Forward: online max / sum-exp per thread over 16-byte loads, then
+// a shuffle (and shared-memory) reduction; writes the row's logsumexp and loss. Backward:
+// recomputes each logit from cos and the logsumexp and writes grad_cos. Rows of any length
+// (C up to 2^31 and beyond) stream through registers; nothing [B, C] is allocated.
+
+#include <angular/detail/margin_policy.hpp>
+#include <angular/detail/row_loss.hpp>
+
+#include <ATen/Dispatch.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include <cfloat>
+#include <cstdint>
+#include <type_traits>
+
+namespace angular::detail::cuda {
+
+constexpr int kBlockThreads = 256;
+
+template <class T>
+ANGULAR_HOST_DEVICE constexpr T lowest_finite() {
+  return std::is_same_v<T, double> ? -DBL_MAX : -FLT_MAX;
+}
+
+template <class T>
+struct DeviceMath {
+  template <class V>
+  ANGULAR_HOST_DEVICE static V broadcast(T x) { return x; }
+  ANGULAR_HOST_DEVICE static T clamp(T x, T lo, T hi) { return x < lo ? lo : (x > hi ? hi : x); }
+  ANGULAR_HOST_DEVICE static T where_in(T x, T lo, T hi, T value) {
+    return x >= lo && x <= hi ? value : T(0);
+  }
+  ANGULAR_HOST_DEVICE static T acos(T x) { return ::acos(x); }
+  ANGULAR_HOST_DEVICE static T rsqrt(T x) {
+#if defined(__CUDA_ARCH__)
+    return ::rsqrt(x);
+#else
+    return T(1) / ::sqrt(x);
+#endif
+  }
+  ANGULAR_HOST_DEVICE static T exp(T x) { return ::exp(x); }
+  ANGULAR_HOST_DEVICE static T log(T x) { return ::log(x); }
+  ANGULAR_HOST_DEVICE static T cos(T x) { return ::cos(x); }
+  ANGULAR_HOST_DEVICE static T sin(T x) { return ::sin(x); }
+};
+
+/// Everything a kernel reads, as raw pointers.
+template <class scalar_t, class T>
+struct RowData {
+  const scalar_t* cos;
+  const int64_t* target;
+  const T* class_weight;  // or nullptr
+  const T* weight_sum;    // device scalar
+  int64_t rows;
+  int64_t classes;
+  T smoothing;
+  int64_t ignore_index;
+};
+
+/// Calls f(j, c) for the columns j ≡ lane (mod step) of a row, reading 16 bytes at a time
+/// wherever the row is aligned for it.
+template <class scalar_t, class F>
+__device__ __forceinline__ void for_each_column(const scalar_t* row, int64_t classes, int lane,
+                                                int step, F&& f) {
+  constexpr int kPack = 16 / sizeof(scalar_t);
+  struct alignas(16) Pack {
+    scalar_t v[kPack];
+  };
+  const auto misalignment = reinterpret_cast<uintptr_t>(row) % 16;
+  int64_t head = misalignment == 0 ? 0 : static_cast<int64_t>((16 - misalignment) / sizeof(scalar_t));
+  head = head < classes ? head : classes;
+  for (int64_t j = lane; j < head; j += step) f(j, row[j]);
+  const int64_t packs = (classes - head) / kPack;
+  const Pack* packed = reinterpret_cast<const Pack*>(row + head);
+  for (int64_t q = lane; q < packs; q += step) {
+    const Pack p = packed[q];
+#pragma unroll
+    for (int l = 0; l < kPack; ++l) f(head + q * kPack + l, p.v[l]);
+  }
+  for (int64_t j = head + packs * kPack + lane; j < classes; j += step) f(j, row[j]);
+}
+
+/// Running (max, Σ exp(z − max)) of a thread, merged across threads.
+template <class T>
+struct OnlineSum {
+  T max;
+  T sum;
+  __device__ __forceinline__ void add(T z) {
+    if (z > max) {
+      sum = sum * DeviceMath<T>::exp(max - z) + T(1);
+      max = z;
+    } else {
+      sum += DeviceMath<T>::exp(z - max);
+    }
+  }
+  __device__ __forceinline__ void merge(T other_max, T other_sum) {
+    const T top = max > other_max ? max : other_max;
+    sum = sum * DeviceMath<T>::exp(max - top) + other_sum * DeviceMath<T>::exp(other_max - top);
+    max = top;
+  }
+};
+
+template <class T, int kThreadsPerRow>
+__device__ __forceinline__ void reduce_row(OnlineSum<T>& online, T& weighted) {
+#pragma unroll
+  for (int offset = (kThreadsPerRow < 32 ? kThreadsPerRow : 32) / 2; offset > 0; offset /= 2) {
+    online.merge(__shfl_xor_sync(0xffffffffu, online.max, offset),
+                 __shfl_xor_sync(0xffffffffu, online.sum, offset));
+    weighted += __shfl_xor_sync(0xffffffffu, weighted, offset);
+  }
+  if constexpr (kThreadsPerRow > 32) {
+    // One row per block: combine the warps through shared memory.
+    constexpr int kWarps = kThreadsPerRow / 32;
+    __shared__ T maxes[kWarps], sums[kWarps], weights[kWarps];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (lane == 0) {
+      maxes[warp] = online.max;
+      sums[warp] = online.sum;
+      weights[warp] = weighted;
+    }
+    __syncthreads();
+    if (warp == 0) {
+      online = {lane < kWarps ? maxes[lane] : lowest_finite<T>(),
+                lane < kWarps ? sums[lane] : T(0)};
+      weighted = lane < kWarps ? weights[lane] : T(0);
+#pragma unroll
+      for (int offset = 16; offset > 0; offset /= 2) {
+        online.merge(__shfl_xor_sync(0xffffffffu, online.max, offset),
+                     __shfl_xor_sync(0xffffffffu, online.sum, offset));
+        weighted += __shfl_xor_sync(0xffffffffu, weighted, offset);
+      }
+    }
+  }
+}
+
+template <class Policy, class scalar_t, class T, int kThreadsPerRow>
+__global__ void __launch_bounds__(kBlockThreads)
+    forward_kernel(RowData<scalar_t, T> data, Policy policy, T* lse_out, T* loss_out) {
+  constexpr int kRowsPerBlock = kBlockThreads / kThreadsPerRow;
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kThreadsPerRow;
+  const int lane = threadIdx.x % kThreadsPerRow;
+  // Every thread of a row group stays to the end: the reductions need them all.
+  const bool active = i < data.rows;
+  const int64_t y = active ? data.target[i] : data.ignore_index;
+  const bool kept = active && y != data.ignore_index;
+  OnlineSum<T> online{lowest_finite<T>(), T(0)};
+  T weighted = 0;
+  if (kept) {
+    const scalar_t* row = data.cos + i * data.classes;
+    const bool smoothed = data.smoothing != T(0);
+    for_each_column(row, data.classes, lane, kThreadsPerRow, [&](int64_t j, scalar_t value) {
+      const T c = static_cast<T>(value);
+      const T z = j == y ? policy.target_logit(c) : policy.logit(c);
+      online.add(z);
+      if (smoothed) weighted += (data.class_weight != nullptr ? data.class_weight[j] : T(1)) * z;
+    });
+  }
+  reduce_row<T, kThreadsPerRow>(online, weighted);
+  if (!active || lane != 0) return;
+  if (!kept) {
+    lse_out[i] = T(0);
+    loss_out[i] = T(0);
+    return;
+  }
+  const T lse = online.max + DeviceMath<T>::log(online.sum);
+  const T c_y = static_cast<T>(data.cos[i * data.classes + y]);
+  const T w_y = data.class_weight != nullptr ? data.class_weight[y] : T(1);
+  const T per_class = data.smoothing / static_cast<T>(data.classes);
+  lse_out[i] = lse;
+  loss_out[i] = (T(1) - data.smoothing) * w_y * (lse - policy.target_logit(c_y)) +
+                per_class * (*data.weight_sum * lse - weighted);
+}
+
+template <class Policy, class scalar_t, class T, int kThreadsPerRow>
+__global__ void __launch_bounds__(kBlockThreads)
+    backward_kernel(RowData<scalar_t, T> data, Policy policy, const T* lse, const T* row_grad,
+                    scalar_t* grad_cos) {
+  constexpr int kRowsPerBlock = kBlockThreads / kThreadsPerRow;
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kThreadsPerRow;
+  if (i >= data.rows) return;
+  const int lane = threadIdx.x % kThreadsPerRow;
+  const int64_t y = data.target[i];
+  scalar_t* out = grad_cos + i * data.classes;
+  if (y == data.ignore_index) {
+    for (int64_t j = lane; j < data.classes; j += kThreadsPerRow) out[j] = static_cast<scalar_t>(0);
+    return;
+  }
+  const T g = row_grad[i], row_lse = lse[i];
+  const T w_y = data.class_weight != nullptr ? data.class_weight[y] : T(1);
+  const T per_class = data.smoothing / static_cast<T>(data.classes);
+  const T coef = g * ((T(1) - data.smoothing) * w_y + per_class * *data.weight_sum);
+  const T uniform = g * per_class;
+  const T one_hot = g * (T(1) - data.smoothing) * w_y;
+  for_each_column(data.cos + i * data.classes, data.classes, lane, kThreadsPerRow,
+                  [&](int64_t j, scalar_t value) {
+                    const T c = static_cast<T>(value);
+                    const bool is_target = j == y;
+                    const T z = is_target ? policy.target_logit(c) : policy.logit(c);
+                    const T slope = is_target ? policy.target_dlogit(c) : policy.dlogit(c);
+                    const T w = data.class_weight != nullptr ? data.class_weight[j] : T(1);
+                    const T p = DeviceMath<T>::exp(z - row_lse);
+                    out[j] = static_cast<scalar_t>(
+                        (coef * p - uniform * w - (is_target ? one_hot : T(0))) * slope);
+                  });
+}
+
+/// Calls f(policy, RowData, kThreadsPerRow tag) for the arguments' dtype and margin.
+template <class F>
+void with_row_data(const RowLossArgs& args, F&& f) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, args.cos.scalar_type(), "angular_margin_cross_entropy_cuda", [&] {
+        using T = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
+        const RowData<scalar_t, T> data{
+            args.cos.data_ptr<scalar_t>(),
+            args.target.data_ptr<int64_t>(),
+            args.class_weight.defined() ? args.class_weight.data_ptr<T>() : nullptr,
+            args.weight_sum.data_ptr<T>(),
+            args.cos.size(0),
+            args.cos.size(1),
+            static_cast<T>(args.label_smoothing),
+            args.ignore_index};
+        with_margin_policy<T, DeviceMath<T>>(args.margin, args.params,
+                                             [&](auto policy) { f(policy, data); });
+      });
+}
+
+/// A warp per row up to 1024 classes, a block per row beyond.
+template <class Launch>
+void launch_by_width(int64_t rows, int64_t classes, Launch&& launch) {
+  if (classes <= 1024) {
+    launch(std::integral_constant<int, 32>{}, (rows + kBlockThreads / 32 - 1) / (kBlockThreads / 32));
+  } else {
+    launch(std::integral_constant<int, kBlockThreads>{}, rows);
+  }
+}
+
+inline void forward(const RowLossArgs& args, at::Tensor& lse, at::Tensor& row_loss, at::Tensor&,
+                    double) {
+  const c10::cuda::CUDAGuard guard(args.cos.device());
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  with_row_data(args, [&](auto policy, const auto& data) {
+    using Data = std::decay_t<decltype(data)>;
+    using T = std::remove_cv_t<std::remove_pointer_t<decltype(Data::weight_sum)>>;
+    using scalar_t = std::remove_cv_t<std::remove_pointer_t<decltype(Data::cos)>>;
+    launch_by_width(data.rows, data.classes, [&](auto width, int64_t blocks) {
+      forward_kernel<decltype(policy), scalar_t, T, decltype(width)::value>
+          <<<blocks, kBlockThreads, 0, stream>>>(data, policy, lse.data_ptr<T>(), row_loss.data_ptr<T>());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+  });
+}
+
+inline void backward(const RowLossArgs& args, const at::Tensor& lse, const at::Tensor& row_grad,
+                     at::Tensor& grad_cos) {
+  const c10::cuda::CUDAGuard guard(args.cos.device());
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  with_row_data(args, [&](auto policy, const auto& data) {
+    using Data = std::decay_t<decltype(data)>;
+    using T = std::remove_cv_t<std::remove_pointer_t<decltype(Data::weight_sum)>>;
+    using scalar_t = std::remove_cv_t<std::remove_pointer_t<decltype(Data::cos)>>;
+    launch_by_width(data.rows, data.classes, [&](auto width, int64_t blocks) {
+      backward_kernel<decltype(policy), scalar_t, T, decltype(width)::value>
+          <<<blocks, kBlockThreads, 0, stream>>>(data, policy, lse.data_ptr<T>(),
+                                                 row_grad.data_ptr<T>(), grad_cos.data_ptr<scalar_t>());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+  });
+}
+
+}  // namespace angular::detail::cuda

@@ -1,0 +1,91 @@
+// The fused CUDA kernels (linked through angular::cuda) against the float64 reference on the
+// CPU. Without a GPU the binary says so and exits 77, which CTest reports as skipped.
+
+#define CATCH_CONFIG_RUNNER
+#include "support/margins.hpp"
+
+#include <cstdio>
+
+using namespace testing;
+
+namespace {
+
+const auto kCuda = at::TensorOptions().device(at::kCUDA);
+
+/// The CUDA loss and gradient against the float64 CPU reference, as kernels_test.cpp does
+/// for the CPU kernel: gradients compared as gradients of the logits.
+void check_cuda(const Margin& margin, const at::Tensor& cos, const at::Tensor& y,
+                const CrossEntropyCase& c, at::ScalarType dtype = at::kFloat) {
+  INFO(margin.name << " " << c.name << " B=" << cos.size(0) << " C=" << cos.size(1) << " " << dtype);
+  const at::Tensor input = cos.to(kCuda.dtype(dtype)).requires_grad_(true);
+  CrossEntropyCase on_gpu = c;
+  if (c.class_weight.defined()) on_gpu.class_weight = c.class_weight.to(kCuda);
+  const at::Tensor got = margin.loss(input, y.to(kCuda), on_gpu);
+  const at::Tensor reference_input = input.detach().cpu().to(at::kDouble).requires_grad_(true);
+  const at::Tensor want = margin.reference(reference_input, y, c);
+  CHECK(close(got, want, 1e-4, 1e-5));
+  if (cos.size(0) == 0) return;
+  const at::Tensor projection = at::rand(want.sizes(), at::kDouble);
+  (got * projection.to(kCuda.dtype(got.scalar_type()))).sum().backward();
+  (want * projection).sum().backward();
+  CHECK(input.grad().scalar_type() == dtype);
+  const double rtol = dtype == at::kHalf ? 2e-3 : dtype == at::kBFloat16 ? 1e-2 : 1e-4;
+  const at::Tensor scale = margin.logit_slope(reference_input, y, c.ignore_index).clamp_min(1);
+  const at::Tensor got_z = input.grad().cpu().to(at::kDouble) / scale;
+  const at::Tensor want_z = reference_input.grad() / scale;
+  const at::Tensor excess = (got_z - want_z).abs() - (1e-5 + rtol * want_z.abs());
+  INFO("worst gradient excess " << excess.max().item<double>());
+  CHECK((excess <= 0).all().item<bool>());
+}
+
+}  // namespace
+
+TEST_CASE("CUDA tensors take the fused CUDA kernel", "[cuda]") {
+  CHECK(angular::kernel_path(at::zeros({2, 3}, kCuda)) == angular::KernelPath::fused_cuda);
+}
+
+TEST_CASE("fused CUDA kernels match the float64 reference", "[cuda]") {
+  struct Shape {
+    int64_t rows, classes;
+  };
+  const std::vector<Shape> shapes = {{0, 10},  {1, 1},    {7, 2},     {7, 10},    {256, 10},
+                                     {33, 1000}, {256, 1000}, {5, 1025}, {3, 100000}};
+  for (const auto& margin : margins()) {
+    for (const auto& shape : shapes) {
+      const at::Tensor cos = uniform({shape.rows, shape.classes}, -1, 1, 7 + shape.classes);
+      const at::Tensor y = labels(shape.rows, shape.classes, 3);
+      for (const auto& c : cross_entropy_cases(shape.classes)) check_cuda(margin, cos, y, c);
+    }
+  }
+}
+
+TEST_CASE("CUDA: cos at ±1, non-contiguous and half-precision inputs", "[cuda]") {
+  at::Tensor cos = uniform({9, 40}, -1, 1, 77);
+  cos[0][1] = 1.0;
+  cos[1][1] = -1.0;
+  cos[2][3] = 1 - 1e-6;
+  const at::Tensor y = labels(9, 20, 2);
+  const at::Tensor strided = cos.index({at::indexing::Slice(), at::indexing::Slice(0, 40, 2)});
+  for (const auto& margin : margins()) {
+    for (const auto& c : cross_entropy_cases(20)) check_cuda(margin, strided, y, c);
+    for (auto dtype : {at::kHalf, at::kBFloat16, at::kDouble})
+      check_cuda(margin, cos.index({at::indexing::Slice(), at::indexing::Slice(0, 20)}), y,
+                 cross_entropy_cases(20)[4], dtype);
+  }
+}
+
+TEST_CASE("CUDA: four million classes stream through without [B, C] temporaries", "[cuda]") {
+  const int64_t classes = 4'000'000;
+  const at::Tensor cos = uniform({2, classes}, -1, 1, 99);
+  const at::Tensor y = at::tensor(std::vector<int64_t>{5, classes - 1}, at::kLong);
+  check_cuda(margins()[0], cos, y, cross_entropy_cases(classes)[0]);
+  check_cuda(margins()[1], cos, y, cross_entropy_cases(classes)[0]);
+}
+
+int main(int argc, char** argv) {
+  if (!torch::cuda::is_available()) {
+    std::puts("skipped: no GPU");
+    return 77;
+  }
+  return Catch::Session().run(argc, argv);
+}
