@@ -1,9 +1,9 @@
 #pragma once
 // Fused CPU kernel of the margin cross-entropy. The forward computes each row's loss and,
-// when a gradient will be needed, the row's gradient too (as Liger-Kernel does): three
-// sweeps over one row held in cache — logits, exponentials, gradient — in place in the
-// gradient row. The backward then only scales that gradient by the upstream one. arccos and
-// exp run once per element; nothing [B, C] is allocated but the gradient itself.
+// when a gradient will be needed, the row's gradient too (as Liger-Kernel does), in place in
+// the gradient row: logits and exponentials chunk by chunk in L1 with an online max, then
+// the gradient. The backward only scales that gradient by the upstream one. arccos and exp
+// run once per element; nothing [B, C] is allocated but the gradient itself.
 //
 // Element loops run on Math<T>::Vec (8 floats, or scalar doubles); on x86-64 a copy compiled
 // for AVX2 + FMA is chosen at run time when the processor has it, whatever flags the
@@ -24,6 +24,10 @@
 #include <type_traits>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #if defined(__GNUC__)
 // SIMD vectors only pass between always-inline functions: GCC's note on their ABI is moot.
 #pragma GCC diagnostic push
@@ -38,6 +42,8 @@
 #endif
 
 namespace angular::detail::cpu {
+
+constexpr int64_t kChunk = 2048;  // columns whose logits stay in L1 between two sweeps
 
 template <class V, class T>
 ANGULAR_HOST_DEVICE V load(const T* p) {
@@ -108,14 +114,15 @@ struct RowKernel {
     return class_weight != nullptr ? class_weight[j] : T(1);
   }
 
-  /// Row i in three sweeps over `buffer` [C] (scratch, or the gradient row itself when it
-  /// has the compute dtype): logits and their max; exponentials and their sum; and, when
-  /// grad_row is given, the gradient of scale·loss_i:
+  /// Row i over `buffer` [C] (scratch, or the gradient row itself when it has the compute
+  /// dtype). Chunk by chunk, while the chunk is in L1: logits, then exponentials against the
+  /// running max (kept per chunk in `chunk_max`), with an online sum. Then, when grad_row is
+  /// given, one more sweep writes the gradient of scale·loss_i:
   ///   grad_j = scale·(coef·p_j − (ε/C)·w_j − (1 − ε)·w_y·[j = y])·dz_j/dc_j,
   ///   coef = (1 − ε)·w_y + (ε/C)·Σ w,  p = softmax(z).
   /// The loss is (1 − ε)·w_y·(lse − z_y) + (ε/C)·Σ_j w_j·(lse − z_j).
-  ANGULAR_HOST_DEVICE void row(int64_t i, T* buffer, scalar_t* grad_row, T scale, T* lse_out,
-                               T* loss_out) const {
+  ANGULAR_HOST_DEVICE void row(int64_t i, T* buffer, T* chunk_max, scalar_t* grad_row, T scale,
+                               T* lse_out, T* loss_out) const {
     const int64_t y = target[i];
     if (y == ignore_index) {
       *lse_out = T(0);
@@ -124,80 +131,92 @@ struct RowKernel {
       return;
     }
     const scalar_t* row = cos + i * classes;
-    const int64_t vector_end = classes - classes % kWidth;
     const bool smoothed = smoothing != T(0);
-
-    // Sweep 1: logits, their max and Σ_j w_j z_j.
-    constexpr T lowest = -std::numeric_limits<T>::max();
-    V vector_max = Math<T>::template broadcast<V>(lowest);
-    V vector_weighted{};
-    T top = lowest, weighted = 0;
-    for (int64_t j = 0; j < vector_end; j += kWidth) {
-      const V z = policy.logit(load_cos(row, j));
-      store(buffer + j, z);
-      vector_max = select(z > vector_max, z, vector_max);
-      if (smoothed) vector_weighted += weights(j) * z;
-    }
-    for (int64_t j = vector_end; j < classes; ++j) {
-      const T z = policy.logit(static_cast<T>(row[j]));
-      buffer[j] = z;
-      top = std::max(top, z);
-      if (smoothed) weighted += weight(j) * z;
-    }
     const T c_y = static_cast<T>(row[y]);
     const T z_y = policy.target_logit(c_y);
-    weighted += lane_sum<V, T>(vector_weighted) + weight(y) * (z_y - buffer[y]);
-    buffer[y] = z_y;
-    top = std::max({top, lane_max<V, T>(vector_max), z_y});
-
-    // Sweep 2: e_j = exp(z_j − max) in place, and their sum.
-    V vector_sum{};
-    T sum = 0;
-    for (int64_t j = 0; j < vector_end; j += kWidth) {
-      const V e = Math<T>::exp(load<V>(buffer + j) - top);
-      store(buffer + j, e);
-      vector_sum += e;
+    constexpr T lowest = -std::numeric_limits<T>::max();
+    T running_max = lowest, sum = 0, weighted = 0;
+    for (int64_t begin = 0, chunk = 0; begin < classes; begin += kChunk, ++chunk) {
+      const int64_t end = std::min(classes, begin + kChunk);
+      const int64_t vector_end = end - (end - begin) % kWidth;
+      // Logits, their max and Σ_j w_j z_j.
+      V vector_max = Math<T>::template broadcast<V>(lowest);
+      V vector_weighted{};
+      T top = running_max;
+      for (int64_t j = begin; j < vector_end; j += kWidth) {
+        const V z = policy.logit(load_cos(row, j));
+        store(buffer + j, z);
+        vector_max = select(z > vector_max, z, vector_max);
+        if (smoothed) vector_weighted += weights(j) * z;
+      }
+      for (int64_t j = vector_end; j < end; ++j) {
+        buffer[j] = policy.logit(static_cast<T>(row[j]));
+        top = std::max(top, buffer[j]);
+        if (smoothed) weighted += weight(j) * buffer[j];
+      }
+      if (y >= begin && y < end) {
+        if (smoothed) weighted += weight(y) * (z_y - buffer[y]);
+        buffer[y] = z_y;
+        top = std::max(top, z_y);
+      }
+      weighted += lane_sum<V, T>(vector_weighted);
+      top = std::max(top, lane_max<V, T>(vector_max));
+      // Exponentials against the new running max.
+      sum *= Math<T>::exp(running_max - top);
+      running_max = top;
+      chunk_max[chunk] = top;
+      V vector_sum{};
+      for (int64_t j = begin; j < vector_end; j += kWidth) {
+        const V e = Math<T>::exp(load<V>(buffer + j) - top);
+        store(buffer + j, e);
+        vector_sum += e;
+      }
+      for (int64_t j = vector_end; j < end; ++j) {
+        buffer[j] = Math<T>::exp(buffer[j] - top);
+        sum += buffer[j];
+      }
+      sum += lane_sum<V, T>(vector_sum);
     }
-    for (int64_t j = vector_end; j < classes; ++j) {
-      buffer[j] = Math<T>::exp(buffer[j] - top);
-      sum += buffer[j];
-    }
-    sum += lane_sum<V, T>(vector_sum);
-    const T lse = top + Math<T>::log(sum);
+    const T lse = running_max + Math<T>::log(sum);
     const T w_y = weight(y);
     const T per_class = smoothing / static_cast<T>(classes);
     *lse_out = lse;
     *loss_out = (T(1) - smoothing) * w_y * (lse - z_y) + per_class * (weight_sum * lse - weighted);
     if (grad_row == nullptr) return;
 
-    // Sweep 3: the gradient, then the label's column with its own slope and one-hot term.
-    const T coef = scale * ((T(1) - smoothing) * w_y + per_class * weight_sum) / sum;
+    // The gradient; p_j = e_j·exp(chunk max − lse). Then the label's column, with its own
+    // slope and the one-hot term.
+    const T numerator = scale * ((T(1) - smoothing) * w_y + per_class * weight_sum);
     const T uniform = scale * per_class;
-    const T e_y = buffer[y];
-    for (int64_t j = 0; j < vector_end; j += kWidth) {
-      const V c = load_cos(row, j);
-      const V g = (coef * load<V>(buffer + j) - uniform * weights(j)) * policy.dlogit(c);
-      if constexpr (std::is_same_v<scalar_t, T>) {
-        store(grad_row + j, g);
-      } else {
-        T lanes[kWidth];
-        store(lanes, g);
-        for (int64_t l = 0; l < kWidth; ++l) grad_row[j + l] = static_cast<scalar_t>(lanes[l]);
+    const T p_y = buffer[y] * Math<T>::exp(chunk_max[y / kChunk] - lse);
+    for (int64_t begin = 0, chunk = 0; begin < classes; begin += kChunk, ++chunk) {
+      const int64_t end = std::min(classes, begin + kChunk);
+      const int64_t vector_end = end - (end - begin) % kWidth;
+      const T coef = numerator * Math<T>::exp(chunk_max[chunk] - lse);
+      for (int64_t j = begin; j < vector_end; j += kWidth) {
+        const V g = (coef * load<V>(buffer + j) - uniform * weights(j)) * policy.dlogit(load_cos(row, j));
+        if constexpr (std::is_same_v<scalar_t, T>) {
+          store(grad_row + j, g);
+        } else {
+          T lanes[kWidth];
+          store(lanes, g);
+          for (int64_t l = 0; l < kWidth; ++l) grad_row[j + l] = static_cast<scalar_t>(lanes[l]);
+        }
+      }
+      for (int64_t j = vector_end; j < end; ++j) {
+        const T c = static_cast<T>(row[j]);
+        grad_row[j] = static_cast<scalar_t>((coef * buffer[j] - uniform * weight(j)) * policy.dlogit(c));
       }
     }
-    for (int64_t j = vector_end; j < classes; ++j) {
-      const T c = static_cast<T>(row[j]);
-      grad_row[j] = static_cast<scalar_t>((coef * buffer[j] - uniform * weight(j)) * policy.dlogit(c));
-    }
-    grad_row[y] = static_cast<scalar_t>(
-        (coef * e_y - uniform * w_y - scale * (T(1) - smoothing) * w_y) * policy.target_dlogit(c_y));
+    grad_row[y] = static_cast<scalar_t>((numerator * p_y - uniform * w_y - scale * (T(1) - smoothing) * w_y) *
+                                        policy.target_dlogit(c_y));
   }
 };
 
 /// Rows [begin, end); the scratch row is used when the gradient row cannot hold T values.
 template <class Kernel, class T, class scalar_t>
-void rows(const Kernel& kernel, int64_t begin, int64_t end, T* scratch, scalar_t* grad, T scale,
-          T* lse, T* loss) {
+void rows(const Kernel& kernel, int64_t begin, int64_t end, T* scratch, T* chunk_max,
+          scalar_t* grad, T scale, T* lse, T* loss) {
   const int64_t classes = kernel.classes;
   for (int64_t i = begin; i < end; ++i) {
     scalar_t* grad_row = grad != nullptr ? grad + i * classes : nullptr;
@@ -205,7 +224,7 @@ void rows(const Kernel& kernel, int64_t begin, int64_t end, T* scratch, scalar_t
     if constexpr (std::is_same_v<scalar_t, T>) {
       if (grad_row != nullptr) buffer = grad_row;
     }
-    kernel.row(i, buffer, grad_row, scale, lse + i, loss + i);
+    kernel.row(i, buffer, chunk_max, grad_row, scale, lse + i, loss + i);
   }
 }
 
@@ -213,7 +232,7 @@ void rows(const Kernel& kernel, int64_t begin, int64_t end, T* scratch, scalar_t
 // The same loop, compiled for AVX2 + FMA.
 template <class Kernel, class T, class scalar_t>
 ANGULAR_TARGET_AVX2 void rows_avx2(const Kernel& kernel, int64_t begin, int64_t end, T* scratch,
-                                   scalar_t* grad, T scale, T* lse, T* loss) {
+                                   T* chunk_max, scalar_t* grad, T scale, T* lse, T* loss) {
   const int64_t classes = kernel.classes;
   for (int64_t i = begin; i < end; ++i) {
     scalar_t* grad_row = grad != nullptr ? grad + i * classes : nullptr;
@@ -221,7 +240,7 @@ ANGULAR_TARGET_AVX2 void rows_avx2(const Kernel& kernel, int64_t begin, int64_t 
     if constexpr (std::is_same_v<scalar_t, T>) {
       if (grad_row != nullptr) buffer = grad_row;
     }
-    kernel.row(i, buffer, grad_row, scale, lse + i, loss + i);
+    kernel.row(i, buffer, chunk_max, grad_row, scale, lse + i, loss + i);
   }
 }
 
@@ -257,6 +276,22 @@ void with_row_kernel(const RowLossArgs& args, F&& f) {
       });
 }
 
+/// A fresh multi-megabyte gradient faults in 4 KiB pages as the kernel first writes it; at
+/// C = 100 000 that costs more than the math. Ask Linux for transparent huge pages (the
+/// default "madvise" mode honours this); purely advisory.
+inline void prefer_huge_pages(void* data, size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr uintptr_t kPage = 4096;
+  if (bytes < (size_t{8} << 20)) return;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + kPage - 1) & ~(kPage - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes) & ~(kPage - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+  (void)data;
+  (void)bytes;
+#endif
+}
+
 /// Per-row lse and loss; with `grad_cos` defined, also the gradient of Σ_i scale·loss_i.
 inline void forward(const RowLossArgs& args, at::Tensor& lse, at::Tensor& row_loss,
                     at::Tensor& grad_cos, double scale) {
@@ -266,16 +301,19 @@ inline void forward(const RowLossArgs& args, at::Tensor& lse, at::Tensor& row_lo
     T* lse_data = lse.data_ptr<T>();
     T* loss_data = row_loss.data_ptr<T>();
     scalar_t* grad = grad_cos.defined() ? grad_cos.data_ptr<scalar_t>() : nullptr;
+    if (grad != nullptr) prefer_huge_pages(grad, grad_cos.nbytes());
     const bool needs_scratch = grad == nullptr || !std::is_same_v<scalar_t, T>;
     parallel_rows(args.cos.size(0), row_grain(args.cos.size(1)), [&](int64_t begin, int64_t end) {
       std::vector<T> scratch(needs_scratch ? static_cast<size_t>(kernel.classes) : 0);
+      std::vector<T> chunk_max(static_cast<size_t>((kernel.classes + kChunk - 1) / kChunk));
 #if ANGULAR_CPU_AVX2
       if (has_avx2()) {
-        return rows_avx2(kernel, begin, end, scratch.data(), grad, static_cast<T>(scale), lse_data,
-                         loss_data);
+        return rows_avx2(kernel, begin, end, scratch.data(), chunk_max.data(), grad,
+                         static_cast<T>(scale), lse_data, loss_data);
       }
 #endif
-      rows(kernel, begin, end, scratch.data(), grad, static_cast<T>(scale), lse_data, loss_data);
+      rows(kernel, begin, end, scratch.data(), chunk_max.data(), grad, static_cast<T>(scale),
+           lse_data, loss_data);
     });
   });
 }
