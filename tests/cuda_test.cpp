@@ -4,6 +4,8 @@
 #define CATCH_CONFIG_RUNNER
 #include "support/margins.hpp"
 
+#include <angular/metrics.hpp>
+
 #include <cstdio>
 
 using namespace testing;
@@ -80,6 +82,23 @@ TEST_CASE("CUDA: four million classes stream through without [B, C] temporaries"
   const at::Tensor y = at::tensor(std::vector<int64_t>{5, classes - 1}, at::kLong);
   check_cuda(margins()[0], cos, y, cross_entropy_cases(classes)[0]);
   check_cuda(margins()[1], cos, y, cross_entropy_cases(classes)[0]);
+}
+
+TEST_CASE("CUDA: angle metrics give the CPU's numbers", "[cuda][metrics]") {
+  const at::Tensor features = uniform({3000, 32}, -1, 1, 12).to(at::kFloat);
+  const at::Tensor labels = at::randint(20, {3000}, at::make_generator<at::CPUGeneratorImpl>(13), at::kLong);
+  const at::Tensor weight = uniform({20, 32}, -1, 1, 14);
+  angular::metrics::AngleStats cpu(20, 32), gpu(20, 32);
+  cpu.update(features, labels);
+  gpu.update(features.to(kCuda), labels.to(kCuda));
+  CHECK(gpu.device().is_cuda());
+  const auto a = cpu.compute(weight), b = gpu.compute(weight.to(kCuda));
+  CHECK(b.wc_intra == Approx(a.wc_intra).epsilon(1e-12));
+  CHECK(b.w_inter == Approx(a.w_inter).epsilon(1e-12));
+  CHECK(b.c_inter == Approx(a.c_inter).epsilon(1e-12));
+  CHECK(b.intra == Approx(a.intra).epsilon(1e-12));
+  CHECK(at::allclose(angular::metrics::target_angles(features.to(kCuda), labels.to(kCuda), weight.to(kCuda)).cpu(),
+                     angular::metrics::target_angles(features, labels, weight), 1e-6, 1e-6));
 }
 
 int main(int argc, char** argv) {

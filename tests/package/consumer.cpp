@@ -2,6 +2,7 @@
 // each checked against a float64 computation of DESIGN.md §2 written here from scratch.
 
 #include <angular/loss.hpp>
+#include <angular/metrics.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -101,6 +102,30 @@ int main() {
               angular::functional::arc_loss(arc->cosines(features), labels,
                                             angular::ArcLossOptions(kClasses, kDim).k(4.0))
                   .item<double>());
-  std::printf("%s\n", failures == 0 ? "all four losses match" : "some losses do not match");
+  // The paper's angle statistics on configurations with known answers.
+  auto expect_angle = [](const char* name, double got, double want) {
+    const bool ok = std::abs(got - want) <= 1e-6;
+    std::printf("%-22s %.8f  exact %.8f  %s\n", name, got, want, ok ? "ok" : "MISMATCH");
+    failures += ok ? 0 : 1;
+  };
+  const int64_t classes = 10;
+  at::Tensor simplex = torch::eye(classes, torch::kDouble) - 1.0 / classes;  // e_i − centroid
+  simplex = simplex / simplex.norm(2, 1, true);
+  angular::metrics::AngleStats identical(classes, classes);
+  identical.update(simplex.repeat({4, 1}) * 3.0, torch::arange(4 * classes) % classes);
+  const auto on_simplex = identical.compute(simplex);
+  expect_angle("simplex WInter", on_simplex.w_inter, std::acos(-1.0 / (classes - 1)));
+  expect_angle("simplex CInter", on_simplex.c_inter, std::acos(-1.0 / (classes - 1)));
+  expect_angle("identical WCIntra", on_simplex.wc_intra, 0.0);
+  const at::Tensor orthonormal = torch::eye(classes, torch::kDouble);
+  angular::metrics::AngleStats orthogonal(classes, classes);
+  orthogonal.update(orthonormal * 2.0, torch::arange(classes));
+  const auto on_axes = orthogonal.compute(orthonormal);
+  expect_angle("orthogonal WInter", on_axes.w_inter, kPi / 2);
+  expect_angle("orthogonal CInter", on_axes.c_inter, kPi / 2);
+  expect_angle("identical WCIntra", on_axes.wc_intra, 0.0);
+
+  std::printf("%s\n", failures == 0 ? "all four losses and the angle metrics match"
+                                     : "some values do not match");
   return failures == 0 ? 0 : 1;
 }
