@@ -8,7 +8,7 @@
 // Element loops run on Math<T>::Vec (8 floats, or scalar doubles); on x86-64 a copy compiled
 // for AVX2 + FMA is chosen at run time when the processor has it, whatever flags the
 // consumer builds with. (A 16-float AVX-512 copy measured 15 % slower on the AMD EPYC CI
-// machines, which split 512-bit operations in two, so there is none.)
+// machines, so there is none.)
 
 #include <angular/detail/cpu/math.hpp>
 #include <angular/detail/cpu/parallel.hpp>
