@@ -1,0 +1,20 @@
+// angular-train: one reference training run (a CIFAR-style ResNet with one of the four
+// losses), writing metrics.csv, summary.json, checkpoints, histograms and test features.
+
+#include "cli.hpp"
+
+int main(int argc, char** argv) {
+  train::Options options;
+  CLI::App app{"Train a ResNet with one of angular's losses and measure its angles", "angular-train"};
+  train::add_run_options(app, options);
+  app.add_option("--loss", options.loss, "soft, center, arcface or arc")
+      ->required()
+      ->check(CLI::IsMember({"soft", "center", "arcface", "arc"}));
+  return train::run_cli(app, argc, argv, [&] {
+    const train::RunResult result = train::Trainer(options).run();
+    std::printf("%s: test accuracy %.4f (error %.2f %%), WCIntra %.4f, WInter %.4f, CInter %.4f; %s\n",
+                options.loss.c_str(), result.rows.back().test_acc, 100 * (1 - result.rows.back().test_acc),
+                result.rows.back().wc_intra, result.rows.back().w_inter, result.rows.back().c_inter,
+                options.out.c_str());
+  });
+}

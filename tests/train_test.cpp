@@ -1,0 +1,212 @@
+// The reference trainers: data parsers on files written here (valid, truncated, corrupt),
+// the one-cycle schedule, a 2-step run per loss, and resumption.
+
+#include "../examples/train/trainer.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include <stdlib.h>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+/// A new empty folder. (mkdtemp, not std::filesystem::remove_all: LibTorch's wheel exports
+/// its own GCC 13 copy of the latter, which crashes when called from GCC 12 code.)
+fs::path fresh_dir(const std::string& name) {
+  std::string pattern = (fs::temp_directory_path() / ("angular-" + name + "-XXXXXX")).string();
+  REQUIRE(mkdtemp(pattern.data()) != nullptr);
+  return pattern;
+}
+
+void write_bytes(const fs::path& path, const std::vector<uint8_t>& bytes) {
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+}
+
+void write_gzip(const fs::path& path, const std::vector<uint8_t>& bytes) {
+  gzFile f = gzopen(path.c_str(), "wb");
+  gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
+  gzclose(f);
+}
+
+std::vector<uint8_t> idx(std::vector<uint32_t> dims, const std::vector<uint8_t>& payload) {
+  std::vector<uint8_t> out = {0, 0, 0x08, static_cast<uint8_t>(dims.size())};
+  for (uint32_t d : dims) out.insert(out.end(), {uint8_t(d >> 24), uint8_t(d >> 16), uint8_t(d >> 8), uint8_t(d)});
+  out.insert(out.end(), payload.begin(), payload.end());
+  return out;
+}
+
+/// `n` CIFAR-10 records whose images carry their class as a brightness pattern.
+std::vector<uint8_t> cifar10_records(int n, uint8_t bad_label = 255) {
+  std::vector<uint8_t> out;
+  for (int r = 0; r < n; ++r) {
+    const uint8_t label = r == 1 && bad_label != 255 ? bad_label : static_cast<uint8_t>(r % 10);
+    out.push_back(label);
+    for (int p = 0; p < 3072; ++p) out.push_back(static_cast<uint8_t>((p / 96 % 10 == label) ? 230 : (r * 7 + p) % 50));
+  }
+  return out;
+}
+
+/// A tiny Fashion-MNIST in `dir`: `n` training and `n` test images.
+void write_tiny_fashion_mnist(const fs::path& dir, uint32_t n) {
+  std::vector<uint8_t> pixels, labels;
+  for (uint32_t i = 0; i < n; ++i) {
+    labels.push_back(static_cast<uint8_t>(i % 10));
+    for (int p = 0; p < 784; ++p) pixels.push_back(static_cast<uint8_t>(p / 78 == static_cast<int>(i % 10) ? 220 : (i * 13 + p) % 40));
+  }
+  for (const char* split : {"train", "t10k"}) {
+    write_gzip(dir / (std::string(split) + "-images-idx3-ubyte.gz"), idx({n, 28, 28}, pixels));
+    write_gzip(dir / (std::string(split) + "-labels-idx1-ubyte.gz"), idx({n}, labels));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("IDX parser: valid, every truncated header, short payload, wrong magic, trailing bytes",
+          "[train][data]") {
+  const std::vector<uint8_t> payload(2 * 3 * 4, 7);
+  const auto good = idx({2, 3, 4}, payload);
+  const torch::Tensor t = train::parse_idx(good, 3, "good");
+  CHECK(t.sizes() == torch::IntArrayRef{2, 3, 4});
+  CHECK(t.sum().item<int64_t>() == 7 * 24);
+  for (size_t length = 0; length < 16; ++length) {
+    const std::vector<uint8_t> cut(good.begin(), good.begin() + length);
+    CHECK_THROWS_WITH(train::parse_idx(cut, 3, "cut.gz"), Catch::Contains("cut.gz: truncated header"));
+  }
+  for (size_t missing : {1, 5, 24}) {
+    const std::vector<uint8_t> cut(good.begin(), good.end() - missing);
+    CHECK_THROWS_WITH(train::parse_idx(cut, 3, "short.gz"), Catch::Contains("short.gz: payload is"));
+  }
+  auto trailing = good;
+  trailing.push_back(0);
+  CHECK_THROWS_WITH(train::parse_idx(trailing, 3, "long.gz"), Catch::Contains("the header says 24"));
+  auto magic = good;
+  magic[2] = 0x0D;  // float data
+  CHECK_THROWS_WITH(train::parse_idx(magic, 3, "magic.gz"), Catch::Contains("bad magic number"));
+  CHECK_THROWS_WITH(train::parse_idx(good, 1, "rank.gz"), Catch::Contains("bad magic number"));
+  CHECK_THROWS_WITH(train::parse_idx(idx({0, 3, 4}, {}), 3, "zero.gz"), Catch::Contains("bad dimension 0"));
+  CHECK_THROWS_WITH(train::parse_idx(idx({65536, 65536, 65536}, {}), 3, "huge.gz"),
+                    Catch::Contains("bad dimension"));
+}
+
+TEST_CASE("Fashion-MNIST files: labels, counts and gzip are checked", "[train][data]") {
+  const fs::path dir = fresh_dir("fmnist");
+  write_tiny_fashion_mnist(dir, 20);
+  const train::Dataset d = train::read_fashion_mnist(dir.string(), "train");
+  CHECK(d.images.sizes() == torch::IntArrayRef{20, 1, 28, 28});
+  CHECK(d.labels[13].item<int64_t>() == 3);
+  CHECK(d.images.max().item<float>() <= 1.0f);
+  write_gzip(dir / "t10k-labels-idx1-ubyte.gz", idx({19}, std::vector<uint8_t>(19, 1)));
+  CHECK_THROWS_WITH(train::read_fashion_mnist(dir.string(), "t10k"), Catch::Contains("19 labels for 20 images"));
+  write_gzip(dir / "t10k-labels-idx1-ubyte.gz", idx({20}, std::vector<uint8_t>(20, 10)));
+  CHECK_THROWS_WITH(train::read_fashion_mnist(dir.string(), "t10k"), Catch::Contains("a label is above 9"));
+  write_bytes(dir / "t10k-labels-idx1-ubyte.gz", {0x1f, 0x8b, 8, 0, 0, 0});
+  CHECK_THROWS_AS(train::read_fashion_mnist(dir.string(), "t10k"), train::DataError);
+  CHECK_THROWS_WITH(train::read_fashion_mnist((dir / "absent").string(), "train"), Catch::Contains("cannot open"));
+}
+
+TEST_CASE("CIFAR parsers: record counts and label ranges", "[train][data]") {
+  const auto ten = cifar10_records(4);
+  const train::Dataset d = train::parse_cifar(ten, "batch.bin", 1, 0, 10);
+  CHECK(d.images.sizes() == torch::IntArrayRef{4, 3, 32, 32});
+  CHECK(d.labels[3].item<int64_t>() == 3);
+  // One whole record less is a valid, shorter file; anything else is not.
+  CHECK(train::parse_cifar(std::vector<uint8_t>(ten.begin(), ten.end() - 3073), "three.bin", 1, 0, 10).size() == 3);
+  for (size_t cut : {size_t{1}, size_t{2}, size_t{3072}, size_t{3074}, size_t{6000}})
+    CHECK_THROWS_WITH(train::parse_cifar(std::vector<uint8_t>(ten.begin(), ten.end() - cut), "cut.bin", 1, 0, 10),
+                      Catch::Contains("cut.bin") && Catch::Contains("whole number"));
+  CHECK_THROWS_WITH(train::parse_cifar({}, "empty.bin", 1, 0, 10), Catch::Contains("empty.bin: 0 bytes"));
+  CHECK_THROWS_WITH(train::parse_cifar(cifar10_records(3, 10), "label.bin", 1, 0, 10),
+                    Catch::Contains("record 1 has label 10"));
+  // CIFAR-100: coarse (< 20) then fine (< 100) label bytes.
+  std::vector<uint8_t> hundred;
+  for (int r = 0; r < 2; ++r) {
+    hundred.push_back(static_cast<uint8_t>(r == 1 ? 20 : 19));
+    hundred.push_back(99);
+    hundred.insert(hundred.end(), 3072, 1);
+  }
+  CHECK_THROWS_WITH(train::parse_cifar(hundred, "c100.bin", 2, 1, 100), Catch::Contains("record 1 has label 20"));
+  hundred[3074] = 3;
+  const train::Dataset h = train::parse_cifar(hundred, "c100.bin", 2, 1, 100);
+  CHECK(h.labels[0].item<int64_t>() == 99);
+  CHECK(h.classes == 100);
+}
+
+TEST_CASE("the one-cycle schedule at known steps", "[train][schedule]") {
+  const train::OneCycle cycle{1000, 0.1};
+  CHECK(cycle.lr(0) == Approx(0.1 / 25));
+  CHECK(cycle.momentum(0) == Approx(0.95));
+  CHECK(cycle.lr(299) == Approx(0.1));  // the peak: 30 % of the steps, minus one
+  CHECK(cycle.momentum(299) == Approx(0.85));
+  CHECK(cycle.lr(999) == Approx(0.1 / 25 / 1e4));
+  CHECK(cycle.momentum(999) == Approx(0.95));
+  // On the way up: OneCycleLR's cosine, 0.1 + (0.004 − 0.1)/2·(1 + cos(π·149/299)).
+  CHECK(cycle.lr(149) == Approx(0.1 + (0.004 - 0.1) / 2 * (1 + std::cos(3.14159265358979 * 149 / 299))));
+  CHECK(cycle.lr(149) == Approx(0.052).epsilon(0.01));
+  for (int64_t s = 1; s < 1000; ++s) {
+    if (s <= 299) CHECK(cycle.lr(s) >= cycle.lr(s - 1));
+    else CHECK(cycle.lr(s) <= cycle.lr(s - 1));
+  }
+}
+
+TEST_CASE("augmentation: shapes, 4-pixel shifts and flips", "[train][data]") {
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(3);
+  const torch::Tensor batch = torch::rand({64, 3, 32, 32}) + 0.5;  // no zeros inside
+  const torch::Tensor out = train::augment(batch, generator);
+  CHECK(out.sizes() == batch.sizes());
+  // A crop shifted by up to 4 pixels brings in at most 4 rows or columns of zero padding.
+  const torch::Tensor zero_rows = (out.abs().sum({1, 3}) == 0).sum(1);
+  CHECK(zero_rows.max().item<int64_t>() <= 4);
+}
+
+TEST_CASE("two training steps per loss on tiny data, and resume equals an uninterrupted run",
+          "[train][smoke]") {
+  const fs::path data = fresh_dir("data");
+  write_tiny_fashion_mnist(data, 32);
+  train::Options o;
+  o.data = data.string();
+  o.batch_size = 16;
+  o.epochs = 1;
+  o.threads = 2;
+  o.quiet = true;
+  for (const char* loss : {"soft", "center", "arcface", "arc"}) {
+    o.loss = loss;
+    o.out = fresh_dir(std::string("smoke-") + loss).string();
+    const train::RunResult r = train::Trainer(o).run();
+    INFO(loss);
+    CHECK(r.rows.size() == 1);
+    CHECK(std::isfinite(r.rows[0].train_loss));
+    CHECK(std::isfinite(r.rows[0].w_inter));
+    CHECK(r.summary["test_accuracy"].get<double>() >= 0.0);
+    for (const char* file : {"metrics.csv", "summary.json", "checkpoint.pt", "histograms.csv", "test_features.csv"})
+      CHECK(fs::exists(fs::path(o.out) / file));
+    std::ifstream csv(fs::path(o.out) / "metrics.csv");
+    std::string header;
+    std::getline(csv, header);
+    CHECK(header == "epoch,lr,train_loss,train_acc,test_acc,wc_intra,w_inter,c_inter,seconds");
+  }
+
+  // Resumption: 1 epoch, stop, resume for the other 2 = 3 epochs in one go.
+  o.loss = "center";
+  o.epochs = 3;
+  o.out = fresh_dir("whole").string();
+  const auto whole = train::Trainer(o).run();
+  o.out = fresh_dir("resumed").string();
+  train::Options interrupted = o;
+  interrupted.stop_after = 1;
+  CHECK(train::Trainer(interrupted).run().rows.size() == 1);
+  train::Options resumed = o;
+  resumed.resume = true;
+  const auto rest = train::Trainer(resumed).run();
+  REQUIRE(rest.rows.size() == 3);
+  for (size_t e = 0; e < 3; ++e) {
+    INFO("epoch " << e + 1);
+    CHECK(rest.rows[e].train_loss == Approx(whole.rows[e].train_loss).epsilon(1e-5));
+    CHECK(rest.rows[e].test_acc == Approx(whole.rows[e].test_acc).epsilon(1e-5));
+    CHECK(rest.rows[e].wc_intra == Approx(whole.rows[e].wc_intra).epsilon(1e-5));
+    CHECK(rest.rows[e].lr == Approx(whole.rows[e].lr).epsilon(1e-7));  // CSV keeps 8 digits
+  }
+}
