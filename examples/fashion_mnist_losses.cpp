@@ -8,7 +8,7 @@
 // ArcFace's scale come from a sweep on this setting: with 10 classes ArcFace reached
 // 57-69 % at s = 8..32 with lr 0.1 and 76 % at s = 16, lr 0.01, but 88 % at s = 8, lr 0.01.
 
-#include "idx.hpp"
+#include "train/data.hpp"
 
 #include <angular/loss.hpp>
 
@@ -46,7 +46,7 @@ bind(std::shared_ptr<Loss> loss) {
 double run(const char* name, double lr, std::shared_ptr<torch::nn::Module> loss_module,
            std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)> loss,
            std::function<torch::Tensor(const torch::Tensor&)> logits,
-           const examples::Split& train, const examples::Split& test, int steps) {
+           const train::Dataset& train, const train::Dataset& test, int steps) {
   const bool progress = isatty(fileno(stderr));
   torch::manual_seed(0);
   auto model = std::make_shared<Embedding>();
@@ -88,7 +88,7 @@ double run(const char* name, double lr, std::shared_ptr<torch::nn::Module> loss_
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string data = "/usr/share/datasets/fashion-mnist";
+  std::string data = train::kDebianFashionMnist;
   int steps = 2400, threads = 2;
   double arcface_scale = 8, arcface_lr = 0.01;
   for (int i = 1; i < argc; ++i) {
@@ -110,8 +110,8 @@ int main(int argc, char** argv) {
   }
   torch::set_num_threads(threads);
   try {
-    const examples::Split train = examples::read_fashion_mnist(data, "train");
-    const examples::Split test = examples::read_fashion_mnist(data, "t10k");
+    const train::Dataset train = train::read_fashion_mnist(data, "train");
+    const train::Dataset test = train::read_fashion_mnist(data, "t10k");
     std::printf("Fashion-MNIST: %lld train / %lld test images, MLP 784-256-256-64, %d steps of 128\n",
                 static_cast<long long>(train.images.size(0)),
                 static_cast<long long>(test.images.size(0)), steps);

@@ -1,6 +1,7 @@
 # Sourced by the scripts: bootstrap once, then point CMake at LibTorch and ccache at its cache.
 ANGULAR_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TORCH_PREFIX=$("$ANGULAR_ROOT/scripts/bootstrap" | tail -n 1)
+ANGULAR_PYTHON=${ANGULAR_VENV:-$HOME/.cache/angular/venv}/bin/python
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
 # Precompiled headers are cacheable only with these.
 export CCACHE_SLOPPINESS=${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}

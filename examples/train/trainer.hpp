@@ -228,6 +228,8 @@ class Trainer {
     for (int64_t epoch = first; epoch <= last_epoch; ++epoch) {
       const auto epoch_start = std::chrono::steady_clock::now();
       EpochRow row = train_epoch(epoch);
+      train_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+      trained_images_ += train_.size();
       evaluate(row, epoch);
       row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
       rows.push_back(row);
@@ -255,7 +257,8 @@ class Trainer {
           {"threads", o_.threads}, {"loss_module", describe_loss()}}},
         {"torch_version", TORCH_VERSION},
         {"device", o_.device},
-        {"wall_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}};
+        {"wall_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()},
+        {"train_images_per_second", trained_images_ / std::max(train_seconds_, 1e-9)}};
     write_atomically(fs::path(o_.out) / "summary.json", result.summary.dump(2) + "\n");
     return result;
   }
@@ -444,6 +447,8 @@ class Trainer {
   std::unique_ptr<torch::optim::SGD> optimizer_;
   int64_t steps_per_epoch_ = 0;
   OneCycle schedule_{1, 0.1};
+  double train_seconds_ = 0;  // this invocation's training time, for images per second
+  double trained_images_ = 0;
 };
 
 }  // namespace train

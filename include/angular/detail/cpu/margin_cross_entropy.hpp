@@ -215,8 +215,8 @@ struct RowKernel {
 
 /// Rows [begin, end); the scratch row is used when the gradient row cannot hold T values.
 template <class Kernel, class T, class scalar_t>
-void rows(const Kernel& kernel, int64_t begin, int64_t end, T* scratch, T* chunk_max,
-          scalar_t* grad, T scale, T* lse, T* loss) {
+ANGULAR_HOST_DEVICE void rows(const Kernel& kernel, int64_t begin, int64_t end, T* scratch,
+                              T* chunk_max, scalar_t* grad, T scale, T* lse, T* loss) {
   const int64_t classes = kernel.classes;
   for (int64_t i = begin; i < end; ++i) {
     scalar_t* grad_row = grad != nullptr ? grad + i * classes : nullptr;
@@ -228,20 +228,18 @@ void rows(const Kernel& kernel, int64_t begin, int64_t end, T* scratch, T* chunk
   }
 }
 
+template <class Kernel, class T, class scalar_t>
+void rows_default(const Kernel& kernel, int64_t begin, int64_t end, T* scratch, T* chunk_max,
+                  scalar_t* grad, T scale, T* lse, T* loss) {
+  rows(kernel, begin, end, scratch, chunk_max, grad, scale, lse, loss);
+}
+
 #if ANGULAR_CPU_AVX2
 // The same loop, compiled for AVX2 + FMA.
 template <class Kernel, class T, class scalar_t>
 ANGULAR_TARGET_AVX2 void rows_avx2(const Kernel& kernel, int64_t begin, int64_t end, T* scratch,
                                    T* chunk_max, scalar_t* grad, T scale, T* lse, T* loss) {
-  const int64_t classes = kernel.classes;
-  for (int64_t i = begin; i < end; ++i) {
-    scalar_t* grad_row = grad != nullptr ? grad + i * classes : nullptr;
-    T* buffer = scratch;
-    if constexpr (std::is_same_v<scalar_t, T>) {
-      if (grad_row != nullptr) buffer = grad_row;
-    }
-    kernel.row(i, buffer, chunk_max, grad_row, scale, lse + i, loss + i);
-  }
+  rows(kernel, begin, end, scratch, chunk_max, grad, scale, lse, loss);
 }
 
 inline bool has_avx2() {
@@ -312,8 +310,8 @@ inline void forward(const RowLossArgs& args, at::Tensor& lse, at::Tensor& row_lo
                          static_cast<T>(scale), lse_data, loss_data);
       }
 #endif
-      rows(kernel, begin, end, scratch.data(), chunk_max.data(), grad, static_cast<T>(scale),
-           lse_data, loss_data);
+      rows_default(kernel, begin, end, scratch.data(), chunk_max.data(), grad,
+                   static_cast<T>(scale), lse_data, loss_data);
     });
   });
 }

@@ -52,6 +52,8 @@ struct DeviceMath {
 /// Everything a kernel reads, as raw pointers.
 template <class scalar_t, class T>
 struct RowData {
+  using input_type = scalar_t;
+  using compute_type = T;
   const scalar_t* cos;
   const int64_t* target;
   const T* class_weight;  // or nullptr
@@ -244,9 +246,8 @@ inline void forward(const RowLossArgs& args, at::Tensor& lse, at::Tensor& row_lo
   const c10::cuda::CUDAGuard guard(args.cos.device());
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   with_row_data(args, [&](auto policy, const auto& data) {
-    using Data = std::decay_t<decltype(data)>;
-    using T = std::remove_cv_t<std::remove_pointer_t<decltype(Data::weight_sum)>>;
-    using scalar_t = std::remove_cv_t<std::remove_pointer_t<decltype(Data::cos)>>;
+    using T = typename std::decay_t<decltype(data)>::compute_type;
+    using scalar_t = typename std::decay_t<decltype(data)>::input_type;
     launch_by_width(data.rows, data.classes, [&](auto width, int64_t blocks) {
       forward_kernel<decltype(policy), scalar_t, T, decltype(width)::value>
           <<<blocks, kBlockThreads, 0, stream>>>(data, policy, lse.data_ptr<T>(), row_loss.data_ptr<T>());
@@ -260,9 +261,8 @@ inline void backward(const RowLossArgs& args, const at::Tensor& lse, const at::T
   const c10::cuda::CUDAGuard guard(args.cos.device());
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   with_row_data(args, [&](auto policy, const auto& data) {
-    using Data = std::decay_t<decltype(data)>;
-    using T = std::remove_cv_t<std::remove_pointer_t<decltype(Data::weight_sum)>>;
-    using scalar_t = std::remove_cv_t<std::remove_pointer_t<decltype(Data::cos)>>;
+    using T = typename std::decay_t<decltype(data)>::compute_type;
+    using scalar_t = typename std::decay_t<decltype(data)>::input_type;
     launch_by_width(data.rows, data.classes, [&](auto width, int64_t blocks) {
       backward_kernel<decltype(policy), scalar_t, T, decltype(width)::value>
           <<<blocks, kBlockThreads, 0, stream>>>(data, policy, lse.data_ptr<T>(),
