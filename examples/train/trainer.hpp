@@ -52,19 +52,23 @@ struct Options {
   bool quiet = false;      // no progress output (used by tests)
 };
 
-/// The paper's Table 1, and our ArcFace scale for few classes (the library default s = 64 is
-/// made for thousands of classes; see the README).
+/// The paper's Table 1, and ArcFace's scale and margin per dataset. The library's s = 64,
+/// m = 0.5 are made for thousands of classes. On Fashion-MNIST (ResNet20, one epoch, lr 0.1)
+/// m = 0.5 with s = 8, 16, 32 (and s = 16 at lr 0.01), and m = 0.35 with s = 8, left the
+/// classes anti-aligned with their vectors (WCIntra 2.5–2.8 rad, 30–82 % accuracy), while
+/// m = 0.2 trained: s = 8 → 87.6 %, s = 16 → 88.9 % (WCIntra 0.23). The CIFAR values are the
+/// same choice, not swept (no CIFAR data here).
 struct DatasetDefaults {
   std::string network;
   int64_t epochs, batch_size;
   double lr_soft, lr_arc, lr_arcface, lr_center;
-  double arcface_scale;
+  double arcface_scale, arcface_margin;
 };
 
 inline DatasetDefaults defaults_for(const std::string& dataset) {
-  if (dataset == "fashion-mnist") return {"resnet20", 60, 256, 0.1, 0.1, 0.1, 0.01, 16};
-  if (dataset == "cifar10") return {"resnet18", 160, 128, 0.01, 0.1, 0.1, 0.01, 16};
-  if (dataset == "cifar100") return {"resnet34", 160, 128, 0.01, 0.1, 0.1, 0.01, 32};
+  if (dataset == "fashion-mnist") return {"resnet20", 60, 256, 0.1, 0.1, 0.1, 0.01, 16, 0.2};
+  if (dataset == "cifar10") return {"resnet18", 160, 128, 0.01, 0.1, 0.1, 0.01, 16, 0.2};
+  if (dataset == "cifar100") return {"resnet34", 160, 128, 0.01, 0.1, 0.1, 0.01, 32, 0.2};
   throw std::invalid_argument("unknown dataset " + dataset);
 }
 
@@ -99,8 +103,7 @@ inline LossHead make_loss(const Options& o, const DatasetDefaults& d, int64_t cl
   }
   if (o.loss == "arcface") {
     angular::ArcFaceLossOptions options(classes, dim);
-    options.scale(o.scale.value_or(d.arcface_scale));
-    if (o.margin) options.margin(*o.margin);
+    options.scale(o.scale.value_or(d.arcface_scale)).margin(o.margin.value_or(d.arcface_margin));
     return bind_loss(std::make_shared<angular::ArcFaceLossImpl>(options));
   }
   if (o.loss == "arc") {
