@@ -55,30 +55,28 @@ ANGULAR_HOST_DEVICE V load(const T* p) {
 template <class V, class T>
 ANGULAR_HOST_DEVICE void store(T* p, V v) { std::memcpy(p, &v, sizeof v); }
 
-template <class V, class T>
-ANGULAR_HOST_DEVICE T lane_max(V v) {
+/// Folds the lanes of v with `combine` (v itself when V is a scalar).
+template <class V, class T, class Combine>
+ANGULAR_HOST_DEVICE T fold_lanes(V v, Combine combine) {
   if constexpr (std::is_same_v<V, T>) {
     return v;
   } else {
     T lanes[sizeof(V) / sizeof(T)];
     std::memcpy(lanes, &v, sizeof v);
     T out = lanes[0];
-    for (T x : lanes) out = x > out ? x : out;
+    for (size_t l = 1; l < sizeof(V) / sizeof(T); ++l) out = combine(out, lanes[l]);
     return out;
   }
 }
 
 template <class V, class T>
+ANGULAR_HOST_DEVICE T lane_max(V v) {
+  return fold_lanes<V, T>(v, [](T a, T b) { return a > b ? a : b; });
+}
+
+template <class V, class T>
 ANGULAR_HOST_DEVICE T lane_sum(V v) {
-  if constexpr (std::is_same_v<V, T>) {
-    return v;
-  } else {
-    T lanes[sizeof(V) / sizeof(T)];
-    std::memcpy(lanes, &v, sizeof v);
-    T out = 0;
-    for (T x : lanes) out += x;
-    return out;
-  }
+  return fold_lanes<V, T>(v, [](T a, T b) { return a + b; });
 }
 
 /// One row's worth of the loss: everything but the row index is fixed for the call.
