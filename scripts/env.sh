@@ -3,6 +3,8 @@ ANGULAR_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TORCH_PREFIX=$("$ANGULAR_ROOT/scripts/bootstrap" | tail -n 1)
 ANGULAR_PYTHON=${ANGULAR_VENV:-$HOME/.cache/angular/venv}/bin/python
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
+# Paths relative to the checkout, so that a fresh clone elsewhere (as CI's) hits the cache.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$ANGULAR_ROOT}
 # Precompiled headers are cacheable only with these.
 export CCACHE_SLOPPINESS=${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}
 cd "$ANGULAR_ROOT"
