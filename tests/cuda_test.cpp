@@ -14,30 +14,10 @@ namespace {
 
 const auto kCuda = at::TensorOptions().device(at::kCUDA);
 
-/// The CUDA loss and gradient against the float64 CPU reference, as kernels_test.cpp does
-/// for the CPU kernel: gradients compared as gradients of the logits.
+/// The CUDA kernels against the float64 CPU reference, as kernels_test.cpp checks the CPU's.
 void check_cuda(const Margin& margin, const at::Tensor& cos, const at::Tensor& y,
                 const CrossEntropyCase& c, at::ScalarType dtype = at::kFloat) {
-  INFO(margin.name << " " << c.name << " B=" << cos.size(0) << " C=" << cos.size(1) << " " << dtype);
-  const at::Tensor input = cos.to(kCuda.dtype(dtype)).requires_grad_(true);
-  CrossEntropyCase on_gpu = c;
-  if (c.class_weight.defined()) on_gpu.class_weight = c.class_weight.to(kCuda);
-  const at::Tensor got = margin.loss(input, y.to(kCuda), on_gpu);
-  const at::Tensor reference_input = input.detach().cpu().to(at::kDouble).requires_grad_(true);
-  const at::Tensor want = margin.reference(reference_input, y, c);
-  CHECK(close(got, want, 1e-4, 1e-5));
-  if (cos.size(0) == 0) return;
-  const at::Tensor projection = at::rand(want.sizes(), at::kDouble);
-  (got * projection.to(kCuda.dtype(got.scalar_type()))).sum().backward();
-  (want * projection).sum().backward();
-  CHECK(input.grad().scalar_type() == dtype);
-  const double rtol = dtype == at::kHalf ? 2e-3 : dtype == at::kBFloat16 ? 1e-2 : 1e-4;
-  const at::Tensor scale = margin.logit_slope(reference_input, y, c.ignore_index).clamp_min(1);
-  const at::Tensor got_z = input.grad().cpu().to(at::kDouble) / scale;
-  const at::Tensor want_z = reference_input.grad() / scale;
-  const at::Tensor excess = (got_z - want_z).abs() - (1e-5 + rtol * want_z.abs());
-  INFO("worst gradient excess " << excess.max().item<double>());
-  CHECK((excess <= 0).all().item<bool>());
+  check_against_reference(margin, cos, y, c, dtype, at::kCUDA);
 }
 
 }  // namespace

@@ -18,40 +18,6 @@ at::Tensor cosines(int64_t rows, int64_t classes, uint64_t seed) {
   return cos;
 }
 
-/// Loss and gradient of the library's path against the float64 reference on the same
-/// (rounded) inputs: |got − want| ≤ 1e-5 + 1e-4·|want|. Gradients are compared as gradients
-/// of the logits, i.e. divided by max(1, |∂z/∂c|): next to ±1, ∂z/∂c reaches 4e4 and
-/// multiplies float32's rounding of p − 1 by as much, in any float32 implementation.
-void check_against_reference(const Margin& margin, const at::Tensor& cos, const at::Tensor& y,
-                             const CrossEntropyCase& c, at::ScalarType dtype = at::kFloat) {
-  const at::Tensor input = cos.detach().to(dtype).clone().requires_grad_(true);
-  const at::Tensor got = margin.loss(input, y, c);
-  const at::Tensor reference_input = input.detach().to(at::kDouble).requires_grad_(true);
-  const at::Tensor want = margin.reference(reference_input, y, c);
-  INFO(margin.name << " " << c.name << " B=" << cos.size(0) << " C=" << cos.size(1) << " "
-                   << dtype);
-  CHECK(got.scalar_type() == (dtype == at::kDouble ? at::kDouble : at::kFloat));
-  CHECK(close(got, want, 1e-4, 1e-5));
-  if (cos.size(0) == 0) return;
-  const at::Tensor projection = at::rand(want.sizes(), at::kDouble);
-  (got * projection.to(got.scalar_type())).sum().backward();
-  (want * projection).sum().backward();
-  REQUIRE(input.grad().defined());
-  CHECK(input.grad().scalar_type() == dtype);
-  // Half-precision gradients carry their own rounding on top.
-  const double rtol = dtype == at::kHalf ? 2e-3 : dtype == at::kBFloat16 ? 1e-2 : 1e-4;
-  const at::Tensor scale = margin.logit_slope(input, y, c.ignore_index).clamp_min(1);
-  const at::Tensor got_z = input.grad().to(at::kDouble) / scale;
-  const at::Tensor want_z = reference_input.grad() / scale;
-  const at::Tensor excess = (got_z - want_z).abs() - (1e-5 + rtol * want_z.abs());
-  const int64_t worst = excess.argmax().item<int64_t>();
-  INFO("worst gradient excess " << excess.max().item<double>() << " at flat index " << worst
-                                << ": got " << input.grad().reshape(-1)[worst].item<double>()
-                                << ", want " << reference_input.grad().reshape(-1)[worst].item<double>()
-                                << ", cos " << reference_input.reshape(-1)[worst].item<double>());
-  CHECK((excess <= 0).all().item<bool>());
-}
-
 }  // namespace
 
 TEST_CASE("CPU tensors take the fused kernel, other devices the composite", "[kernels]") {
