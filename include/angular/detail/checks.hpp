@@ -43,8 +43,12 @@ inline void check_hyperparameter(const char* name, double value, bool in_range, 
 
 inline void check_arc_k(double k) { check_hyperparameter("k", k, k > 0, "a finite number > 0"); }
 
-inline void check_arcface_scale_margin(double scale, double margin) {
+inline void check_scale(double scale) {
   check_hyperparameter("scale", scale, scale > 0, "a finite number > 0");
+}
+
+inline void check_arcface_scale_margin(double scale, double margin) {
+  check_scale(scale);
   check_hyperparameter("margin", margin, margin >= 0 && margin < kPi, "in [0, pi) radians");
 }
 

@@ -13,6 +13,12 @@ inline at::Tensor l2_normalize_rows(const at::Tensor& x) {
   return x / x.norm(2, /*dim=*/1, /*keepdim=*/true).clamp_min(kNormEps);
 }
 
+/// x Wᵀ [B, C] in float32 (float64 if either is double).
+inline at::Tensor linear_logits(const at::Tensor& features, const at::Tensor& weight) {
+  const auto dtype = compute_dtype(features, weight);
+  return at::matmul(features.to(dtype), weight.to(dtype).t());
+}
+
 /// c_ij = ŵ_j · x̂_i, [B, C].
 inline at::Tensor cosine_matrix(const at::Tensor& features, const at::Tensor& weight) {
   return at::matmul(l2_normalize_rows(features), l2_normalize_rows(weight).t());

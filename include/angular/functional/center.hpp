@@ -26,7 +26,7 @@ inline at::Tensor center_loss(const at::Tensor& features, const at::Tensor& weig
                                "a finite number >= 0");
   const auto dtype = detail::compute_dtype(features, weight);
   const at::Tensor x = features.to(dtype);
-  const at::Tensor ce = detail::cross_entropy(linear_logits(x, weight), target, spec);
+  const at::Tensor ce = detail::cross_entropy(detail::linear_logits(x, weight), target, spec);
   return ce + options.lambda() * detail::center_term(x, centers.to(dtype), target, spec.reduction,
                                                      spec.ignore_index);
 }

@@ -12,7 +12,7 @@ inline at::Tensor cosface_loss(const at::Tensor& cos, const at::Tensor& target,
                                const CosFaceLossFuncOptions& options = {}) {
   const auto spec = detail::cross_entropy_spec(options);
   detail::check_cosine_loss_inputs(cos, target, spec);
-  detail::check_hyperparameter("scale", options.scale(), options.scale() > 0, "a finite number > 0");
+  detail::check_scale(options.scale());
   detail::check_hyperparameter("margin", options.margin(), options.margin() >= 0,
                                "a finite number >= 0");
   return detail::margin_cross_entropy(cos, target, detail::MarginKind::cosface,

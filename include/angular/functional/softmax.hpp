@@ -11,8 +11,7 @@ namespace angular::functional {
 /// float32 (float64 if either is double).
 inline at::Tensor linear_logits(const at::Tensor& features, const at::Tensor& weight) {
   detail::check_features(features, weight, "weight");
-  const auto dtype = detail::compute_dtype(features, weight);
-  return at::matmul(features.to(dtype), weight.to(dtype).t());
+  return detail::linear_logits(features, weight);
 }
 
 /// Modified softmax loss of features [B, D], class vectors `weight` [C, D], labels [B].
@@ -21,7 +20,7 @@ inline at::Tensor softmax_loss(const at::Tensor& features, const at::Tensor& wei
                                const SoftmaxLossFuncOptions& options = {}) {
   const auto spec = detail::cross_entropy_spec(options);
   detail::check_feature_loss_inputs(features, weight, target, spec);
-  return detail::cross_entropy(linear_logits(features, weight), target, spec);
+  return detail::cross_entropy(detail::linear_logits(features, weight), target, spec);
 }
 
 inline at::Tensor softmax_loss(const at::Tensor& features, const at::Tensor& weight,

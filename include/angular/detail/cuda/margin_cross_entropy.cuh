@@ -211,9 +211,13 @@ __global__ void __launch_bounds__(kBlockThreads)
                   });
 }
 
-/// Calls f(policy, RowData, kThreadsPerRow tag) for the arguments' dtype and margin.
-template <class F>
-void with_row_data(const RowLossArgs& args, F&& f) {
+/// On cos's device and current stream, calls launch(policy, data, width, blocks, stream) for
+/// the arguments' dtype and margin, with width the threads per row (std::integral_constant):
+/// a warp up to 1024 classes, a block beyond.
+template <class Launch>
+void launch_rows(const RowLossArgs& args, Launch&& launch) {
+  const c10::cuda::CUDAGuard guard(args.cos.device());
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, args.cos.scalar_type(), "angular_margin_cross_entropy_cuda", [&] {
         using T = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
@@ -226,49 +230,36 @@ void with_row_data(const RowLossArgs& args, F&& f) {
             args.cos.size(1),
             static_cast<T>(args.label_smoothing),
             args.ignore_index};
-        with_margin_policy<T, DeviceMath<T>>(args.margin, args.params,
-                                             [&](auto policy) { f(policy, data); });
+        with_margin_policy<T, DeviceMath<T>>(args.margin, args.params, [&](auto policy) {
+          if (data.classes <= 1024) {
+            constexpr int kRows = kBlockThreads / 32;
+            launch(policy, data, std::integral_constant<int, 32>{}, (data.rows + kRows - 1) / kRows, stream);
+          } else {
+            launch(policy, data, std::integral_constant<int, kBlockThreads>{}, data.rows, stream);
+          }
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+        });
       });
-}
-
-/// A warp per row up to 1024 classes, a block per row beyond.
-template <class Launch>
-void launch_by_width(int64_t rows, int64_t classes, Launch&& launch) {
-  if (classes <= 1024) {
-    launch(std::integral_constant<int, 32>{}, (rows + kBlockThreads / 32 - 1) / (kBlockThreads / 32));
-  } else {
-    launch(std::integral_constant<int, kBlockThreads>{}, rows);
-  }
 }
 
 inline void forward(const RowLossArgs& args, at::Tensor& lse, at::Tensor& row_loss, at::Tensor&,
                     double) {
-  const c10::cuda::CUDAGuard guard(args.cos.device());
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-  with_row_data(args, [&](auto policy, const auto& data) {
-    using T = typename std::decay_t<decltype(data)>::compute_type;
-    using scalar_t = typename std::decay_t<decltype(data)>::input_type;
-    launch_by_width(data.rows, data.classes, [&](auto width, int64_t blocks) {
-      forward_kernel<decltype(policy), scalar_t, T, decltype(width)::value>
-          <<<blocks, kBlockThreads, 0, stream>>>(data, policy, lse.data_ptr<T>(), row_loss.data_ptr<T>());
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-    });
+  launch_rows(args, [&](auto policy, const auto& data, auto width, int64_t blocks, cudaStream_t stream) {
+    using Data = std::decay_t<decltype(data)>;
+    using T = typename Data::compute_type;
+    forward_kernel<decltype(policy), typename Data::input_type, T, decltype(width)::value>
+        <<<blocks, kBlockThreads, 0, stream>>>(data, policy, lse.data_ptr<T>(), row_loss.data_ptr<T>());
   });
 }
 
 inline void backward(const RowLossArgs& args, const at::Tensor& lse, const at::Tensor& row_grad,
                      at::Tensor& grad_cos) {
-  const c10::cuda::CUDAGuard guard(args.cos.device());
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-  with_row_data(args, [&](auto policy, const auto& data) {
-    using T = typename std::decay_t<decltype(data)>::compute_type;
-    using scalar_t = typename std::decay_t<decltype(data)>::input_type;
-    launch_by_width(data.rows, data.classes, [&](auto width, int64_t blocks) {
-      backward_kernel<decltype(policy), scalar_t, T, decltype(width)::value>
-          <<<blocks, kBlockThreads, 0, stream>>>(data, policy, lse.data_ptr<T>(),
-                                                 row_grad.data_ptr<T>(), grad_cos.data_ptr<scalar_t>());
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-    });
+  launch_rows(args, [&](auto policy, const auto& data, auto width, int64_t blocks, cudaStream_t stream) {
+    using Data = std::decay_t<decltype(data)>;
+    using T = typename Data::compute_type;
+    backward_kernel<decltype(policy), typename Data::input_type, T, decltype(width)::value>
+        <<<blocks, kBlockThreads, 0, stream>>>(data, policy, lse.data_ptr<T>(), row_grad.data_ptr<T>(),
+                                               grad_cos.data_ptr<typename Data::input_type>());
   });
 }
 
