@@ -60,10 +60,10 @@ def main():
             results.append({"loss": name, "B": rows, "C": classes,
                              "eager_ms": eager_ms, "compiled_ms": compiled_ms})
             print(f"{name:8} {classes:8d} {eager_ms:9.3f} {compiled_ms:9.3f}", flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"torch": torch.__version__, "device": torch.cuda.get_device_name(0),
-                       "results": results}, f, indent=1)
+            if args.json:  # after every row: a run stopped by a time limit keeps what it measured
+                with open(args.json, "w") as f:
+                    json.dump({"torch": torch.__version__, "device": torch.cuda.get_device_name(0),
+                               "results": results}, f, indent=1)
 
 
 if __name__ == "__main__":

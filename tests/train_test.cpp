@@ -210,3 +210,26 @@ TEST_CASE("two training steps per loss on tiny data, and resume equals an uninte
     CHECK(rest.rows[e].lr == Approx(whole.rows[e].lr).epsilon(1e-7));  // CSV keeps 8 digits
   }
 }
+
+TEST_CASE("a non-finite loss stops the run and keeps the last good checkpoint", "[train][smoke]") {
+  const fs::path data = fresh_dir("data-diverge");
+  write_tiny_fashion_mnist(data, 32);
+  train::Options o;
+  o.data = data.string();
+  o.batch_size = 16;
+  o.epochs = 2;
+  o.threads = 2;
+  o.quiet = true;
+  o.loss = "soft";
+  o.out = fresh_dir("diverge").string();
+  train::Options first = o;
+  first.stop_after = 1;
+  train::Trainer(first).run();
+  const auto good = fs::file_size(fs::path(o.out) / "checkpoint.pt");
+  // Resume with a learning rate that overflows the weights in the second epoch.
+  o.resume = true;
+  o.lr = 1e38;
+  CHECK_THROWS_AS(train::Trainer(o).run(), train::Diverged);
+  CHECK(fs::file_size(fs::path(o.out) / "checkpoint.pt") == good);
+  CHECK(train::read_csv(fs::path(o.out) / "metrics.csv", 10).size() == 1);
+}
