@@ -41,6 +41,20 @@ TEST_CASE("fused CUDA kernels match the float64 reference", "[cuda]") {
   }
 }
 
+// Small enough for compute-sanitizer racecheck, which runs this case alone: the block-per-row
+// kernels (C > 1024) are the ones that share memory between warps.
+TEST_CASE("CUDA: block-per-row reduction", "[cuda][block]") {
+  for (const int64_t classes : {1025, 4099}) {
+    const at::Tensor cos = uniform({5, classes}, -1, 1, classes);
+    const at::Tensor y = labels(5, classes, 4);
+    const auto cases = cross_entropy_cases(classes);
+    for (const auto& margin : margins()) {
+      for (const auto& c : {cases.front(), cases.back()}) check_cuda(margin, cos, y, c);
+      check_cuda(margin, cos, y, cases.front(), at::kHalf);  // 8 per 16-byte pack, rows misaligned
+    }
+  }
+}
+
 TEST_CASE("CUDA: cos at ±1, non-contiguous and half-precision inputs", "[cuda]") {
   at::Tensor cos = uniform({9, 40}, -1, 1, 77);
   cos[0][1] = 1.0;

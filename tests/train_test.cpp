@@ -233,3 +233,31 @@ TEST_CASE("a non-finite loss stops the run and keeps the last good checkpoint", 
   CHECK(fs::file_size(fs::path(o.out) / "checkpoint.pt") == good);
   CHECK(train::read_csv(fs::path(o.out) / "metrics.csv", 10).size() == 1);
 }
+
+TEST_CASE("ForeachSGD takes torch::optim::SGD's steps", "[train]") {
+  for (const bool nesterov : {false, true}) {
+    INFO("nesterov " << nesterov);
+    torch::manual_seed(5);
+    std::vector<torch::Tensor> ours, theirs;
+    for (const auto& shape : {std::vector<int64_t>{3, 4}, std::vector<int64_t>{7}, std::vector<int64_t>{2, 2, 2}}) {
+      ours.push_back(torch::randn(shape, torch::kDouble).requires_grad_());
+      theirs.push_back(ours.back().detach().clone().requires_grad_());
+    }
+    const auto options = torch::optim::SGDOptions(0.1).momentum(0.9).weight_decay(5e-4).nesterov(nesterov);
+    train::ForeachSGD foreach_sgd(ours, options);
+    torch::optim::SGD sgd(theirs, options);
+    for (int step = 0; step < 4; ++step) {
+      for (size_t i = 0; i < ours.size(); ++i) {
+        if (step == 2 && i == 1) continue;  // a parameter without a gradient this step
+        const torch::Tensor g = torch::randn(ours[i].sizes(), torch::kDouble);
+        ours[i].mutable_grad() = g.clone();
+        theirs[i].mutable_grad() = g.clone();
+      }
+      foreach_sgd.step();
+      sgd.step();
+      foreach_sgd.zero_grad();
+      sgd.zero_grad();
+      for (size_t i = 0; i < ours.size(); ++i) CHECK(torch::allclose(ours[i], theirs[i], 1e-14, 1e-14));
+    }
+  }
+}

@@ -40,11 +40,15 @@ inline void update_centers_(at::Tensor& centers, const at::Tensor& features,
   detail::check_target(target, features, "features", centers.size(0), ignore_index);
   detail::check_hyperparameter("alpha", alpha, alpha > 0 && alpha <= 1, "in (0, 1]");
   at::NoGradGuard no_grad;
+  // Ignored samples count with weight 0 (under label 0) rather than being selected out: no
+  // data-dependent shapes, so a GPU update never waits for the device.
   const at::Tensor valid = target != ignore_index;
-  const at::Tensor labels = target.masked_select(valid);
-  const at::Tensor x = features.index_select(0, valid.nonzero().squeeze(1)).to(centers.scalar_type());
-  const at::Tensor offsets = centers.index_select(0, labels) - x;  // c_{y_i} − x_i
-  const at::Tensor counts = at::bincount(labels, {}, centers.size(0)).to(centers.scalar_type());
+  const at::Tensor labels = target.masked_fill(valid.logical_not(), 0);
+  const at::Tensor offsets =  // c_{y_i} − x_i, and 0 (whatever the features) for ignored samples
+      (centers.index_select(0, labels) - features.to(centers.scalar_type()))
+          .masked_fill_(valid.logical_not().unsqueeze(1), 0);
+  const at::Tensor counts = at::zeros({centers.size(0)}, centers.options())
+                                .index_add_(0, labels, valid.to(centers.scalar_type()));
   const at::Tensor delta =
       at::zeros_like(centers).index_add_(0, labels, offsets) / (1 + counts).unsqueeze(1);
   centers.sub_(alpha * delta);

@@ -43,7 +43,14 @@ struct DeviceMath {
     return T(1) / ::sqrt(x);
 #endif
   }
-  ANGULAR_HOST_DEVICE static T exp(T x) { return ::exp(x); }
+  ANGULAR_HOST_DEVICE static T exp(T x) {
+#if defined(__CUDA_ARCH__)
+    // The hardware exp2 for float (a few ulp, well inside the kernels' 1e-4 tolerance): the
+    // backward takes one exp per element, the forward one or two.
+    if constexpr (std::is_same_v<T, float>) return __expf(x);
+#endif
+    return ::exp(x);
+  }
   ANGULAR_HOST_DEVICE static T log(T x) { return ::log(x); }
   ANGULAR_HOST_DEVICE static T cos(T x) { return ::cos(x); }
   ANGULAR_HOST_DEVICE static T sin(T x) { return ::sin(x); }
@@ -64,27 +71,60 @@ struct RowData {
   int64_t ignore_index;
 };
 
-/// Calls f(j, c) for the columns j ≡ lane (mod step) of a row, reading 16 bytes at a time
-/// wherever the row is aligned for it.
+template <class scalar_t>
+struct alignas(16) Pack {
+  static constexpr int kSize = 16 / sizeof(scalar_t);
+  scalar_t v[kSize];
+};
+
+/// Visits the columns j ≡ lane (mod step) of a row, reading 16 bytes at a time wherever the
+/// row is aligned for it, kUnroll packs in flight per thread (the loads are issued before any
+/// is used: what keeps HBM busy with one row per block). f(j, value) either returns nothing
+/// (forward) or the value to store at out[j] (backward: 16-byte stores too, where `out` is
+/// aligned like `row`).
 template <class scalar_t, class F>
-__device__ __forceinline__ void for_each_column(const scalar_t* row, int64_t classes, int lane,
-                                                int step, F&& f) {
-  constexpr int kPack = 16 / sizeof(scalar_t);
-  struct alignas(16) Pack {
-    scalar_t v[kPack];
+__device__ __forceinline__ void for_each_column(const scalar_t* __restrict__ row, scalar_t* __restrict__ out,
+                                                int64_t classes, int lane, int step, F&& f) {
+  constexpr int kPack = Pack<scalar_t>::kSize;
+  constexpr int kUnroll = 4;
+  constexpr bool kWrites = !std::is_void_v<decltype(f(int64_t{0}, scalar_t{}))>;
+  const auto visit = [&](int64_t j, scalar_t value) {
+    if constexpr (kWrites) out[j] = f(j, value);
+    else f(j, value);
   };
   const auto misalignment = reinterpret_cast<uintptr_t>(row) % 16;
+  if (kWrites && reinterpret_cast<uintptr_t>(out) % 16 != misalignment) {
+    for (int64_t j = lane; j < classes; j += step) visit(j, row[j]);
+    return;
+  }
   int64_t head = misalignment == 0 ? 0 : static_cast<int64_t>((16 - misalignment) / sizeof(scalar_t));
   head = head < classes ? head : classes;
-  for (int64_t j = lane; j < head; j += step) f(j, row[j]);
+  for (int64_t j = lane; j < head; j += step) visit(j, row[j]);
   const int64_t packs = (classes - head) / kPack;
-  const Pack* packed = reinterpret_cast<const Pack*>(row + head);
-  for (int64_t q = lane; q < packs; q += step) {
-    const Pack p = packed[q];
+  const Pack<scalar_t>* packed = reinterpret_cast<const Pack<scalar_t>*>(row + head);
+  Pack<scalar_t>* packed_out = kWrites ? reinterpret_cast<Pack<scalar_t>*>(out + head) : nullptr;
+  const auto visit_pack = [&](int64_t q, const Pack<scalar_t>& p) {
+    const int64_t j = head + q * kPack;
+    if constexpr (kWrites) {
+      Pack<scalar_t> result;
 #pragma unroll
-    for (int l = 0; l < kPack; ++l) f(head + q * kPack + l, p.v[l]);
+      for (int l = 0; l < kPack; ++l) result.v[l] = f(j + l, p.v[l]);
+      packed_out[q] = result;
+    } else {
+#pragma unroll
+      for (int l = 0; l < kPack; ++l) f(j + l, p.v[l]);
+    }
+  };
+  int64_t q = lane;
+  for (; q + (kUnroll - 1) * step < packs; q += kUnroll * step) {
+    Pack<scalar_t> p[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) p[u] = packed[q + u * step];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) visit_pack(q + u * step, p[u]);
   }
-  for (int64_t j = head + packs * kPack + lane; j < classes; j += step) f(j, row[j]);
+  for (; q < packs; q += step) visit_pack(q, packed[q]);
+  for (int64_t j = head + packs * kPack + lane; j < classes; j += step) visit(j, row[j]);
 }
 
 /// Running (max, Σ exp(z − max)) of a thread, merged across threads.
@@ -155,7 +195,8 @@ __global__ void __launch_bounds__(kBlockThreads)
   if (kept) {
     const scalar_t* row = data.cos + i * data.classes;
     const bool smoothed = data.smoothing != T(0);
-    for_each_column(row, data.classes, lane, kThreadsPerRow, [&](int64_t j, scalar_t value) {
+    for_each_column(row, static_cast<scalar_t*>(nullptr), data.classes, lane, kThreadsPerRow,
+                    [&](int64_t j, scalar_t value) {
       const T c = static_cast<T>(value);
       const T z = j == y ? policy.target_logit(c) : policy.logit(c);
       online.add(z);
@@ -198,7 +239,7 @@ __global__ void __launch_bounds__(kBlockThreads)
   const T coef = g * ((T(1) - data.smoothing) * w_y + per_class * *data.weight_sum);
   const T uniform = g * per_class;
   const T one_hot = g * (T(1) - data.smoothing) * w_y;
-  for_each_column(data.cos + i * data.classes, data.classes, lane, kThreadsPerRow,
+  for_each_column(data.cos + i * data.classes, out, data.classes, lane, kThreadsPerRow,
                   [&](int64_t j, scalar_t value) {
                     const T c = static_cast<T>(value);
                     const bool is_target = j == y;
@@ -206,7 +247,7 @@ __global__ void __launch_bounds__(kBlockThreads)
                     const T slope = is_target ? policy.target_dlogit(c) : policy.dlogit(c);
                     const T w = data.class_weight != nullptr ? data.class_weight[j] : T(1);
                     const T p = DeviceMath<T>::exp(z - row_lse);
-                    out[j] = static_cast<scalar_t>(
+                    return static_cast<scalar_t>(
                         (coef * p - uniform * w - (is_target ? one_hot : T(0))) * slope);
                   });
 }
