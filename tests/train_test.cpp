@@ -162,16 +162,22 @@ TEST_CASE("augmentation: shapes, 4-pixel shifts and flips", "[train][data]") {
   CHECK(zero_rows.max().item<int64_t>() <= 4);
 }
 
-TEST_CASE("two training steps per loss on tiny data, and resume equals an uninterrupted run",
-          "[train][smoke]") {
-  const fs::path data = fresh_dir("data");
+/// Options of a quiet run over a fresh tiny Fashion-MNIST (32 images, 2 steps of 16 per epoch).
+static train::Options tiny_run(const std::string& name, int64_t epochs) {
+  const fs::path data = fresh_dir("data-" + name);
   write_tiny_fashion_mnist(data, 32);
   train::Options o;
   o.data = data.string();
   o.batch_size = 16;
-  o.epochs = 1;
+  o.epochs = epochs;
   o.threads = 2;
   o.quiet = true;
+  return o;
+}
+
+TEST_CASE("two training steps per loss on tiny data, and resume equals an uninterrupted run",
+          "[train][smoke]") {
+  train::Options o = tiny_run("smoke", 1);
   for (const char* loss : {"soft", "center", "arcface", "arc"}) {
     o.loss = loss;
     o.out = fresh_dir(std::string("smoke-") + loss).string();
@@ -212,14 +218,7 @@ TEST_CASE("two training steps per loss on tiny data, and resume equals an uninte
 }
 
 TEST_CASE("a non-finite loss stops the run and keeps the last good checkpoint", "[train][smoke]") {
-  const fs::path data = fresh_dir("data-diverge");
-  write_tiny_fashion_mnist(data, 32);
-  train::Options o;
-  o.data = data.string();
-  o.batch_size = 16;
-  o.epochs = 2;
-  o.threads = 2;
-  o.quiet = true;
+  train::Options o = tiny_run("diverge", 2);
   o.loss = "soft";
   o.out = fresh_dir("diverge").string();
   train::Options first = o;
