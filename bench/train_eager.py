@@ -97,7 +97,8 @@ def main():
             torch.cuda.synchronize()
         rates.append(len(y) / (time.perf_counter() - start))
         print(f"epoch {epoch + 1}: {rates[-1]:.0f} images/s, loss {loss.item():.4f}", flush=True)
-    result = {"torch": torch.__version__, "device": str(dev), "images_per_second": max(rates)}
+    result = {"torch": torch.__version__, "device": str(dev), "images_per_second": max(rates),
+              "images_per_second_per_epoch": rates}
     print(json.dumps(result))
     if a.json:
         with open(a.json, "w") as f:
