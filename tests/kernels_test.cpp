@@ -99,3 +99,73 @@ TEST_CASE("gradcheck in float64 through the fused kernels", "[kernels][gradient]
     }
   }
 }
+
+namespace {
+
+/// The largest error of f (on 8-float vectors) against `exact` (in double) over `xs`:
+/// absolute, or relative to |exact| when `relative`.
+template <class F, class Exact>
+double worst_error(const std::vector<float>& xs, F f, Exact exact, bool relative) {
+  using angular::detail::cpu::FloatVec;
+  constexpr size_t kLanes = sizeof(FloatVec) / sizeof(float);
+  double worst = 0;
+  for (size_t begin = 0; begin < xs.size(); begin += kLanes) {
+    float in[kLanes] = {}, out[kLanes];
+    for (size_t l = 0; l < kLanes && begin + l < xs.size(); ++l) in[l] = xs[begin + l];
+    FloatVec v;
+    std::memcpy(&v, in, sizeof v);
+    const FloatVec r = f(v);
+    std::memcpy(out, &r, sizeof r);
+    for (size_t l = 0; l < kLanes && begin + l < xs.size(); ++l) {
+      const double want = exact(static_cast<double>(in[l]));
+      const double error = std::abs(out[l] - want) / (relative ? std::max(std::abs(want), 1e-300) : 1.0);
+      worst = std::max(worst, error);
+    }
+  }
+  return worst;
+}
+
+std::vector<float> grid(double lo, double hi, int n) {
+  std::vector<float> xs;
+  for (int i = 0; i <= n; ++i) xs.push_back(static_cast<float>(lo + (hi - lo) * i / n));
+  return xs;
+}
+
+}  // namespace
+
+TEST_CASE("the CPU kernels' float math against double libm", "[kernels][math]") {
+  namespace cpu = angular::detail::cpu;
+  using cpu::FloatVec;
+  std::vector<float> cosines = grid(-1, 1, 400000);
+  for (float edge : {1.0f, -1.0f, 1 - 0x1p-24f, -1 + 0x1p-24f, 1 - 0x1p-23f, 0.5f, -0.5f, 0.0f}) cosines.push_back(edge);
+  const double acos_error = worst_error(cosines, [](FloatVec x) { return cpu::fast_acos(x); },
+                                        [](double x) { return std::acos(x); }, false);
+  INFO("acos: worst absolute error " << acos_error);
+  CHECK(acos_error < 5e-7);  // 2 ulp of π
+
+  // exp: where the kernels call it (x ≤ 0, down to float's underflow) and above.
+  const double exp_error = worst_error(grid(-87, 88, 400000), [](FloatVec x) { return cpu::fast_exp(x); },
+                                       [](double x) { return std::exp(x); }, true);
+  INFO("exp: worst relative error " << exp_error);
+  CHECK(exp_error < 5e-7);
+  CHECK(worst_error({-1000.0f, -88.0f}, [](FloatVec x) { return cpu::fast_exp(x); },
+                    [](double) { return 0.0; }, false) < 2e-38);
+
+  std::vector<float> positives;
+  for (int i = -300; i <= 300; ++i) positives.push_back(static_cast<float>(std::pow(10.0, i / 10.0)));
+  for (float x : grid(1e-7, 4, 100000)) positives.push_back(x);
+  const double rsqrt_error = worst_error(positives, [](FloatVec x) { return cpu::fast_rsqrt(x); },
+                                         [](double x) { return 1 / std::sqrt(x); }, true);
+  INFO("rsqrt: worst relative error " << rsqrt_error);
+  CHECK(rsqrt_error < 2e-7);
+  const double slope_rsqrt_error =  // the two-step one of Math<float>::rsqrt
+      worst_error(positives, [](FloatVec x) { return cpu::Math<float>::rsqrt(x); },
+                  [](double x) { return 1 / std::sqrt(x); }, true);
+  INFO("Math<float>::rsqrt: worst relative error " << slope_rsqrt_error);
+  CHECK(slope_rsqrt_error < 8e-7);
+  const double sqrt_error = worst_error(positives, [](FloatVec x) { return cpu::fast_sqrt(x); },
+                                        [](double x) { return std::sqrt(x); }, true);
+  INFO("sqrt: worst relative error " << sqrt_error);
+  CHECK(sqrt_error < 2e-7);
+  CHECK(worst_error({0.0f}, [](FloatVec x) { return cpu::fast_sqrt(x); }, [](double) { return 0.0; }, false) == 0);
+}

@@ -191,16 +191,21 @@ struct RowKernel {
       const int64_t end = std::min(classes, begin + kChunk);
       const int64_t vector_end = end - (end - begin) % kWidth;
       const T coef = numerator * Math<T>::exp(chunk_max[chunk] - lse);
-      for (int64_t j = begin; j < vector_end; j += kWidth) {
-        const V g = (coef * load<V>(buffer + j) - uniform * weights(j)) * policy.dlogit(load_cos(row, j));
-        if constexpr (std::is_same_v<scalar_t, T>) {
-          store(grad_row + j, g);
-        } else {
-          T lanes[kWidth];
-          store(lanes, g);
-          for (int64_t l = 0; l < kWidth; ++l) grad_row[j + l] = static_cast<scalar_t>(lanes[l]);
+      const auto sweep = [&](auto uniform_term) {
+        for (int64_t j = begin; j < vector_end; j += kWidth) {
+          const V g = (coef * load<V>(buffer + j) - uniform_term(j)) * policy.dlogit(load_cos(row, j));
+          if constexpr (std::is_same_v<scalar_t, T>) {
+            store(grad_row + j, g);
+          } else {
+            T lanes[kWidth];
+            store(lanes, g);
+            for (int64_t l = 0; l < kWidth; ++l) grad_row[j + l] = static_cast<scalar_t>(lanes[l]);
+          }
         }
-      }
+      };
+      // Without smoothing the (ε/C)·w_j term is 0: a loop without it.
+      if (smoothed) sweep([&](int64_t j) { return uniform * weights(j); });
+      else sweep([](int64_t) { return V{}; });
       for (int64_t j = vector_end; j < end; ++j) {
         const T c = static_cast<T>(row[j]);
         grad_row[j] = static_cast<scalar_t>((coef * buffer[j] - uniform * weight(j)) * policy.dlogit(c));
