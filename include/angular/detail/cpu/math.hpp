@@ -1,8 +1,9 @@
 #pragma once
 // Math for the CPU kernels over V, a float or an 8-float SIMD vector (GCC/Clang vector
 // extensions, lowered to AVX2 inside functions compiled for it and to SSE elsewhere). The
-// float functions are arithmetic and selects only (Cephes' methods, a few ulps): a libm call
-// would keep a loop scalar. Double precision is scalar and uses libm.
+// float functions are arithmetic and selects only (Cephes' exp, Abramowitz & Stegun's
+// arccos, a few ulps; tested in kernels_test.cpp): a libm call would keep a loop scalar.
+// Double precision is scalar and uses libm.
 
 #include <angular/detail/constants.hpp>
 #include <angular/detail/margin_policy.hpp>
@@ -24,10 +25,6 @@ template <class V>
 struct Lanes {  // scalar
   using Int = int32_t;
 };
-template <class I>
-struct FloatLanes {
-  using Float = float;
-};
 
 #if defined(__GNUC__)
 #define ANGULAR_CPU_SIMD 1
@@ -38,10 +35,6 @@ template <>
 struct Lanes<FloatVec> {
   using Int = IntVec;
 };
-template <>
-struct FloatLanes<IntVec> {
-  using Float = FloatVec;
-};
 #else
 #define ANGULAR_CPU_SIMD 0
 using FloatVec = float;
@@ -49,8 +42,6 @@ using FloatVec = float;
 
 template <class V>
 using IntFor = typename Lanes<V>::Int;
-template <class I>
-using FloatFor = typename FloatLanes<I>::Float;
 
 template <class V>
 ANGULAR_HOST_DEVICE V broadcast(float x) {
@@ -64,24 +55,6 @@ ANGULAR_HOST_DEVICE V broadcast(float x) {
 /// a where mask, else b: lane by lane for vectors (mask from a vector comparison).
 template <class M, class V>
 ANGULAR_HOST_DEVICE V select(M mask, V a, V b) { return mask ? a : b; }
-
-template <class V>
-ANGULAR_HOST_DEVICE IntFor<V> truncate_to_int(V x) {
-  if constexpr (std::is_same_v<V, float>) {
-    return static_cast<int32_t>(x);
-  } else {
-    return __builtin_convertvector(x, IntFor<V>);
-  }
-}
-
-template <class I>
-ANGULAR_HOST_DEVICE auto to_float(I x) {
-  if constexpr (std::is_same_v<I, int32_t>) {
-    return static_cast<float>(x);
-  } else {
-    return __builtin_convertvector(x, FloatFor<I>);
-  }
-}
 
 template <class V, class I>
 ANGULAR_HOST_DEVICE V bit_cast_float(I bits) {
