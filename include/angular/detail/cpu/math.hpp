@@ -119,7 +119,7 @@ ANGULAR_HOST_DEVICE V fast_exp(V x) {
 /// degree-7 polynomial (4.4.46, error ≤ 2e-8 before rounding), and arccos(−a) = π − arccos a.
 template <class V>
 ANGULAR_HOST_DEVICE V fast_acos(V x) {
-  const V a = select(x < 0.0f, -x, x);
+  const V a = bit_cast_float<V>(bit_cast_float<IntFor<V>>(x) & 0x7fffffff);  // |x|
   const V d = 1.0f - a;
   const V root = fast_sqrt(d);
   V p = broadcast<V>(-0.0012624911f);
