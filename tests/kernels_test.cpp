@@ -142,6 +142,10 @@ TEST_CASE("the CPU kernels' float math against double libm", "[kernels][math]") 
                                         [](double x) { return std::acos(x); }, false);
   INFO("acos: worst absolute error " << acos_error);
   CHECK(acos_error < 5e-7);  // 2 ulp of π
+  const double asin_error = worst_error(cosines, [](FloatVec x) { return cpu::fast_asin(x); },
+                                        [](double x) { return std::asin(x); }, false);
+  INFO("asin: worst absolute error " << asin_error);
+  CHECK(asin_error < 5e-7);
 
   // exp: where the kernels call it (x ≤ 0, down to float's underflow) and above.
   const double exp_error = worst_error(grid(-87, 88, 400000), [](FloatVec x) { return cpu::fast_exp(x); },

@@ -4,7 +4,7 @@
 //   logit(c), dlogit(c)                 every column but the sample's label; templates over
 //                                       V, a scalar or a SIMD vector of cosines
 //   target_logit(c), target_dlogit(c)   the label's column (one scalar per row)
-// `Math` supplies acos, rsqrt, clamp, where_in and broadcast for V (and cos, sin for scalars)
+// `Math` supplies acos, asin, rsqrt, clamp, where_in and broadcast for V (and cos, sin for scalars)
 // on the device and precision at hand. Arc and ArcFace follow the composite reference
 // (detail/reference.hpp) formula for formula: the clamp to [lo, hi] = [−1 + eps, 1 − eps]
 // before arccos, and the gradient passing only on the closed interval, as at::clamp's.
@@ -53,7 +53,7 @@ struct ArcPolicy {
   template <class V>
   ANGULAR_HOST_DEVICE V logit(V c) const {
     using Clamp = CosineClamp<T>;
-    return k * (static_cast<T>(kPi / 2) - Math::acos(Math::clamp(c, Clamp::lo, Clamp::hi)));
+    return k * Math::asin(Math::clamp(c, Clamp::lo, Clamp::hi));  // k(π/2 − θ) = k·arcsin c
   }
   /// k / √(1 − c²) inside the clamp, 0 outside.
   template <class V>

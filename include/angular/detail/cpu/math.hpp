@@ -115,13 +115,10 @@ ANGULAR_HOST_DEVICE V fast_exp(V x) {
   return select(x < underflow, broadcast<V>(0.0f), (p * r * r + r + 1.0f) * scale);
 }
 
-/// arccos x for x ∈ [−1, 1]: arccos a = √(1 − a)·P(a) on [0, 1] with Abramowitz & Stegun's
-/// degree-7 polynomial (4.4.46, error ≤ 2e-8 before rounding), and arccos(−a) = π − arccos a.
+/// arccos a for a ∈ [0, 1] as √(1 − a)·P(a), Abramowitz & Stegun's degree-7 polynomial
+/// (4.4.46, error ≤ 2e-8 before rounding).
 template <class V>
-ANGULAR_HOST_DEVICE V fast_acos(V x) {
-  const V a = bit_cast_float<V>(bit_cast_float<IntFor<V>>(x) & 0x7fffffff);  // |x|
-  const V d = 1.0f - a;
-  const V root = fast_sqrt(d);
+ANGULAR_HOST_DEVICE V acos_of_magnitude(V a) {
   V p = broadcast<V>(-0.0012624911f);
   p = p * a + 0.0066700901f;
   p = p * a - 0.0170881256f;
@@ -130,8 +127,27 @@ ANGULAR_HOST_DEVICE V fast_acos(V x) {
   p = p * a + 0.0889789874f;
   p = p * a - 0.2145988016f;
   p = p * a + 1.5707963050f;
-  const V r = root * p;
+  return fast_sqrt(1.0f - a) * p;
+}
+
+template <class V>
+ANGULAR_HOST_DEVICE V magnitude(V x) {
+  return bit_cast_float<V>(bit_cast_float<IntFor<V>>(x) & 0x7fffffff);
+}
+
+/// arccos x for x ∈ [−1, 1]; arccos(−a) = π − arccos a.
+template <class V>
+ANGULAR_HOST_DEVICE V fast_acos(V x) {
+  const V r = acos_of_magnitude(magnitude(x));
   return select(x < 0.0f, static_cast<float>(kPi) - r, r);
+}
+
+/// arcsin x = π/2 − arccos x for x ∈ [−1, 1], odd: the sign of x on π/2 − arccos|x| ≥ 0.
+template <class V>
+ANGULAR_HOST_DEVICE V fast_asin(V x) {
+  const V positive = static_cast<float>(kPi / 2) - acos_of_magnitude(magnitude(x));
+  const auto sign = bit_cast_float<IntFor<V>>(x) & static_cast<int32_t>(0x80000000u);
+  return bit_cast_float<V>(bit_cast_float<IntFor<V>>(positive) ^ sign);
 }
 
 template <class T>
@@ -153,6 +169,8 @@ struct Math<float> {
   template <class V>
   ANGULAR_HOST_DEVICE static V acos(V x) { return fast_acos(x); }
   template <class V>
+  ANGULAR_HOST_DEVICE static V asin(V x) { return fast_asin(x); }
+  template <class V>
   /// Only gradient slopes take it (Arc's k/√(1 − c²), ArcFace's label column): 8e-7 is ample.
   ANGULAR_HOST_DEVICE static V rsqrt(V x) { return rsqrt_newton<2>(x); }
   template <class V>
@@ -173,6 +191,7 @@ struct Math<double> {
     return x >= lo && x <= hi ? value : 0.0;
   }
   static double acos(double x) { return std::acos(x); }
+  static double asin(double x) { return std::asin(x); }
   static double rsqrt(double x) { return 1.0 / std::sqrt(x); }
   static double exp(double x) { return std::exp(x); }
   static double log(double x) { return std::log(x); }

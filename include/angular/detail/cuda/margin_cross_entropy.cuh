@@ -36,6 +36,7 @@ struct DeviceMath {
     return x >= lo && x <= hi ? value : T(0);
   }
   ANGULAR_HOST_DEVICE static T acos(T x) { return ::acos(x); }
+  ANGULAR_HOST_DEVICE static T asin(T x) { return ::asin(x); }
   ANGULAR_HOST_DEVICE static T rsqrt(T x) {
 #if defined(__CUDA_ARCH__)
     return ::rsqrt(x);
