@@ -152,6 +152,13 @@ TEST_CASE("the CPU kernels' float math against double libm", "[kernels][math]") 
                                        [](double x) { return std::exp(x); }, true);
   INFO("exp: worst relative error " << exp_error);
   CHECK(exp_error < 5e-7);
+  const double softmax_exp_error =
+      worst_error(grid(-87, 0, 200000), [](FloatVec x) { return cpu::fast_exp_nonpositive(x); },
+                  [](double x) { return std::exp(x); }, true);
+  INFO("exp_nonpositive: worst relative error " << softmax_exp_error);
+  CHECK(softmax_exp_error < 5e-7);
+  CHECK(worst_error({-1000.0f, -88.0f}, [](FloatVec x) { return cpu::fast_exp_nonpositive(x); },
+                    [](double) { return 0.0; }, false) < 1.2e-38);  // about 2^-126
   CHECK(worst_error({-1000.0f, -88.0f}, [](FloatVec x) { return cpu::fast_exp(x); },
                     [](double) { return 0.0; }, false) < 2e-38);
 

@@ -165,12 +165,12 @@ struct RowKernel {
       chunk_max[chunk] = top;
       V vector_sum{};
       for (int64_t j = begin; j < vector_end; j += kWidth) {
-        const V e = Math<T>::exp(load<V>(buffer + j) - top);
+        const V e = Math<T>::exp_nonpositive(load<V>(buffer + j) - top);
         store(buffer + j, e);
         vector_sum += e;
       }
       for (int64_t j = vector_end; j < end; ++j) {
-        buffer[j] = Math<T>::exp(buffer[j] - top);
+        buffer[j] = Math<T>::exp_nonpositive(buffer[j] - top);
         sum += buffer[j];
       }
       sum += lane_sum<V, T>(vector_sum);

@@ -94,17 +94,18 @@ ANGULAR_HOST_DEVICE V fast_sqrt(V x) {
   return root + 0.5f * y * (x - root * root);
 }
 
-/// e^x; 0 below −87.3 (where float underflows anyway), finite up to 88.7.
+constexpr float kExpUnderflow = -87.33654f, kExpOverflow = 88.72283f;
+
+/// e^x for x already in [kExpUnderflow, kExpOverflow].
 template <class V>
-ANGULAR_HOST_DEVICE V fast_exp(V x) {
-  constexpr float underflow = -87.33654f, overflow = 88.72283f, log2e = 1.44269504088896341f;
-  const V xc = clamp(x, underflow, overflow);
+ANGULAR_HOST_DEVICE V exp_in_range(V x) {
+  constexpr float log2e = 1.44269504088896341f;
   // x = n ln2 + r with n = round(x log2e): adding 1.5·2²³ rounds to an integer kept in the
   // low mantissa bits, where 2^n's exponent is read from below.
   constexpr float shifter = 12582912.0f;  // 1.5·2²³, bits 0x4B400000
-  const V shifted = xc * log2e + shifter;
+  const V shifted = x * log2e + shifter;
   const V n = shifted - shifter;
-  const V r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;
+  const V r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
   V p = broadcast<V>(1.9875691500e-4f);
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
@@ -112,7 +113,20 @@ ANGULAR_HOST_DEVICE V fast_exp(V x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   const V scale = bit_cast_float<V>((bit_cast_float<IntFor<V>>(shifted) - (0x4B400000 - 127)) << 23);
-  return select(x < underflow, broadcast<V>(0.0f), (p * r * r + r + 1.0f) * scale);
+  return (p * r * r + r + 1.0f) * scale;
+}
+
+/// e^x; 0 below −87.3 (where float underflows anyway), finite up to 88.7.
+template <class V>
+ANGULAR_HOST_DEVICE V fast_exp(V x) {
+  return select(x < kExpUnderflow, broadcast<V>(0.0f), exp_in_range(clamp(x, kExpUnderflow, kExpOverflow)));
+}
+
+/// e^x for x ≤ 0, as a softmax's terms e^(z − max) are: 2^−126 rather than 0 below −87.3,
+/// nothing next to the e^0 = 1 that every row's sum holds.
+template <class V>
+ANGULAR_HOST_DEVICE V fast_exp_nonpositive(V x) {
+  return exp_in_range(select(x < kExpUnderflow, broadcast<V>(kExpUnderflow), x));
 }
 
 /// arccos a for a ∈ [0, 1] as √(1 − a)·P(a), Abramowitz & Stegun's degree-7 polynomial
@@ -175,6 +189,8 @@ struct Math<float> {
   ANGULAR_HOST_DEVICE static V rsqrt(V x) { return rsqrt_newton<2>(x); }
   template <class V>
   ANGULAR_HOST_DEVICE static V exp(V x) { return fast_exp(x); }
+  template <class V>
+  ANGULAR_HOST_DEVICE static V exp_nonpositive(V x) { return fast_exp_nonpositive(x); }
   static float log(float x) { return std::log(x); }
   static float cos(float x) { return std::cos(x); }
   static float sin(float x) { return std::sin(x); }
@@ -194,6 +210,7 @@ struct Math<double> {
   static double asin(double x) { return std::asin(x); }
   static double rsqrt(double x) { return 1.0 / std::sqrt(x); }
   static double exp(double x) { return std::exp(x); }
+  static double exp_nonpositive(double x) { return std::exp(x); }
   static double log(double x) { return std::log(x); }
   static double cos(double x) { return std::cos(x); }
   static double sin(double x) { return std::sin(x); }
