@@ -394,14 +394,15 @@ class Trainer {
         correct += head_.logits(features.detach()).argmax(1).eq(labels).sum();
       }
       seen += labels.size(0);
-      if (read_every_step || progress.due(b + 1)) {
+      const bool show = progress.due(b + 1);
+      if (read_every_step || show) {
         const double mean = loss_sum.item<double>() / seen;
         if (!std::isfinite(mean))
           throw Diverged("the loss became non-finite at epoch " + std::to_string(epoch) + ", step " +
                          (b == last_read ? "" : std::to_string(last_read + 1) + "…") + std::to_string(b + 1) +
                          "; the checkpoint keeps the last good epoch");
         last_read = b + 1;
-        progress.update(b + 1, seen, mean);
+        if (show) progress.update(b + 1, seen, mean);
       }
       loss.backward();
       optimizer_->step();
