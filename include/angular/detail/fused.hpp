@@ -47,9 +47,9 @@ inline RowKernels row_kernels_for(KernelPath path) {
 /// Σ_{i not ignored} w_{y_i}: the divisor of the mean, as PyTorch's cross-entropy.
 inline at::Tensor mean_divisor(const at::Tensor& target, const at::Tensor& class_weight,
                                int64_t ignore_index, at::ScalarType dtype) {
-  const at::Tensor kept = target != ignore_index;
+  const auto [labels, kept] = indexable_target(target, ignore_index);
   if (!class_weight.defined()) return kept.sum().to(dtype);
-  return (class_weight.index_select(0, target.masked_fill(kept.logical_not(), 0)) * kept).sum();
+  return (class_weight.index_select(0, labels) * kept).sum();
 }
 
 /// The fused op. Two strategies, by what the device's kernels offer: the CPU writes the

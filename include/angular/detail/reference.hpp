@@ -24,6 +24,17 @@ inline at::Tensor cosine_matrix(const at::Tensor& features, const at::Tensor& we
   return at::matmul(l2_normalize_rows(features), l2_normalize_rows(weight).t());
 }
 
+/// Labels that can index a [C] or [C, D] tensor: ignore_index replaced by class 0, with
+/// `kept` marking the samples that are not ignored.
+struct IndexableTarget {
+  at::Tensor labels, kept;
+};
+
+inline IndexableTarget indexable_target(const at::Tensor& target, int64_t ignore_index) {
+  const at::Tensor kept = target != ignore_index;
+  return {target.masked_fill(kept.logical_not(), 0), kept};
+}
+
 inline at::Tensor clamped_angle(const at::Tensor& cos) {
   return at::acos(at::clamp(cos, -1 + kAcosEps, 1 - kAcosEps));
 }
@@ -37,10 +48,10 @@ inline at::Tensor arc_logits(const at::Tensor& cos, double k) {
 template <class F>
 at::Tensor replace_target_column(const at::Tensor& cos, const at::Tensor& target,
                                  int64_t ignore_index, F f) {
-  const at::Tensor kept = (target != ignore_index).unsqueeze(1);
-  const at::Tensor column = target.unsqueeze(1).masked_fill(kept.logical_not(), 0);
+  const auto [labels, kept] = indexable_target(target, ignore_index);
+  const at::Tensor column = labels.unsqueeze(1);
   const at::Tensor c = cos.gather(1, column);
-  return cos.scatter(1, column, at::where(kept, f(c), c));
+  return cos.scatter(1, column, at::where(kept.unsqueeze(1), f(c), c));
 }
 
 /// ArcFace: s·c off target; s·cos(θ + m) on the target while θ + m ≤ π, else s·(c − m sin m).
@@ -73,13 +84,12 @@ inline at::Tensor cross_entropy(const at::Tensor& logits, const at::Tensor& targ
 /// the mean is over the samples that are not ignored.
 inline at::Tensor center_term(const at::Tensor& features, const at::Tensor& centers,
                               const at::Tensor& target, int64_t reduction, int64_t ignore_index) {
-  const at::Tensor valid = target != ignore_index;
-  const at::Tensor rows = target.masked_fill(valid.logical_not(), 0);
-  const at::Tensor half_sq = 0.5 * (features - centers.index_select(0, rows)).pow(2).sum(1) * valid;
+  const auto [labels, kept] = indexable_target(target, ignore_index);
+  const at::Tensor half_sq = 0.5 * (features - centers.index_select(0, labels)).pow(2).sum(1) * kept;
   switch (reduction) {
     case at::Reduction::None: return half_sq;
     case at::Reduction::Sum: return half_sq.sum();
-    default: return half_sq.sum() / valid.sum();
+    default: return half_sq.sum() / kept.sum();
   }
 }
 

@@ -42,13 +42,12 @@ inline void update_centers_(at::Tensor& centers, const at::Tensor& features,
   at::NoGradGuard no_grad;
   // Ignored samples count with weight 0 (under label 0) rather than being selected out: no
   // data-dependent shapes, so a GPU update never waits for the device.
-  const at::Tensor valid = target != ignore_index;
-  const at::Tensor labels = target.masked_fill(valid.logical_not(), 0);
+  const auto [labels, kept] = detail::indexable_target(target, ignore_index);
   const at::Tensor offsets =  // c_{y_i} − x_i, and 0 (whatever the features) for ignored samples
       (centers.index_select(0, labels) - features.to(centers.scalar_type()))
-          .masked_fill_(valid.logical_not().unsqueeze(1), 0);
+          .masked_fill_(kept.logical_not().unsqueeze(1), 0);
   const at::Tensor counts = at::zeros({centers.size(0)}, centers.options())
-                                .index_add_(0, labels, valid.to(centers.scalar_type()));
+                                .index_add_(0, labels, kept.to(centers.scalar_type()));
   const at::Tensor delta =
       at::zeros_like(centers).index_add_(0, labels, offsets) / (1 + counts).unsqueeze(1);
   centers.sub_(alpha * delta);
