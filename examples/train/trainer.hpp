@@ -249,6 +249,8 @@ struct RunResult {
   nlohmann::json summary;
 };
 
+inline double images_per_second(double images, double seconds) { return images / std::max(seconds, 1e-9); }
+
 class Trainer {
  public:
   explicit Trainer(Options options) : o_(std::move(options)), d_(defaults_for(o_.dataset)) {
@@ -292,11 +294,8 @@ class Trainer {
     for (int64_t epoch = first; epoch <= last_epoch; ++epoch) {
       const auto epoch_start = std::chrono::steady_clock::now();
       EpochRow row = train_epoch(epoch);
-      const double train_seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
-      train_seconds_ += train_seconds;
-      trained_images_ += train_.size();
-      epoch_rates_.push_back(train_.size() / std::max(train_seconds, 1e-9));
+      train_seconds_.push_back(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count());
       evaluate(row, epoch);
       row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
       rows.push_back(row);
@@ -309,6 +308,12 @@ class Trainer {
     if (rows.empty()) throw std::runtime_error(o_.out + ": nothing to do, every epoch is done");
     RunResult result{rows, {}};
     const EpochRow& last = rows.back();
+    double total_train_seconds = 0;
+    std::vector<double> per_epoch_rates;
+    for (const double seconds : train_seconds_) {
+      total_train_seconds += seconds;
+      per_epoch_rates.push_back(images_per_second(train_.size(), seconds));
+    }
     result.summary = {
         {"test_accuracy", last.test_acc},
         {"test_error_percent", 100 * (1 - last.test_acc)},
@@ -325,8 +330,8 @@ class Trainer {
         {"torch_version", TORCH_VERSION},
         {"device", o_.device},
         {"wall_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()},
-        {"train_images_per_second", trained_images_ / std::max(train_seconds_, 1e-9)},
-        {"train_images_per_second_per_epoch", epoch_rates_}};
+        {"train_images_per_second", images_per_second(train_.size() * train_seconds_.size(), total_train_seconds)},
+        {"train_images_per_second_per_epoch", per_epoch_rates}};
     write_atomically(fs::path(o_.out) / "summary.json", result.summary.dump(2) + "\n");
     return result;
   }
@@ -526,9 +531,7 @@ class Trainer {
   std::unique_ptr<ForeachSGD> optimizer_;
   int64_t steps_per_epoch_ = 0;
   OneCycle schedule_{1, 0.1};
-  double train_seconds_ = 0;  // this invocation's training time, for images per second
-  double trained_images_ = 0;
-  std::vector<double> epoch_rates_;  // training images per second, per epoch of this invocation
+  std::vector<double> train_seconds_;  // training time of each epoch this invocation ran
 };
 
 }  // namespace train
