@@ -6,8 +6,8 @@
 // run once per element; nothing [B, C] is allocated but the gradient itself.
 //
 // Element loops run on Math<T>::Vec (8 floats, or scalar doubles); on x86-64 a copy compiled
-// for AVX2 + FMA is chosen at run time when the processor has it, whatever flags the
-// consumer builds with. (A 16-float AVX-512 copy measured 15 % slower on the AMD EPYC CI
+// for AVX2 + FMA, with the processor's 1/√x estimate in its math, is chosen at run time when
+// the processor has it, whatever flags the consumer builds with. (A 16-float AVX-512 copy measured 15 % slower on the AMD EPYC CI
 // machines, so there is none.)
 
 #include <angular/detail/cpu/math.hpp>
@@ -19,6 +19,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <type_traits>
@@ -32,6 +33,12 @@
 // SIMD vectors only pass between always-inline functions: GCC's note on their ABI is moot.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
+#if defined(__GNUC__)
+#define ANGULAR_LAMBDA_INLINE __attribute__((always_inline))
+#else
+#define ANGULAR_LAMBDA_INLINE
 #endif
 
 #if defined(__GNUC__) && defined(__x86_64__)
@@ -191,7 +198,9 @@ struct RowKernel {
       const int64_t end = std::min(classes, begin + kChunk);
       const int64_t vector_end = end - (end - begin) % kWidth;
       const T coef = numerator * Math<T>::exp(chunk_max[chunk] - lse);
-      const auto sweep = [&](auto uniform_term) {
+      // Lambdas on vectors are always inlined, as everything below rows_avx2 is: the AVX2
+      // math is only valid there, and vectors change ABI across a call into it.
+      const auto sweep = [&](auto uniform_term) ANGULAR_LAMBDA_INLINE {
         for (int64_t j = begin; j < vector_end; j += kWidth) {
           const V g = (coef * load<V>(buffer + j) - uniform_term(j)) * policy.dlogit(load_cos(row, j));
           if constexpr (std::is_same_v<scalar_t, T>) {
@@ -204,8 +213,8 @@ struct RowKernel {
         }
       };
       // Without smoothing the (ε/C)·w_j term is 0: a loop without it.
-      if (smoothed) sweep([&](int64_t j) { return uniform * weights(j); });
-      else sweep([](int64_t) { return V{}; });
+      if (smoothed) sweep([&](int64_t j) ANGULAR_LAMBDA_INLINE { return uniform * weights(j); });
+      else sweep([](int64_t) ANGULAR_LAMBDA_INLINE { return V{}; });
       for (int64_t j = vector_end; j < end; ++j) {
         const T c = static_cast<T>(row[j]);
         grad_row[j] = static_cast<scalar_t>((coef * buffer[j] - uniform * weight(j)) * policy.dlogit(c));
@@ -245,8 +254,14 @@ ANGULAR_TARGET_AVX2 void rows_avx2(const Kernel& kernel, int64_t begin, int64_t 
   rows(kernel, begin, end, scratch, chunk_max, grad, scale, lse, loss);
 }
 
+/// Whether the AVX2 copy runs: the processor has AVX2 and FMA, and ATen's own switch does
+/// not ask for its portable kernels (ATEN_CPU_CAPABILITY=default), which also selects ours.
 inline bool has_avx2() {
-  static const bool available = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  static const bool available = [] {
+    const char* capability = std::getenv("ATEN_CPU_CAPABILITY");
+    if (capability != nullptr && std::strcmp(capability, "default") == 0) return false;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
   return available;
 }
 #endif
@@ -256,13 +271,26 @@ inline int64_t row_grain(int64_t classes) {
   return std::max<int64_t>(1, 16384 / std::max<int64_t>(classes, 1));
 }
 
+/// The math of the copy of the loops compiled for AVX2 (kAvx2) or of the portable one.
+template <class T, bool kAvx2>
+struct KernelMath {
+  using type = Math<T>;
+};
+#if ANGULAR_CPU_AVX2 && ANGULAR_CPU_VRSQRTPS
+template <>
+struct KernelMath<float, true> {
+  using type = Avx2Math;
+};
+#endif
+
 /// Calls f(kernel, T{}, scalar_t{}) with the RowKernel for the arguments' dtype and margin.
-template <class F>
+template <bool kAvx2, class F>
 void with_row_kernel(const RowLossArgs& args, F&& f) {
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, args.cos.scalar_type(), "angular_margin_cross_entropy_cpu", [&] {
         using T = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
-        with_margin_policy<T, Math<T>>(args.margin, args.params, [&](auto policy) {
+        using KernelMathT = typename KernelMath<T, kAvx2>::type;
+        with_margin_policy<T, KernelMathT>(args.margin, args.params, [&](auto policy) {
           using Kernel = RowKernel<decltype(policy), scalar_t, T>;
           const Kernel kernel{args.cos.data_ptr<scalar_t>(),
                               args.target.data_ptr<int64_t>(),
@@ -293,10 +321,11 @@ inline void prefer_huge_pages(void* data, size_t bytes) {
 #endif
 }
 
-/// Per-row lse and loss; with `grad_cos` defined, also the gradient of Σ_i scale·loss_i.
-inline void forward(const RowLossArgs& args, at::Tensor& lse, at::Tensor& row_loss,
-                    at::Tensor& grad_cos, double scale) {
-  with_row_kernel(args, [&](const auto& kernel, auto t, auto s) {
+/// forward() on the copy of the loops compiled for AVX2 (kAvx2) or on the portable one.
+template <bool kAvx2>
+void forward_rows(const RowLossArgs& args, at::Tensor& lse, at::Tensor& row_loss,
+                  at::Tensor& grad_cos, double scale) {
+  with_row_kernel<kAvx2>(args, [&](const auto& kernel, auto t, auto s) {
     using T = decltype(t);
     using scalar_t = decltype(s);
     T* lse_data = lse.data_ptr<T>();
@@ -307,16 +336,26 @@ inline void forward(const RowLossArgs& args, at::Tensor& lse, at::Tensor& row_lo
     parallel_rows(args.cos.size(0), row_grain(args.cos.size(1)), [&](int64_t begin, int64_t end) {
       std::vector<T> scratch(needs_scratch ? static_cast<size_t>(kernel.classes) : 0);
       std::vector<T> chunk_max(static_cast<size_t>((kernel.classes + kChunk - 1) / kChunk));
+      if constexpr (kAvx2) {
 #if ANGULAR_CPU_AVX2
-      if (has_avx2()) {
-        return rows_avx2(kernel, begin, end, scratch.data(), chunk_max.data(), grad,
-                         static_cast<T>(scale), lse_data, loss_data);
-      }
+        rows_avx2(kernel, begin, end, scratch.data(), chunk_max.data(), grad, static_cast<T>(scale),
+                  lse_data, loss_data);
 #endif
-      rows_default(kernel, begin, end, scratch.data(), chunk_max.data(), grad,
-                   static_cast<T>(scale), lse_data, loss_data);
+      } else {
+        rows_default(kernel, begin, end, scratch.data(), chunk_max.data(), grad, static_cast<T>(scale),
+                     lse_data, loss_data);
+      }
     });
   });
+}
+
+/// Per-row lse and loss; with `grad_cos` defined, also the gradient of Σ_i scale·loss_i.
+inline void forward(const RowLossArgs& args, at::Tensor& lse, at::Tensor& row_loss,
+                    at::Tensor& grad_cos, double scale) {
+#if ANGULAR_CPU_AVX2
+  if (has_avx2()) return forward_rows<true>(args, lse, row_loss, grad_cos, scale);
+#endif
+  forward_rows<false>(args, lse, row_loss, grad_cos, scale);
 }
 
 }  // namespace angular::detail::cpu

@@ -69,27 +69,55 @@ ANGULAR_HOST_DEVICE V clamp(V x, float lo, float hi) {
   return select(x < lo, broadcast<V>(lo), select(x > hi, broadcast<V>(hi), x));
 }
 
-/// 1/√x for x > 0: a bit-level estimate, a first step with Kadlec's tuned constants
-/// (relative error < 6.6e-4), then Newton steps (kSteps in all: 2 → < 8e-7, 3 → < 2e-7).
-template <int kSteps, class V>
-ANGULAR_HOST_DEVICE V rsqrt_newton(V x) {
-  static_assert(kSteps >= 1);
+/// 1/√x for x > 0 to < 6.6e-4 relative: a bit-level guess, then one step with Kadlec's
+/// tuned constants.
+template <class V>
+ANGULAR_HOST_DEVICE V rsqrt_estimate(V x) {
   const auto bits = IntFor<V>{} + 0x5F1FFFF9 - (bit_cast_float<IntFor<V>>(x) >> 1);
-  V y = bit_cast_float<V>(bits);
-  y = y * (0.703952253f * (2.38924456f - x * y * y));
-  const V half = 0.5f * x;
-  for (int step = 1; step < kSteps; ++step) y = y * (1.5f - half * y * y);
-  return y;
+  const V y = bit_cast_float<V>(bits);
+  return y * (0.703952253f * (2.38924456f - x * y * y));
 }
 
-/// 1/√x for x > 0 (relative error < 2e-7).
+/// One Newton step from y ≈ 1/√x: a relative error e becomes about 1.5·e².
 template <class V>
-ANGULAR_HOST_DEVICE V fast_rsqrt(V x) { return rsqrt_newton<3>(x); }
+ANGULAR_HOST_DEVICE V rsqrt_step(V x, V y) { return y * (1.5f - (0.5f * x) * y * y); }
 
-/// √x for x ≥ 0: x·(1/√x) to 8e-7, then one Newton step of √ itself.
-template <class V>
+/// Where the first estimate of 1/√x comes from: the portable one above...
+struct PortableEstimate {
+  template <class V>
+  ANGULAR_HOST_DEVICE static V rsqrt(V x) { return rsqrt_estimate(x); }
+};
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define ANGULAR_CPU_VRSQRTPS 1
+/// ...or, in the loops compiled for AVX2, the processor's vrsqrtps (relative error
+/// < 1.5·2⁻¹², one instruction). Inline assembly rather than the intrinsic: GCC admits an
+/// intrinsic only into functions compiled for AVX, and these always-inline helpers are shared
+/// with the portable copy of the loops. Only ever inlined into rows_avx2.
+struct Avx2Estimate {
+  template <class V>
+  ANGULAR_HOST_DEVICE static V rsqrt(V x) {
+    if constexpr (std::is_same_v<V, FloatVec>) {
+      V y;
+      asm("vrsqrtps %1, %0" : "=x"(y) : "x"(x));
+      return y;
+    } else {
+      return rsqrt_estimate(x);
+    }
+  }
+};
+#else
+#define ANGULAR_CPU_VRSQRTPS 0
+#endif
+
+/// 1/√x for x > 0: the estimate and one Newton step (< 8e-7 relative).
+template <class Estimate = PortableEstimate, class V>
+ANGULAR_HOST_DEVICE V fast_rsqrt(V x) { return rsqrt_step(x, Estimate::rsqrt(x)); }
+
+/// √x for x ≥ 0: x·(1/√x), then one Newton step of √ itself (< 2e-7 relative).
+template <class Estimate = PortableEstimate, class V>
 ANGULAR_HOST_DEVICE V fast_sqrt(V x) {
-  const V y = rsqrt_newton<2>(select(x > 1e-30f, x, broadcast<V>(1e-30f)));
+  const V y = fast_rsqrt<Estimate>(select(x > 1e-30f, x, broadcast<V>(1e-30f)));
   const V root = x * y;  // 0 at x = 0
   return root + 0.5f * y * (x - root * root);
 }
@@ -131,7 +159,7 @@ ANGULAR_HOST_DEVICE V fast_exp_nonpositive(V x) {
 
 /// arccos a for a ∈ [0, 1] as √(1 − a)·P(a), Abramowitz & Stegun's degree-7 polynomial
 /// (4.4.46, error ≤ 2e-8 before rounding).
-template <class V>
+template <class Estimate = PortableEstimate, class V>
 ANGULAR_HOST_DEVICE V acos_of_magnitude(V a) {
   V p = broadcast<V>(-0.0012624911f);
   p = p * a + 0.0066700901f;
@@ -141,7 +169,7 @@ ANGULAR_HOST_DEVICE V acos_of_magnitude(V a) {
   p = p * a + 0.0889789874f;
   p = p * a - 0.2145988016f;
   p = p * a + 1.5707963050f;
-  return fast_sqrt(1.0f - a) * p;
+  return fast_sqrt<Estimate>(1.0f - a) * p;
 }
 
 template <class V>
@@ -150,16 +178,16 @@ ANGULAR_HOST_DEVICE V magnitude(V x) {
 }
 
 /// arccos x for x ∈ [−1, 1]; arccos(−a) = π − arccos a.
-template <class V>
+template <class Estimate = PortableEstimate, class V>
 ANGULAR_HOST_DEVICE V fast_acos(V x) {
-  const V r = acos_of_magnitude(magnitude(x));
+  const V r = acos_of_magnitude<Estimate>(magnitude(x));
   return select(x < 0.0f, static_cast<float>(kPi) - r, r);
 }
 
 /// arcsin x = π/2 − arccos x for x ∈ [−1, 1], odd: the sign of x on π/2 − arccos|x| ≥ 0.
-template <class V>
+template <class Estimate = PortableEstimate, class V>
 ANGULAR_HOST_DEVICE V fast_asin(V x) {
-  const V positive = static_cast<float>(kPi / 2) - acos_of_magnitude(magnitude(x));
+  const V positive = static_cast<float>(kPi / 2) - acos_of_magnitude<Estimate>(magnitude(x));
   const auto sign = bit_cast_float<IntFor<V>>(x) & static_cast<int32_t>(0x80000000u);
   return bit_cast_float<V>(bit_cast_float<IntFor<V>>(positive) ^ sign);
 }
@@ -167,9 +195,9 @@ ANGULAR_HOST_DEVICE V fast_asin(V x) {
 template <class T>
 struct Math;
 
-/// float32: V is float or FloatVec.
-template <>
-struct Math<float> {
+/// float32: V is float or FloatVec; `Estimate` gives the first 1/√x of sqrt and rsqrt.
+template <class Estimate>
+struct FloatMath {
   using Vec = FloatVec;
   template <class V>
   ANGULAR_HOST_DEVICE static V broadcast(float x) { return cpu::broadcast<V>(x); }
@@ -181,12 +209,12 @@ struct Math<float> {
     return select(x < lo, broadcast<V>(0.0f), select(x > hi, broadcast<V>(0.0f), value));
   }
   template <class V>
-  ANGULAR_HOST_DEVICE static V acos(V x) { return fast_acos(x); }
+  ANGULAR_HOST_DEVICE static V acos(V x) { return fast_acos<Estimate>(x); }
   template <class V>
-  ANGULAR_HOST_DEVICE static V asin(V x) { return fast_asin(x); }
-  template <class V>
+  ANGULAR_HOST_DEVICE static V asin(V x) { return fast_asin<Estimate>(x); }
   /// Only gradient slopes take it (Arc's k/√(1 − c²), ArcFace's label column): 8e-7 is ample.
-  ANGULAR_HOST_DEVICE static V rsqrt(V x) { return rsqrt_newton<2>(x); }
+  template <class V>
+  ANGULAR_HOST_DEVICE static V rsqrt(V x) { return fast_rsqrt<Estimate>(x); }
   template <class V>
   ANGULAR_HOST_DEVICE static V exp(V x) { return fast_exp(x); }
   template <class V>
@@ -195,6 +223,14 @@ struct Math<float> {
   static float cos(float x) { return std::cos(x); }
   static float sin(float x) { return std::sin(x); }
 };
+
+template <>
+struct Math<float> : FloatMath<PortableEstimate> {};
+
+#if ANGULAR_CPU_VRSQRTPS
+/// The float math of the loops compiled for AVX2.
+using Avx2Math = FloatMath<Avx2Estimate>;
+#endif
 
 /// float64: scalar, libm.
 template <>
