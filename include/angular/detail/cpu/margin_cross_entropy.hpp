@@ -7,8 +7,8 @@
 //
 // Element loops run on Math<T>::Vec (8 floats, or scalar doubles); on x86-64 a copy compiled
 // for AVX2 + FMA, with the processor's 1/√x estimate in its math, is chosen at run time when
-// the processor has it, whatever flags the consumer builds with. (A 16-float AVX-512 copy measured 15 % slower on the AMD EPYC CI
-// machines, so there is none.)
+// the processor has it, whatever flags the consumer builds with. (A 16-float AVX-512 copy
+// measured 15 % slower on the AMD EPYC CI machines, so there is none.)
 
 #include <angular/detail/cpu/math.hpp>
 #include <angular/detail/cpu/parallel.hpp>
