@@ -4,6 +4,8 @@
 #include "support/gradcheck.hpp"
 #include "support/margins.hpp"
 
+#include <limits>
+
 using namespace testing;
 
 namespace {
@@ -78,6 +80,28 @@ TEST_CASE("float16, bfloat16 and float64 cosines", "[kernels][dtype]") {
   }
 }
 
+TEST_CASE("a NaN cosine makes its row's loss NaN, as in the reference", "[kernels]") {
+  // 4 rows of 20: a NaN off the label in row 0 (in the vector part), on the label in row 1,
+  // in the scalar tail in row 2 (columns 16–19); row 3 stays finite.
+  at::Tensor cos = cosines(4, 20, 61);
+  const at::Tensor y = at::tensor({2, 5, 7, 3}, at::kLong);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  cos[0][9] = nan;
+  cos[1][5] = nan;
+  cos[2][18] = nan;
+  CrossEntropyCase none{"none", torch::kNone};
+  for (const auto& margin : margins()) {
+    INFO(margin.name);
+    const at::Tensor got = margin.loss(cos.to(at::kFloat), y, none);
+    const at::Tensor want = margin.reference(cos, y, none);
+    for (int64_t i = 0; i < 4; ++i) {
+      INFO("row " << i);
+      CHECK(std::isnan(want[i].item<double>()) == (i < 3));
+      CHECK(std::isnan(got[i].item<double>()) == (i < 3));
+    }
+  }
+}
+
 TEST_CASE("ArcFace's θ + m > π continuation in the fused kernel", "[kernels]") {
   // Labels' cosines around −cos(m): both branches, plus exact −1.
   const at::Tensor cos = at::tensor({-0.95, 0.1, 0.2, -0.80, 0.3, 0.0, -1.0, 0.5, 0.2}, at::kDouble)
@@ -125,7 +149,7 @@ double worst_error(const std::vector<float>& xs, F f, Exact exact, bool relative
   return worst;
 }
 
-#if ANGULAR_CPU_AVX2 && ANGULAR_CPU_VRSQRTPS
+#if ANGULAR_CPU_AVX2 && ANGULAR_CPU_AVX2_OPS
 /// The AVX2 copy's math runs only inside functions compiled for AVX2; vectors cross into them
 /// through memory (as arguments they would change ABI).
 #define ANGULAR_AVX2_CALL(name, expr)                                                  \
@@ -138,7 +162,7 @@ double worst_error(const std::vector<float>& xs, F f, Exact exact, bool relative
 ANGULAR_AVX2_CALL(acos, angular::detail::cpu::Avx2Math::acos(x))
 ANGULAR_AVX2_CALL(asin, angular::detail::cpu::Avx2Math::asin(x))
 ANGULAR_AVX2_CALL(rsqrt, angular::detail::cpu::Avx2Math::rsqrt(x))
-ANGULAR_AVX2_CALL(sqrt, angular::detail::cpu::fast_sqrt<angular::detail::cpu::Avx2Estimate>(x))
+ANGULAR_AVX2_CALL(sqrt, angular::detail::cpu::fast_sqrt<angular::detail::cpu::Avx2Ops>(x))
 #undef ANGULAR_AVX2_CALL
 
 /// f_avx2 as a function of one vector.
@@ -223,7 +247,7 @@ TEST_CASE("the CPU kernels' float math against double libm", "[kernels][math]") 
 
 TEST_CASE("the AVX2 copy's float math (the processor's 1/√x estimate) against double libm",
           "[kernels][math]") {
-#if ANGULAR_CPU_AVX2 && ANGULAR_CPU_VRSQRTPS
+#if ANGULAR_CPU_AVX2 && ANGULAR_CPU_AVX2_OPS
   if (!angular::detail::cpu::has_avx2()) {
     WARN("skipped: this processor has no AVX2 (or ATEN_CPU_CAPABILITY=default)");
     return;

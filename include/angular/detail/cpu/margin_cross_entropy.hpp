@@ -6,7 +6,7 @@
 // run once per element; nothing [B, C] is allocated but the gradient itself.
 //
 // Element loops run on Math<T>::Vec (8 floats, or scalar doubles); on x86-64 a copy compiled
-// for AVX2 + FMA, with the processor's 1/√x estimate in its math, is chosen at run time when
+// for AVX2 + FMA, with a few one-instruction primitives in its math, is chosen at run time when
 // the processor has it, whatever flags the consumer builds with. (A 16-float AVX-512 copy
 // measured 15 % slower on the AMD EPYC CI machines, so there is none.)
 
@@ -87,9 +87,9 @@ ANGULAR_HOST_DEVICE T lane_sum(V v) {
 }
 
 /// One row's worth of the loss: everything but the row index is fixed for the call.
-template <class Policy, class scalar_t, class T>
+template <class Policy, class scalar_t, class T, class M = Math<T>>
 struct RowKernel {
-  using V = typename Math<T>::Vec;
+  using V = typename M::Vec;
   static constexpr int64_t kWidth = sizeof(V) / sizeof(T);
 
   const scalar_t* cos;    // [B, C] contiguous
@@ -113,7 +113,7 @@ struct RowKernel {
   }
 
   ANGULAR_HOST_DEVICE V weights(int64_t j) const {
-    return class_weight != nullptr ? load<V>(class_weight + j) : Math<T>::template broadcast<V>(T(1));
+    return class_weight != nullptr ? load<V>(class_weight + j) : M::template broadcast<V>(T(1));
   }
   ANGULAR_HOST_DEVICE T weight(int64_t j) const {
     return class_weight != nullptr ? class_weight[j] : T(1);
@@ -145,7 +145,7 @@ struct RowKernel {
       const int64_t end = std::min(classes, begin + kChunk);
       const int64_t vector_end = end - (end - begin) % kWidth;
       // Logits, their max and Σ_j w_j z_j.
-      V vector_max = Math<T>::template broadcast<V>(lowest);
+      V vector_max = M::template broadcast<V>(lowest);
       V vector_weighted{};
       T top = running_max;
       for (int64_t j = begin; j < vector_end; j += kWidth) {
@@ -167,22 +167,22 @@ struct RowKernel {
       weighted += lane_sum<V, T>(vector_weighted);
       top = std::max(top, lane_max<V, T>(vector_max));
       // Exponentials against the new running max.
-      sum *= Math<T>::exp(running_max - top);
+      sum *= M::exp(running_max - top);
       running_max = top;
       chunk_max[chunk] = top;
       V vector_sum{};
       for (int64_t j = begin; j < vector_end; j += kWidth) {
-        const V e = Math<T>::exp_nonpositive(load<V>(buffer + j) - top);
+        const V e = M::exp_nonpositive(load<V>(buffer + j) - top);
         store(buffer + j, e);
         vector_sum += e;
       }
       for (int64_t j = vector_end; j < end; ++j) {
-        buffer[j] = Math<T>::exp_nonpositive(buffer[j] - top);
+        buffer[j] = M::exp_nonpositive(buffer[j] - top);
         sum += buffer[j];
       }
       sum += lane_sum<V, T>(vector_sum);
     }
-    const T lse = running_max + Math<T>::log(sum);
+    const T lse = running_max + M::log(sum);
     const T w_y = weight(y);
     const T per_class = smoothing / static_cast<T>(classes);
     *lse_out = lse;
@@ -193,11 +193,11 @@ struct RowKernel {
     // slope and the one-hot term.
     const T numerator = scale * ((T(1) - smoothing) * w_y + per_class * weight_sum);
     const T uniform = scale * per_class;
-    const T p_y = buffer[y] * Math<T>::exp(chunk_max[y / kChunk] - lse);
+    const T p_y = buffer[y] * M::exp(chunk_max[y / kChunk] - lse);
     for (int64_t begin = 0, chunk = 0; begin < classes; begin += kChunk, ++chunk) {
       const int64_t end = std::min(classes, begin + kChunk);
       const int64_t vector_end = end - (end - begin) % kWidth;
-      const T coef = numerator * Math<T>::exp(chunk_max[chunk] - lse);
+      const T coef = numerator * M::exp(chunk_max[chunk] - lse);
       // Lambdas on vectors are always inlined, as everything below rows_avx2 is: the AVX2
       // math is only valid there, and vectors change ABI across a call into it.
       const auto sweep = [&](auto uniform_term) ANGULAR_LAMBDA_INLINE {
@@ -276,7 +276,7 @@ template <class T, bool kAvx2>
 struct KernelMath {
   using type = Math<T>;
 };
-#if ANGULAR_CPU_AVX2 && ANGULAR_CPU_VRSQRTPS
+#if ANGULAR_CPU_AVX2 && ANGULAR_CPU_AVX2_OPS
 template <>
 struct KernelMath<float, true> {
   using type = Avx2Math;
@@ -291,7 +291,7 @@ void with_row_kernel(const RowLossArgs& args, F&& f) {
         using T = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
         using KernelMathT = typename KernelMath<T, kAvx2>::type;
         with_margin_policy<T, KernelMathT>(args.margin, args.params, [&](auto policy) {
-          using Kernel = RowKernel<decltype(policy), scalar_t, T>;
+          using Kernel = RowKernel<decltype(policy), scalar_t, T, KernelMathT>;
           const Kernel kernel{args.cos.data_ptr<scalar_t>(),
                               args.target.data_ptr<int64_t>(),
                               args.class_weight.defined() ? args.class_weight.data_ptr<T>() : nullptr,

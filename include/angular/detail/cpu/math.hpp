@@ -64,11 +64,6 @@ ANGULAR_HOST_DEVICE V bit_cast_float(I bits) {
   return out;
 }
 
-template <class V>
-ANGULAR_HOST_DEVICE V clamp(V x, float lo, float hi) {
-  return select(x < lo, broadcast<V>(lo), select(x > hi, broadcast<V>(hi), x));
-}
-
 /// 1/√x for x > 0 to < 6.6e-4 relative: a bit-level guess, then one step with Kadlec's
 /// tuned constants.
 template <class V>
@@ -82,42 +77,75 @@ ANGULAR_HOST_DEVICE V rsqrt_estimate(V x) {
 template <class V>
 ANGULAR_HOST_DEVICE V rsqrt_step(V x, V y) { return y * (1.5f - (0.5f * x) * y * y); }
 
-/// Where the first estimate of 1/√x comes from: the portable one above...
-struct PortableEstimate {
+/// The primitives that an instruction set may do in one instruction; the float math below is
+/// written once on top of them. Portable: selects and the bit-level 1/√x estimate.
+struct PortableOps {
   template <class V>
-  ANGULAR_HOST_DEVICE static V rsqrt(V x) { return rsqrt_estimate(x); }
+  ANGULAR_HOST_DEVICE static V rsqrt_estimate(V x) { return cpu::rsqrt_estimate(x); }
+  /// The larger of x and lo; a NaN x stays NaN.
+  template <class V>
+  ANGULAR_HOST_DEVICE static V max(V x, float lo) { return select(x < lo, broadcast<V>(lo), x); }
+  /// The smaller of x and hi; a NaN x stays NaN.
+  template <class V>
+  ANGULAR_HOST_DEVICE static V min(V x, float hi) { return select(x > hi, broadcast<V>(hi), x); }
 };
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define ANGULAR_CPU_VRSQRTPS 1
-/// ...or, in the loops compiled for AVX2, the processor's vrsqrtps (relative error
-/// < 1.5·2⁻¹², one instruction). Inline assembly rather than the intrinsic: GCC admits an
-/// intrinsic only into functions compiled for AVX, and these always-inline helpers are shared
-/// with the portable copy of the loops. Only ever inlined into rows_avx2.
-struct Avx2Estimate {
+#define ANGULAR_CPU_AVX2_OPS 1
+/// In the loops compiled for AVX2: vrsqrtps (relative error < 1.5·2⁻¹²), vmaxps and vminps,
+/// one instruction each where GCC would emit a compare and a blend. Inline assembly rather
+/// than intrinsics: GCC admits an intrinsic only into functions compiled for AVX, and these
+/// always-inline helpers are shared with the portable copy of the loops. Only ever inlined
+/// into rows_avx2 (and the tests' AVX2 functions).
+struct Avx2Ops {
   template <class V>
-  ANGULAR_HOST_DEVICE static V rsqrt(V x) {
+  ANGULAR_HOST_DEVICE static V rsqrt_estimate(V x) {
     if constexpr (std::is_same_v<V, FloatVec>) {
       V y;
       asm("vrsqrtps %1, %0" : "=x"(y) : "x"(x));
       return y;
     } else {
-      return rsqrt_estimate(x);
+      return cpu::rsqrt_estimate(x);
+    }
+  }
+  // vmaxps / vminps return their last (AT&T: first) operand where either is NaN: x.
+  template <class V>
+  ANGULAR_HOST_DEVICE static V max(V x, float lo) {
+    if constexpr (std::is_same_v<V, FloatVec>) {
+      V y;
+      asm("vmaxps %1, %2, %0" : "=x"(y) : "x"(x), "x"(broadcast<V>(lo)));
+      return y;
+    } else {
+      return PortableOps::max(x, lo);
+    }
+  }
+  template <class V>
+  ANGULAR_HOST_DEVICE static V min(V x, float hi) {
+    if constexpr (std::is_same_v<V, FloatVec>) {
+      V y;
+      asm("vminps %1, %2, %0" : "=x"(y) : "x"(x), "x"(broadcast<V>(hi)));
+      return y;
+    } else {
+      return PortableOps::min(x, hi);
     }
   }
 };
 #else
-#define ANGULAR_CPU_VRSQRTPS 0
+#define ANGULAR_CPU_AVX2_OPS 0
 #endif
 
+/// x clamped to [lo, hi]; a NaN x stays NaN.
+template <class Ops = PortableOps, class V>
+ANGULAR_HOST_DEVICE V clamp(V x, float lo, float hi) { return Ops::min(Ops::max(x, lo), hi); }
+
 /// 1/√x for x > 0: the estimate and one Newton step (< 8e-7 relative).
-template <class Estimate = PortableEstimate, class V>
-ANGULAR_HOST_DEVICE V fast_rsqrt(V x) { return rsqrt_step(x, Estimate::rsqrt(x)); }
+template <class Ops = PortableOps, class V>
+ANGULAR_HOST_DEVICE V fast_rsqrt(V x) { return rsqrt_step(x, Ops::rsqrt_estimate(x)); }
 
 /// √x for x ≥ 0: x·(1/√x), then one Newton step of √ itself (< 2e-7 relative).
-template <class Estimate = PortableEstimate, class V>
+template <class Ops = PortableOps, class V>
 ANGULAR_HOST_DEVICE V fast_sqrt(V x) {
-  const V y = fast_rsqrt<Estimate>(select(x > 1e-30f, x, broadcast<V>(1e-30f)));
+  const V y = fast_rsqrt<Ops>(Ops::max(x, 1e-30f));
   const V root = x * y;  // 0 at x = 0
   return root + 0.5f * y * (x - root * root);
 }
@@ -152,14 +180,14 @@ ANGULAR_HOST_DEVICE V fast_exp(V x) {
 
 /// e^x for x ≤ 0, as a softmax's terms e^(z − max) are: 2^−126 rather than 0 below −87.3,
 /// nothing next to the e^0 = 1 that every row's sum holds.
-template <class V>
+template <class Ops = PortableOps, class V>
 ANGULAR_HOST_DEVICE V fast_exp_nonpositive(V x) {
-  return exp_in_range(select(x < kExpUnderflow, broadcast<V>(kExpUnderflow), x));
+  return exp_in_range(Ops::max(x, kExpUnderflow));
 }
 
 /// arccos a for a ∈ [0, 1] as √(1 − a)·P(a), Abramowitz & Stegun's degree-7 polynomial
 /// (4.4.46, error ≤ 2e-8 before rounding).
-template <class Estimate = PortableEstimate, class V>
+template <class Ops = PortableOps, class V>
 ANGULAR_HOST_DEVICE V acos_of_magnitude(V a) {
   V p = broadcast<V>(-0.0012624911f);
   p = p * a + 0.0066700901f;
@@ -169,7 +197,7 @@ ANGULAR_HOST_DEVICE V acos_of_magnitude(V a) {
   p = p * a + 0.0889789874f;
   p = p * a - 0.2145988016f;
   p = p * a + 1.5707963050f;
-  return fast_sqrt<Estimate>(1.0f - a) * p;
+  return fast_sqrt<Ops>(1.0f - a) * p;
 }
 
 template <class V>
@@ -178,16 +206,16 @@ ANGULAR_HOST_DEVICE V magnitude(V x) {
 }
 
 /// arccos x for x ∈ [−1, 1]; arccos(−a) = π − arccos a.
-template <class Estimate = PortableEstimate, class V>
+template <class Ops = PortableOps, class V>
 ANGULAR_HOST_DEVICE V fast_acos(V x) {
-  const V r = acos_of_magnitude<Estimate>(magnitude(x));
+  const V r = acos_of_magnitude<Ops>(magnitude(x));
   return select(x < 0.0f, static_cast<float>(kPi) - r, r);
 }
 
 /// arcsin x = π/2 − arccos x for x ∈ [−1, 1], odd: the sign of x on π/2 − arccos|x| ≥ 0.
-template <class Estimate = PortableEstimate, class V>
+template <class Ops = PortableOps, class V>
 ANGULAR_HOST_DEVICE V fast_asin(V x) {
-  const V positive = static_cast<float>(kPi / 2) - acos_of_magnitude<Estimate>(magnitude(x));
+  const V positive = static_cast<float>(kPi / 2) - acos_of_magnitude<Ops>(magnitude(x));
   const auto sign = bit_cast_float<IntFor<V>>(x) & static_cast<int32_t>(0x80000000u);
   return bit_cast_float<V>(bit_cast_float<IntFor<V>>(positive) ^ sign);
 }
@@ -195,41 +223,41 @@ ANGULAR_HOST_DEVICE V fast_asin(V x) {
 template <class T>
 struct Math;
 
-/// float32: V is float or FloatVec; `Estimate` gives the first 1/√x of sqrt and rsqrt.
-template <class Estimate>
+/// float32: V is float or FloatVec, on the primitives of `Ops`.
+template <class Ops>
 struct FloatMath {
   using Vec = FloatVec;
   template <class V>
   ANGULAR_HOST_DEVICE static V broadcast(float x) { return cpu::broadcast<V>(x); }
   template <class V>
-  ANGULAR_HOST_DEVICE static V clamp(V x, float lo, float hi) { return cpu::clamp(x, lo, hi); }
+  ANGULAR_HOST_DEVICE static V clamp(V x, float lo, float hi) { return cpu::clamp<Ops>(x, lo, hi); }
   /// value where lo ≤ x ≤ hi, else 0.
   template <class V>
   ANGULAR_HOST_DEVICE static V where_in(V x, float lo, float hi, V value) {
     return select(x < lo, broadcast<V>(0.0f), select(x > hi, broadcast<V>(0.0f), value));
   }
   template <class V>
-  ANGULAR_HOST_DEVICE static V acos(V x) { return fast_acos<Estimate>(x); }
+  ANGULAR_HOST_DEVICE static V acos(V x) { return fast_acos<Ops>(x); }
   template <class V>
-  ANGULAR_HOST_DEVICE static V asin(V x) { return fast_asin<Estimate>(x); }
+  ANGULAR_HOST_DEVICE static V asin(V x) { return fast_asin<Ops>(x); }
   /// Only gradient slopes take it (Arc's k/√(1 − c²), ArcFace's label column): 8e-7 is ample.
   template <class V>
-  ANGULAR_HOST_DEVICE static V rsqrt(V x) { return fast_rsqrt<Estimate>(x); }
+  ANGULAR_HOST_DEVICE static V rsqrt(V x) { return fast_rsqrt<Ops>(x); }
   template <class V>
   ANGULAR_HOST_DEVICE static V exp(V x) { return fast_exp(x); }
   template <class V>
-  ANGULAR_HOST_DEVICE static V exp_nonpositive(V x) { return fast_exp_nonpositive(x); }
+  ANGULAR_HOST_DEVICE static V exp_nonpositive(V x) { return fast_exp_nonpositive<Ops>(x); }
   static float log(float x) { return std::log(x); }
   static float cos(float x) { return std::cos(x); }
   static float sin(float x) { return std::sin(x); }
 };
 
 template <>
-struct Math<float> : FloatMath<PortableEstimate> {};
+struct Math<float> : FloatMath<PortableOps> {};
 
-#if ANGULAR_CPU_VRSQRTPS
+#if ANGULAR_CPU_AVX2_OPS
 /// The float math of the loops compiled for AVX2.
-using Avx2Math = FloatMath<Avx2Estimate>;
+using Avx2Math = FloatMath<Avx2Ops>;
 #endif
 
 /// float64: scalar, libm.
