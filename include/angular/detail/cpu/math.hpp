@@ -97,37 +97,24 @@ struct PortableOps {
 /// than intrinsics: GCC admits an intrinsic only into functions compiled for AVX, and these
 /// always-inline helpers are shared with the portable copy of the loops. Only ever inlined
 /// into rows_avx2 (and the tests' AVX2 functions).
-struct Avx2Ops {
-  template <class V>
-  ANGULAR_HOST_DEVICE static V rsqrt_estimate(V x) {
-    if constexpr (std::is_same_v<V, FloatVec>) {
-      V y;
-      asm("vrsqrtps %1, %0" : "=x"(y) : "x"(x));
-      return y;
-    } else {
-      return cpu::rsqrt_estimate(x);
-    }
+struct Avx2Ops : PortableOps {
+  using PortableOps::max, PortableOps::min, PortableOps::rsqrt_estimate;  // on scalars
+
+  ANGULAR_HOST_DEVICE static FloatVec rsqrt_estimate(FloatVec x) {
+    FloatVec y;
+    asm("vrsqrtps %1, %0" : "=x"(y) : "x"(x));
+    return y;
   }
   // vmaxps / vminps return their last (AT&T: first) operand where either is NaN: x.
-  template <class V>
-  ANGULAR_HOST_DEVICE static V max(V x, float lo) {
-    if constexpr (std::is_same_v<V, FloatVec>) {
-      V y;
-      asm("vmaxps %1, %2, %0" : "=x"(y) : "x"(x), "x"(broadcast<V>(lo)));
-      return y;
-    } else {
-      return PortableOps::max(x, lo);
-    }
+  ANGULAR_HOST_DEVICE static FloatVec max(FloatVec x, float lo) {
+    FloatVec y;
+    asm("vmaxps %1, %2, %0" : "=x"(y) : "x"(x), "x"(broadcast<FloatVec>(lo)));
+    return y;
   }
-  template <class V>
-  ANGULAR_HOST_DEVICE static V min(V x, float hi) {
-    if constexpr (std::is_same_v<V, FloatVec>) {
-      V y;
-      asm("vminps %1, %2, %0" : "=x"(y) : "x"(x), "x"(broadcast<V>(hi)));
-      return y;
-    } else {
-      return PortableOps::min(x, hi);
-    }
+  ANGULAR_HOST_DEVICE static FloatVec min(FloatVec x, float hi) {
+    FloatVec y;
+    asm("vminps %1, %2, %0" : "=x"(y) : "x"(x), "x"(broadcast<FloatVec>(hi)));
+    return y;
   }
 };
 #else
