@@ -163,6 +163,8 @@ ANGULAR_AVX2_CALL(acos, angular::detail::cpu::Avx2Math::acos(x))
 ANGULAR_AVX2_CALL(asin, angular::detail::cpu::Avx2Math::asin(x))
 ANGULAR_AVX2_CALL(rsqrt, angular::detail::cpu::Avx2Math::rsqrt(x))
 ANGULAR_AVX2_CALL(sqrt, angular::detail::cpu::fast_sqrt<angular::detail::cpu::Avx2Ops>(x))
+ANGULAR_AVX2_CALL(exp_nonpositive, angular::detail::cpu::Avx2Math::exp_nonpositive(x))
+ANGULAR_AVX2_CALL(clamp, angular::detail::cpu::Avx2Math::clamp(x, -0.5f, 0.25f))
 #undef ANGULAR_AVX2_CALL
 
 /// f_avx2 as a function of one vector.
@@ -181,10 +183,6 @@ std::vector<float> grid(double lo, double hi, int n) {
   for (int i = 0; i <= n; ++i) xs.push_back(static_cast<float>(lo + (hi - lo) * i / n));
   return xs;
 }
-
-}  // namespace
-
-namespace {
 
 std::vector<float> test_cosines() {
   std::vector<float> cosines = grid(-1, 1, 400000);
@@ -267,6 +265,17 @@ TEST_CASE("the AVX2 copy's float math (the processor's 1/√x estimate) against 
   INFO("sqrt: worst relative error " << sqrt_error);
   CHECK(sqrt_error < 2e-7);
   CHECK(worst_error({0.0f}, on_avx2<sqrt_avx2>, [](double) { return 0.0; }, false) == 0);
+  const double exp_error =
+      worst_error(grid(-87, 0, 200000), on_avx2<exp_nonpositive_avx2>, [](double x) { return std::exp(x); }, true);
+  INFO("exp_nonpositive: worst relative error " << exp_error);
+  CHECK(exp_error < 5e-7);
+  CHECK(worst_error({-1000.0f, -88.0f}, on_avx2<exp_nonpositive_avx2>, [](double) { return 0.0; }, false) < 1.2e-38);
+  CHECK(worst_error(grid(-2, 2, 1000), on_avx2<clamp_avx2>, [](double x) { return std::clamp(x, -0.5, 0.25); },
+                    false) == 0);
+  float lanes[sizeof(angular::detail::cpu::FloatVec) / sizeof(float)];
+  std::fill(std::begin(lanes), std::end(lanes), std::numeric_limits<float>::quiet_NaN());
+  clamp_avx2(lanes, lanes);
+  CHECK(std::all_of(std::begin(lanes), std::end(lanes), [](float x) { return std::isnan(x); }));
 #else
   WARN("skipped: no AVX2 copy in this build (not GCC on x86-64)");
 #endif

@@ -1,9 +1,9 @@
 #pragma once
 // Math for the CPU kernels over V, a float or an 8-float SIMD vector (GCC/Clang vector
 // extensions, lowered to AVX2 inside functions compiled for it and to SSE elsewhere). The
-// float functions are arithmetic and selects only (Cephes' exp, Abramowitz & Stegun's
-// arccos, a few ulps; tested in kernels_test.cpp): a libm call would keep a loop scalar.
-// Double precision is scalar and uses libm.
+// float functions are arithmetic, selects and a few one-instruction primitives (`Ops`) only
+// (Cephes' exp, Abramowitz & Stegun's arccos, a few ulps; tested in kernels_test.cpp): a libm
+// call would keep a loop scalar. Double precision is scalar and uses libm.
 
 #include <angular/detail/constants.hpp>
 #include <angular/detail/margin_policy.hpp>
