@@ -73,26 +73,24 @@ class ForeachSGD : public torch::optim::SGD {
       if (params.empty()) continue;
       if (o.weight_decay() != 0) at::_foreach_add_(steps, params, o.weight_decay());
       if (o.momentum() != 0) {
-        std::vector<torch::Tensor> buffers, continued;  // parameters that already have a buffer
+        // Every parameter's buffer; those that had one before this step are also updated.
+        std::vector<torch::Tensor> momentum, continued_buffers, continued_steps;
         for (size_t i = 0; i < params.size(); ++i) {
-          auto found = state_.find(params[i].unsafeGetTensorImpl());
-          if (found == state_.end()) {
-            auto state = std::make_unique<torch::optim::SGDParamState>();
-            state->momentum_buffer(steps[i].clone().detach());  // SGD's first step: buf = d_p
-            state_[params[i].unsafeGetTensorImpl()] = std::move(state);
+          auto& state = state_[params[i].unsafeGetTensorImpl()];
+          if (!state) {
+            state = std::make_unique<torch::optim::SGDParamState>();
+            static_cast<torch::optim::SGDParamState&>(*state).momentum_buffer(
+                steps[i].clone().detach());  // SGD's first step: buf = d_p
           } else {
-            buffers.push_back(static_cast<torch::optim::SGDParamState&>(*found->second).momentum_buffer());
-            continued.push_back(steps[i]);
+            continued_buffers.push_back(static_cast<torch::optim::SGDParamState&>(*state).momentum_buffer());
+            continued_steps.push_back(steps[i]);
           }
+          momentum.push_back(static_cast<torch::optim::SGDParamState&>(*state).momentum_buffer());
         }
-        if (!buffers.empty()) {
-          at::_foreach_mul_(buffers, o.momentum());
-          at::_foreach_add_(buffers, continued, 1 - o.dampening());
+        if (!continued_buffers.empty()) {
+          at::_foreach_mul_(continued_buffers, o.momentum());
+          at::_foreach_add_(continued_buffers, continued_steps, 1 - o.dampening());
         }
-        std::vector<torch::Tensor> momentum;
-        for (const auto& p : params)
-          momentum.push_back(
-              static_cast<torch::optim::SGDParamState&>(*state_.at(p.unsafeGetTensorImpl())).momentum_buffer());
         if (o.nesterov()) at::_foreach_add_(steps, momentum, o.momentum());
         else steps = momentum;
       }

@@ -86,8 +86,9 @@ ANGULAR_HOST_DEVICE T lane_sum(V v) {
   return fold_lanes<V, T>(v, [](T a, T b) { return a + b; });
 }
 
-/// One row's worth of the loss: everything but the row index is fixed for the call.
-template <class Policy, class scalar_t, class T, class M = Math<T>>
+/// One row's worth of the loss: everything but the row index is fixed for the call. M is the
+/// float math of the copy of the loops it runs in, the same as the policy's.
+template <class Policy, class scalar_t, class T, class M>
 struct RowKernel {
   using V = typename M::Vec;
   static constexpr int64_t kWidth = sizeof(V) / sizeof(T);
