@@ -79,6 +79,11 @@ TEST_CASE("the alpha rule moves centers as Wen et al. write it, in training mode
               1e-6, 1e-7));
   CHECK_FALSE(center->centers.requires_grad());
   CHECK(center->named_buffers().contains("centers"));
+
+  // A label out of range is an error before anything moves: the update relies on the loss's check.
+  const at::Tensor moved = center->centers.clone();
+  CHECK_ANGULAR_ERROR(center(x, at::tensor({0, 3, 1, 2}, at::kLong)), "target[1] = 3 is out of range");
+  CHECK(at::equal(center->centers, moved));
 }
 
 TEST_CASE("CenterUpdate::sgd makes the centers a trained Parameter", "[module][center]") {

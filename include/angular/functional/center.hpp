@@ -31,18 +31,18 @@ inline at::Tensor center_loss(const at::Tensor& features, const at::Tensor& weig
                                                      spec.ignore_index);
 }
 
-/// Wen et al.'s center update, in place and outside autograd:
-///   Δc_j = Σ_{i: y_i = j} (c_j − x_i) / (1 + n_j),  c_j ← c_j − alpha · Δc_j.
-/// Samples labelled ignore_index are skipped.
-inline void update_centers_(at::Tensor& centers, const at::Tensor& features,
-                            const at::Tensor& target, double alpha, int64_t ignore_index = -100) {
-  detail::check_features(features, centers, "centers");
-  detail::check_target(target, features, "features", centers.size(0), ignore_index);
-  detail::check_hyperparameter("alpha", alpha, alpha > 0 && alpha <= 1, "in (0, 1]");
+}  // namespace angular::functional
+
+namespace angular::detail {
+
+/// The alpha rule on inputs already validated (CenterLoss checks them once per step in the
+/// loss: a second check would copy the labels to the host a second time).
+inline void move_centers_(at::Tensor& centers, const at::Tensor& features, const at::Tensor& target,
+                          double alpha, int64_t ignore_index) {
   at::NoGradGuard no_grad;
   // Ignored samples count with weight 0 (under label 0) rather than being selected out: no
   // data-dependent shapes, so a GPU update never waits for the device.
-  const auto [labels, kept] = detail::indexable_target(target, ignore_index);
+  const auto [labels, kept] = indexable_target(target, ignore_index);
   const at::Tensor offsets =  // c_{y_i} − x_i, and 0 (whatever the features) for ignored samples
       (centers.index_select(0, labels) - features.to(centers.scalar_type()))
           .masked_fill_(kept.logical_not().unsqueeze(1), 0);
@@ -51,6 +51,21 @@ inline void update_centers_(at::Tensor& centers, const at::Tensor& features,
   const at::Tensor delta =
       at::zeros_like(centers).index_add_(0, labels, offsets) / (1 + counts).unsqueeze(1);
   centers.sub_(alpha * delta);
+}
+
+}  // namespace angular::detail
+
+namespace angular::functional {
+
+/// Wen et al.'s center update, in place and outside autograd:
+///   Δc_j = Σ_{i: y_i = j} (c_j − x_i) / (1 + n_j),  c_j ← c_j − alpha · Δc_j.
+/// Samples labelled ignore_index are skipped.
+inline void update_centers_(at::Tensor& centers, const at::Tensor& features,
+                            const at::Tensor& target, double alpha, int64_t ignore_index = -100) {
+  detail::check_features(features, centers, "centers");
+  detail::check_target(target, features, "features", centers.size(0), ignore_index);
+  detail::check_hyperparameter("alpha", alpha, alpha > 0 && alpha <= 1, "in (0, 1]");
+  detail::move_centers_(centers, features, target, alpha, ignore_index);
 }
 
 inline at::Tensor center_loss(const at::Tensor& features, const at::Tensor& weight,

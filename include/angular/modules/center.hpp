@@ -39,8 +39,9 @@ class CenterLossImpl : public detail::LossModuleBase<CenterLossImpl, CenterLossO
         features, weight, centers, target,
         with_module_cross_entropy(functional::CenterLossFuncOptions().lambda(options.lambda())));
     if (is_training() && options.update() == CenterUpdate::alpha) {
-      functional::update_centers_(centers, features.detach(), target, options.alpha(),
-                                  options.ignore_index());
+      // center_loss has validated features, centers and target; reset() has checked alpha.
+      detail::move_centers_(centers, features.detach(), target, options.alpha(),
+                            options.ignore_index());
     }
     return loss;
   }
