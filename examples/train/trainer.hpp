@@ -251,8 +251,6 @@ inline double images_per_second(double images, double seconds) { return images /
 
 class Trainer {
  public:
-  static constexpr int64_t kFewSteps = 100;  // fewer steps in a run than this get a note
-
   explicit Trainer(Options options) : o_(std::move(options)), d_(defaults_for(o_.dataset)) {
     if (o_.epochs <= 0) o_.epochs = d_.epochs;
     if (o_.batch_size <= 0) o_.batch_size = d_.batch_size;
@@ -293,12 +291,13 @@ class Trainer {
     const int64_t last_epoch = o_.stop_after > 0 ? std::min(o_.epochs, o_.stop_after) : o_.epochs;
     // SGD on these ResNets needs some dozens of steps before the test accuracy means much
     // (Fashion-MNIST, ResNet20: 16 steps give 29-39 %, 64 steps about 71 %).
+    constexpr int64_t kFewSteps = 100;
     if (!o_.quiet && schedule_.total_steps < kFewSteps)
       std::fprintf(stderr,
-                   "note: %ld optimizer steps in all (%ld images / batch %ld x %ld epoch(s)), 30 %% of them "
+                   "note: %ld optimizer steps in all (%ld images / batch %ld x %ld epoch(s)), %.0f %% of them "
                    "warming up: expect a far-from-converged model; a smaller --batch-size or more --epochs "
                    "gives more steps\n",
-                   schedule_.total_steps, train_.size(), o_.batch_size, o_.epochs);
+                   schedule_.total_steps, train_.size(), o_.batch_size, o_.epochs, 100 * schedule_.pct_start);
     for (int64_t epoch = first; epoch <= last_epoch; ++epoch) {
       const auto epoch_start = std::chrono::steady_clock::now();
       EpochRow row = train_epoch(epoch);

@@ -35,10 +35,11 @@ inline at::Tensor center_loss(const at::Tensor& features, const at::Tensor& weig
 
 namespace angular::detail {
 
-/// The alpha rule on inputs already validated (CenterLoss checks them once per step in the
-/// loss: a second check would copy the labels to the host a second time).
+/// The alpha rule on features, centers and target already validated (CenterLoss checks them
+/// once per step in the loss: a second check would copy the labels to the host again).
 inline void move_centers_(at::Tensor& centers, const at::Tensor& features, const at::Tensor& target,
                           double alpha, int64_t ignore_index) {
+  check_hyperparameter("alpha", alpha, alpha > 0 && alpha <= 1, "in (0, 1]");
   at::NoGradGuard no_grad;
   // Ignored samples count with weight 0 (under label 0) rather than being selected out: no
   // data-dependent shapes, so a GPU update never waits for the device.
@@ -64,7 +65,6 @@ inline void update_centers_(at::Tensor& centers, const at::Tensor& features,
                             const at::Tensor& target, double alpha, int64_t ignore_index = -100) {
   detail::check_features(features, centers, "centers");
   detail::check_target(target, features, "features", centers.size(0), ignore_index);
-  detail::check_hyperparameter("alpha", alpha, alpha > 0 && alpha <= 1, "in (0, 1]");
   detail::move_centers_(centers, features, target, alpha, ignore_index);
 }
 

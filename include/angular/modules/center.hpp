@@ -39,7 +39,7 @@ class CenterLossImpl : public detail::LossModuleBase<CenterLossImpl, CenterLossO
         features, weight, centers, target,
         with_module_cross_entropy(functional::CenterLossFuncOptions().lambda(options.lambda())));
     if (is_training() && options.update() == CenterUpdate::alpha) {
-      // center_loss has validated features, centers and target; reset() has checked alpha.
+      // center_loss has validated features, centers and target.
       detail::move_centers_(centers, features.detach(), target, options.alpha(),
                             options.ignore_index());
     }
