@@ -290,7 +290,7 @@ class Trainer {
     }
     const int64_t last_epoch = o_.stop_after > 0 ? std::min(o_.epochs, o_.stop_after) : o_.epochs;
     // SGD on these ResNets needs some dozens of steps before the test accuracy means much
-    // (Fashion-MNIST, ResNet20: 16 steps give 29-39 %, 64 steps about 71 %).
+    // (README, "Short runs", has the numbers).
     constexpr int64_t kFewSteps = 100;
     if (!o_.quiet && schedule_.total_steps < kFewSteps)
       std::fprintf(stderr,

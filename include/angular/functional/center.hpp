@@ -9,30 +9,6 @@
 
 #include <ATen/core/grad_mode.h>
 
-namespace angular::functional {
-
-/// Center loss of features [B, D], class vectors `weight` [C, D], `centers` [C, D] and
-/// labels [B]. The center term is reduced like the cross-entropy (per sample for kNone, mean
-/// over non-ignored samples for kMean); class weights and smoothing apply to the CE only.
-inline at::Tensor center_loss(const at::Tensor& features, const at::Tensor& weight,
-                              const at::Tensor& centers, const at::Tensor& target,
-                              const CenterLossFuncOptions& options = {}) {
-  const auto spec = detail::cross_entropy_spec(options);
-  detail::check_feature_loss_inputs(features, weight, target, spec);
-  detail::check_features(features, centers, "centers");
-  TORCH_CHECK(centers.size(0) == weight.size(0), "angular: centers must be [", weight.size(0), ", ",
-              weight.size(1), "] like weight, got shape ", centers.sizes());
-  detail::check_hyperparameter("lambda", options.lambda(), options.lambda() >= 0,
-                               "a finite number >= 0");
-  const auto dtype = detail::compute_dtype(features, weight);
-  const at::Tensor x = features.to(dtype);
-  const at::Tensor ce = detail::cross_entropy(detail::linear_logits(x, weight), target, spec);
-  return ce + options.lambda() * detail::center_term(x, centers.to(dtype), target, spec.reduction,
-                                                     spec.ignore_index);
-}
-
-}  // namespace angular::functional
-
 namespace angular::detail {
 
 /// The alpha rule on features, centers and target already validated (CenterLoss checks them
@@ -57,6 +33,26 @@ inline void move_centers_(at::Tensor& centers, const at::Tensor& features, const
 }  // namespace angular::detail
 
 namespace angular::functional {
+
+/// Center loss of features [B, D], class vectors `weight` [C, D], `centers` [C, D] and
+/// labels [B]. The center term is reduced like the cross-entropy (per sample for kNone, mean
+/// over non-ignored samples for kMean); class weights and smoothing apply to the CE only.
+inline at::Tensor center_loss(const at::Tensor& features, const at::Tensor& weight,
+                              const at::Tensor& centers, const at::Tensor& target,
+                              const CenterLossFuncOptions& options = {}) {
+  const auto spec = detail::cross_entropy_spec(options);
+  detail::check_feature_loss_inputs(features, weight, target, spec);
+  detail::check_features(features, centers, "centers");
+  TORCH_CHECK(centers.size(0) == weight.size(0), "angular: centers must be [", weight.size(0), ", ",
+              weight.size(1), "] like weight, got shape ", centers.sizes());
+  detail::check_hyperparameter("lambda", options.lambda(), options.lambda() >= 0,
+                               "a finite number >= 0");
+  const auto dtype = detail::compute_dtype(features, weight);
+  const at::Tensor x = features.to(dtype);
+  const at::Tensor ce = detail::cross_entropy(detail::linear_logits(x, weight), target, spec);
+  return ce + options.lambda() * detail::center_term(x, centers.to(dtype), target, spec.reduction,
+                                                     spec.ignore_index);
+}
 
 /// Wen et al.'s center update, in place and outside autograd:
 ///   Δc_j = Σ_{i: y_i = j} (c_j − x_i) / (1 + n_j),  c_j ← c_j − alpha · Δc_j.
