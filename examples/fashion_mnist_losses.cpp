@@ -4,19 +4,20 @@
 //   fashion_mnist_losses [--data DIR] [--steps N] [--threads N]
 //
 // MLP 784-256-256-64 (the embedding), batch 128, SGD with momentum 0.9, weight decay 5e-4,
-// cosine learning-rate schedule, 2400 steps (~5 epochs). Per-loss learning rates and
-// ArcFace's scale come from a sweep on this setting: with 10 classes ArcFace reached
-// 57-69 % at s = 8..32 with lr 0.1 and 76 % at s = 16, lr 0.01, but 88 % at s = 8, lr 0.01.
+// cosine learning-rate schedule, 2400 steps (~5 epochs). The per-loss learning rates and
+// ArcFace's scale come from a sweep on this setting (README, "The trainers and the demo").
 
 #include "train/data.hpp"
+#include "train/loss_head.hpp"
+#include "train/options.hpp"
 
+#include <angular/detail/constants.hpp>
 #include <angular/loss.hpp>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <functional>
 #include <string>
 
 #include <unistd.h>
@@ -34,24 +35,13 @@ struct Embedding : torch::nn::Module {
   torch::nn::Sequential net{nullptr};
 };
 
-/// forward / logits of any of the four loss modules, through their shared interface.
-template <class Loss>
-std::pair<std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)>,
-          std::function<torch::Tensor(const torch::Tensor&)>>
-bind(std::shared_ptr<Loss> loss) {
-  return {[loss](const torch::Tensor& f, const torch::Tensor& y) { return loss->forward(f, y); },
-          [loss](const torch::Tensor& f) { return loss->logits(f); }};
-}
-
-double run(const char* name, double lr, std::shared_ptr<torch::nn::Module> loss_module,
-           std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)> loss,
-           std::function<torch::Tensor(const torch::Tensor&)> logits,
-           const train::Dataset& train, const train::Dataset& test, int steps) {
+double run(const char* name, double lr, const train::LossHead& head, const train::Dataset& train,
+           const train::Dataset& test, int steps) {
   const bool progress = isatty(fileno(stderr));
   torch::manual_seed(0);
   auto model = std::make_shared<Embedding>();
   std::vector<torch::Tensor> params = model->parameters();
-  for (const auto& p : loss_module->parameters()) params.push_back(p);
+  for (const auto& p : head.module->parameters()) params.push_back(p);
   torch::optim::SGD optimizer(params,
                               torch::optim::SGDOptions(lr).momentum(0.9).weight_decay(5e-4));
   const int64_t batch = 128, n = train.images.size(0);
@@ -61,10 +51,10 @@ double run(const char* name, double lr, std::shared_ptr<torch::nn::Module> loss_
     const int64_t offset = (step * batch) % (n - batch);
     if (offset < batch) order = torch::randperm(n);
     const torch::Tensor index = order.slice(0, offset, offset + batch);
-    const double scheduled = 0.5 * lr * (1 + std::cos(M_PI * step / steps));
+    const double scheduled = 0.5 * lr * (1 + std::cos(angular::detail::kPi * step / steps));
     for (auto& group : optimizer.param_groups()) group.options().set_lr(scheduled);
     optimizer.zero_grad();
-    const torch::Tensor value = loss(model->forward(train.images.index_select(0, index)),
+    const torch::Tensor value = head.loss(model->forward(train.images.index_select(0, index)),
                                      train.labels.index_select(0, index));
     value.backward();
     optimizer.step();
@@ -74,8 +64,8 @@ double run(const char* name, double lr, std::shared_ptr<torch::nn::Module> loss_
   }
   torch::NoGradGuard no_grad;
   model->eval();
-  loss_module->eval();
-  const torch::Tensor predicted = logits(model->forward(test.images)).argmax(1);
+  head.module->eval();
+  const torch::Tensor predicted = head.logits(model->forward(test.images)).argmax(1);
   const double accuracy = predicted.eq(test.labels).to(torch::kDouble).mean().item<double>();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -123,14 +113,10 @@ int main(int argc, char** argv) {
     auto arc = std::make_shared<angular::ArcLossImpl>(10, 64);  // k = 4.32 for C = 10
     int below = 0;
     auto report = [&](double accuracy) { below += accuracy < 0.8 ? 1 : 0; };
-    auto [soft_f, soft_l] = bind(soft);
-    report(run("Soft", 0.1, soft, soft_f, soft_l, train, test, steps));
-    auto [center_f, center_l] = bind(center);
-    report(run("Center", 0.1, center, center_f, center_l, train, test, steps));
-    auto [arcface_f, arcface_l] = bind(arcface);
-    report(run("ArcFace", arcface_lr, arcface, arcface_f, arcface_l, train, test, steps));
-    auto [arc_f, arc_l] = bind(arc);
-    report(run("Arc", 0.1, arc, arc_f, arc_l, train, test, steps));
+    report(run("Soft", 0.1, train::bind_loss(soft), train, test, steps));
+    report(run("Center", 0.1, train::bind_loss(center), train, test, steps));
+    report(run("ArcFace", arcface_lr, train::bind_loss(arcface), train, test, steps));
+    report(run("Arc", 0.1, train::bind_loss(arc), train, test, steps));
     if (below > 0) std::printf("%d loss(es) below 80 %% test accuracy\n", below);
     return below == 0 ? 0 : 1;
   } catch (const std::exception& e) {

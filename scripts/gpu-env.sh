@@ -27,7 +27,7 @@ gpu_build() {
   fi
   cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_POLICY_VERSION_MINIMUM=3.5 \
     "-DCMAKE_PREFIX_PATH=$TORCH_PREFIX;$ROOT/.device/root/usr;$ROOT/.device/root/usr/lib/x86_64-linux-gnu/cmake" \
-    -DCMAKE_CUDA_ARCHITECTURES=90 -DTORCH_CUDA_ARCH_LIST=9.0 -DANGULAR_EXAMPLES_CUDA=ON "${zlib[@]}" \
+    -DANGULAR_EXAMPLES_CUDA=ON "${zlib[@]}" \
     >>"$OUT/build.log" 2>&1 &&
     cmake --build "$BUILD" -j "$(nproc)" --target "$@" >>"$OUT/build.log" 2>&1 ||
     { tail -n 40 "$OUT/build.log"; return 1; }

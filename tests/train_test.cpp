@@ -1,7 +1,7 @@
 // The reference trainers: data parsers on files written here (valid, truncated, corrupt),
 // the one-cycle schedule, a 2-step run per loss, and resumption.
 
-#include "../examples/train/trainer.hpp"
+#include <train/trainer.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -55,7 +55,8 @@ void write_tiny_fashion_mnist(const fs::path& dir, uint32_t n) {
   std::vector<uint8_t> pixels, labels;
   for (uint32_t i = 0; i < n; ++i) {
     labels.push_back(static_cast<uint8_t>(i % 10));
-    for (int p = 0; p < 784; ++p) pixels.push_back(static_cast<uint8_t>(p / 78 == static_cast<int>(i % 10) ? 220 : (i * 13 + p) % 40));
+    for (int p = 0; p < 784; ++p)
+      pixels.push_back(static_cast<uint8_t>(p / 78 == static_cast<int>(i % 10) ? 220 : (i * 13 + p) % 40));
   }
   for (const char* split : {"train", "t10k"}) {
     write_gzip(dir / (std::string(split) + "-images-idx3-ubyte.gz"), idx({n, 28, 28}, pixels));
@@ -144,7 +145,7 @@ TEST_CASE("the one-cycle schedule at known steps", "[train][schedule]") {
   CHECK(cycle.lr(999) == Approx(0.1 / 25 / 1e4));
   CHECK(cycle.momentum(999) == Approx(0.95));
   // On the way up: OneCycleLR's cosine, 0.1 + (0.004 − 0.1)/2·(1 + cos(π·149/299)).
-  CHECK(cycle.lr(149) == Approx(0.1 + (0.004 - 0.1) / 2 * (1 + std::cos(3.14159265358979 * 149 / 299))));
+  CHECK(cycle.lr(149) == Approx(0.1 + (0.004 - 0.1) / 2 * (1 + std::cos(angular::detail::kPi * 149 / 299))));
   CHECK(cycle.lr(149) == Approx(0.052).epsilon(0.01));
   for (int64_t s = 1; s < 1000; ++s) {
     if (s <= 299) CHECK(cycle.lr(s) >= cycle.lr(s - 1));
@@ -230,7 +231,7 @@ TEST_CASE("a non-finite loss stops the run and keeps the last good checkpoint", 
   o.lr = 1e38;
   CHECK_THROWS_AS(train::Trainer(o).run(), train::Diverged);
   CHECK(fs::file_size(fs::path(o.out) / "checkpoint.pt") == good);
-  CHECK(train::read_csv(fs::path(o.out) / "metrics.csv", 10).size() == 1);
+  CHECK(train::read_metrics_csv(fs::path(o.out) / "metrics.csv", 10).size() == 1);
 }
 
 TEST_CASE("ForeachSGD takes torch::optim::SGD's steps", "[train]") {

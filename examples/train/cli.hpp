@@ -6,6 +6,7 @@
 #include "trainer.hpp"
 
 #include <CLI/CLI.hpp>
+#include <angular/detail/constants.hpp>
 
 #include <cstdio>
 #include <functional>
@@ -24,7 +25,8 @@ inline void add_run_options(CLI::App& app, Options& o) {
   app.add_option("--k", o.k, "Arc's k (default: max(3, (2/pi) ln(99 (C-1))))")->check(CLI::PositiveNumber);
   app.add_option("--scale", o.scale, "ArcFace's s (default: 16 for 10 classes, 32 for 100)")
       ->check(CLI::PositiveNumber);
-  app.add_option("--margin", o.margin, "ArcFace's m in radians (default 0.2)")->check(CLI::Range(0.0, 3.14159));
+  app.add_option("--margin", o.margin, "ArcFace's m in radians (default 0.2)")
+      ->check(CLI::Range(0.0, angular::detail::kPi));
   app.add_option("--lambda", o.lambda, "center loss weight (default 0.003)")->check(CLI::NonNegativeNumber);
   app.add_option("--alpha", o.alpha, "center learning rate (default 0.5)")->check(CLI::Range(1e-9, 1.0));
   app.add_option("--embedding-dim", o.embedding_dim, "extra linear embedding of this width (2 for plots)")

@@ -20,8 +20,6 @@ struct DataError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-constexpr const char* kDebianFashionMnist = "/usr/share/datasets/fashion-mnist";
-
 struct Dataset {
   torch::Tensor images;  // [N, C, H, W] float in [0, 1]
   torch::Tensor labels;  // [N] int64
@@ -151,6 +149,18 @@ inline Dataset read_cifar100(const std::string& dir, bool train) {
                                : dir;
   const std::string file = base + (train ? "/train.bin" : "/test.bin");
   return parse_cifar(read_file(file), file, 2, 1, 100);
+}
+
+/// The training and test splits of `dataset` (fashion-mnist, cifar10 or cifar100) in `dir`.
+struct Splits {
+  Dataset train, test;
+};
+
+inline Splits read_splits(const std::string& dataset, const std::string& dir) {
+  if (dataset == "fashion-mnist") return {read_fashion_mnist(dir, "train"), read_fashion_mnist(dir, "t10k")};
+  if (dataset == "cifar10") return {read_cifar10(dir, true), read_cifar10(dir, false)};
+  if (dataset == "cifar100") return {read_cifar100(dir, true), read_cifar100(dir, false)};
+  throw std::invalid_argument("unknown dataset " + dataset);
 }
 
 /// The first `limit` samples (all with limit <= 0).

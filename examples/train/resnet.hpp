@@ -78,9 +78,10 @@ TORCH_MODULE(ResNet);
 
 /// "resnet20", "resnet18" or "resnet34".
 inline ResNet make_resnet(const std::string& name, int64_t in_channels, int64_t embedding_dim) {
-  if (name == "resnet20") return ResNet(in_channels, std::vector<int64_t>{3, 3, 3}, std::vector<int64_t>{16, 32, 64}, embedding_dim);
-  if (name == "resnet18") return ResNet(in_channels, std::vector<int64_t>{2, 2, 2, 2}, std::vector<int64_t>{64, 128, 256, 512}, embedding_dim);
-  if (name == "resnet34") return ResNet(in_channels, std::vector<int64_t>{3, 4, 6, 3}, std::vector<int64_t>{64, 128, 256, 512}, embedding_dim);
+  using Sizes = std::vector<int64_t>;
+  if (name == "resnet20") return ResNet(in_channels, Sizes{3, 3, 3}, Sizes{16, 32, 64}, embedding_dim);
+  if (name == "resnet18") return ResNet(in_channels, Sizes{2, 2, 2, 2}, Sizes{64, 128, 256, 512}, embedding_dim);
+  if (name == "resnet34") return ResNet(in_channels, Sizes{3, 4, 6, 3}, Sizes{64, 128, 256, 512}, embedding_dim);
   throw std::invalid_argument("unknown network " + name);
 }
 

@@ -1,0 +1,31 @@
+#pragma once
+// One pass of a trained model over the test set: accuracy, the paper's angle metrics, the
+// target-angle histograms (Fig. 7) and the features for the plots. Computes only; RunFolder
+// writes the result.
+
+#include "data.hpp"
+#include "loss_head.hpp"
+#include "resnet.hpp"
+
+#include <torch/torch.h>
+#include <angular/metrics.hpp>
+
+namespace train {
+
+/// Bins of the target-angle histograms over [0, π).
+constexpr int64_t kHistogramBins = 36;
+
+struct Evaluation {
+  double accuracy = 0;
+  angular::metrics::AngleSummary angles;
+  torch::Tensor histogram;  // [C, kHistogramBins] int64 counts, on the CPU
+  torch::Tensor features;   // [N, D] test features, on the CPU
+  torch::Tensor labels;     // [N] int64, on the CPU
+};
+
+/// Evaluates `model` with `head` on `test` (images normalised by `normalize`), in eval mode
+/// and without gradients, in batches of `batch_size`.
+Evaluation evaluate(ResNet& model, const LossHead& head, const Normalizer& normalize, const Dataset& test,
+                    int64_t batch_size = 1000);
+
+}  // namespace train

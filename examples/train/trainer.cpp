@@ -1,0 +1,231 @@
+#include "trainer.hpp"
+
+#include "progress.hpp"
+
+#include <torch/version.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+#include <string>
+
+namespace train {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+double images_per_second(double images, double seconds) { return images / std::max(seconds, 1e-9); }
+
+/// The training images on `device`, so that no batch is copied there; the normaliser is
+/// fitted on them first.
+Splits load_data(const Options& options, torch::Device device, Normalizer& normalize) {
+  Splits data = read_splits(options.dataset, options.data);
+  data.train = head(data.train, options.train_limit);
+  data.test = head(data.test, options.test_limit);
+  normalize = Normalizer::fit(data.train.images);
+  for (Dataset* split : {&data.train, &data.test}) {
+    split->images = split->images.to(device);
+    split->labels = split->labels.to(device);
+  }
+  return data;
+}
+
+}  // namespace
+
+Trainer::Trainer(const Options& options) : config_(resolve(options)), device_(options_.device) {
+  // Fixed image and batch shapes: let cuDNN pick its fastest convolutions once.
+  if (device_.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
+  torch::set_num_threads(options_.threads);
+  data_ = load_data(options_, device_, normalize_);
+  torch::manual_seed(options_.seed);
+  model_ = make_resnet(config_.defaults.network, data_.train.images.size(1), options_.embedding_dim);
+  head_ = make_loss(config_, data_.train.classes, model_->feature_dim);
+  model_->to(device_);
+  head_.module->to(device_);
+  std::vector<torch::Tensor> params = model_->parameters();
+  for (const auto& p : head_.module->parameters()) params.push_back(p);
+  steps_per_epoch_ = (data_.train.size() + options_.batch_size - 1) / options_.batch_size;
+  schedule_ = OneCycle{options_.epochs * steps_per_epoch_, options_.lr};
+  // The schedule sets the learning rate and momentum before every step (set_schedule); the
+  // optimizer starts with its step-0 values.
+  optimizer_ = std::make_unique<ForeachSGD>(
+      params,
+      torch::optim::SGDOptions(schedule_.lr(0)).momentum(schedule_.momentum(0)).weight_decay(5e-4).nesterov(false));
+}
+
+RunResult Trainer::run() {
+  RunFolder folder(options_.out);
+  const auto start = Clock::now();
+  std::vector<EpochRow> rows;
+  int64_t first = 1;
+  if (options_.resume && folder.has_checkpoint()) {
+    const int64_t done = load_checkpoint(folder.checkpoint_path(), device_, *model_, *head_.module, *optimizer_);
+    rows = folder.resume(done);
+    first = done + 1;
+    if (!options_.quiet) std::fprintf(stderr, "resuming after epoch %" PRId64 "\n", done);
+  }
+  const int64_t last_epoch = options_.stop_after > 0 ? std::min(options_.epochs, options_.stop_after) : options_.epochs;
+  note_few_steps();
+  for (int64_t epoch = first; epoch <= last_epoch; ++epoch) {
+    const auto epoch_start = Clock::now();
+    std::vector<StepRecord> steps;
+    EpochRow row = train_epoch(epoch, steps);
+    train_seconds_.push_back(seconds_since(epoch_start));
+    const Evaluation evaluation = evaluate(model_, head_, normalize_, data_.test);
+    row.test_acc = evaluation.accuracy;
+    row.wc_intra = evaluation.angles.wc_intra;
+    row.w_inter = evaluation.angles.w_inter;
+    row.c_inter = evaluation.angles.c_inter;
+    row.seconds = seconds_since(epoch_start);
+    rows.push_back(row);
+    folder.write_steps(steps);
+    folder.write_evaluation(epoch, evaluation);
+    folder.write_metrics(rows);
+    save_checkpoint(folder.checkpoint_path(), epoch, *model_, *head_.module, *optimizer_);
+    if (!options_.quiet)
+      std::fprintf(stderr,
+                   "epoch %" PRId64
+                   ": train loss %.4f acc %.4f | test acc %.4f | WCIntra %.4f WInter %.4f CInter %.4f\n",
+                   epoch, row.train_loss, row.train_acc, row.test_acc, row.wc_intra, row.w_inter, row.c_inter);
+  }
+  if (rows.empty()) throw std::runtime_error(options_.out + ": nothing to do, every epoch is done");
+  RunResult result{rows, summary(rows.back(), seconds_since(start))};
+  folder.write_summary(result.summary);
+  return result;
+}
+
+void Trainer::set_schedule(int64_t step) {
+  for (auto& group : optimizer_->param_groups()) {
+    auto& options = static_cast<torch::optim::SGDOptions&>(group.options());
+    options.lr(schedule_.lr(step));
+    options.momentum(schedule_.momentum(step));
+  }
+}
+
+EpochRow Trainer::train_epoch(int64_t epoch, std::vector<StepRecord>& steps) {
+  model_->train();
+  head_.module->train();
+  const Dataset& train = data_.train;
+  const int64_t batch_size = options_.batch_size;
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(options_.seed * 1000003 + static_cast<uint64_t>(epoch));
+  const torch::Tensor order = torch::randperm(train.size(), generator, torch::kLong).to(device_);
+  Progress progress(options_.quiet, epoch, options_.epochs, steps_per_epoch_);
+  // Sums and per-step records stay on the device; on a GPU they are read only when the
+  // progress shows (or the epoch ends), so the host queues steps ahead of the GPU. A
+  // non-finite loss poisons the sum and is caught at the next read.
+  const bool read_every_step = !device_.is_cuda();
+  const auto on_device = torch::TensorOptions().device(device_);
+  torch::Tensor loss_sum = torch::zeros({}, on_device.dtype(torch::kDouble));
+  torch::Tensor correct = torch::zeros({}, on_device.dtype(torch::kLong));
+  torch::Tensor step_losses = torch::zeros({steps_per_epoch_}, on_device.dtype(torch::kDouble));
+  torch::Tensor step_correct = torch::zeros({steps_per_epoch_}, on_device.dtype(torch::kLong));
+  int64_t seen = 0, last_read = 0;
+  for (int64_t b = 0; b < steps_per_epoch_; ++b) {
+    set_schedule((epoch - 1) * steps_per_epoch_ + b);
+    const torch::Tensor index = order.slice(0, b * batch_size, std::min(train.size(), (b + 1) * batch_size));
+    torch::Tensor images = train.images.index_select(0, index);
+    if (options_.augment) images = augment(images, generator);
+    const torch::Tensor labels = train.labels.index_select(0, index);
+    optimizer_->zero_grad();
+    const torch::Tensor features = model_->forward(normalize_(images));
+    const torch::Tensor loss = head_.loss(features, labels);
+    {
+      torch::NoGradGuard no_grad;
+      loss_sum.add_(loss.detach(), labels.size(0));
+      const torch::Tensor batch_correct = head_.logits(features.detach()).argmax(1).eq(labels).sum();
+      correct += batch_correct;
+      step_losses[b].copy_(loss.detach());
+      step_correct[b].copy_(batch_correct);
+    }
+    seen += labels.size(0);
+    const bool show = progress.due(b + 1);
+    if (read_every_step || show) {
+      const double mean = loss_sum.item<double>() / static_cast<double>(seen);
+      if (!std::isfinite(mean))
+        throw Diverged("the loss became non-finite at epoch " + std::to_string(epoch) + ", step " +
+                       (b == last_read ? "" : std::to_string(last_read + 1) + "…") + std::to_string(b + 1) +
+                       "; the checkpoint keeps the last good epoch");
+      last_read = b + 1;
+      if (show) progress.update(b + 1, seen, mean);
+    }
+    loss.backward();
+    optimizer_->step();
+  }
+  // One host copy of the epoch's per-step records.
+  const torch::Tensor losses = step_losses.cpu(), corrects = step_correct.cpu();
+  for (int64_t b = 0; b < steps_per_epoch_; ++b) {
+    const int64_t images = std::min(train.size(), (b + 1) * batch_size) - b * batch_size;
+    steps.push_back({epoch, b + 1, losses.data_ptr<double>()[b],
+                     static_cast<double>(corrects.data_ptr<int64_t>()[b]) / static_cast<double>(images)});
+  }
+  const double lr = schedule_.lr(epoch * steps_per_epoch_ - 1);
+  return {epoch,
+          lr,
+          loss_sum.item<double>() / static_cast<double>(seen),
+          static_cast<double>(correct.item<int64_t>()) / static_cast<double>(seen),
+          0,
+          0,
+          0,
+          0,
+          0};
+}
+
+void Trainer::note_few_steps() const {
+  // SGD on these ResNets needs some dozens of steps before the test accuracy means much
+  // (the README's "Short runs" has the numbers).
+  constexpr int64_t kFewSteps = 100;
+  if (options_.quiet || schedule_.total_steps >= kFewSteps) return;
+  std::fprintf(stderr,
+               "note: %" PRId64 " optimizer steps in all (%" PRId64 " images / batch %" PRId64 " x %" PRId64
+               " epoch(s)), %.0f %% of them warming up: expect a far-from-converged model; a smaller "
+               "--batch-size or more --epochs gives more steps\n",
+               schedule_.total_steps, data_.train.size(), options_.batch_size, options_.epochs,
+               100 * schedule_.pct_start);
+}
+
+nlohmann::json Trainer::summary(const EpochRow& last, double wall_seconds) const {
+  double total_train_seconds = 0;
+  std::vector<double> per_epoch_rates;
+  const auto images = static_cast<double>(data_.train.size());
+  for (const double seconds : train_seconds_) {
+    total_train_seconds += seconds;
+    per_epoch_rates.push_back(images_per_second(images, seconds));
+  }
+  std::ostringstream loss_module;
+  loss_module << *head_.module;
+  const Options& o = options_;
+  return {{"test_accuracy", last.test_acc},
+          {"test_error_percent", 100 * (1 - last.test_acc)},
+          {"wc_intra", last.wc_intra},
+          {"w_inter", last.w_inter},
+          {"c_inter", last.c_inter},
+          {"epochs", o.epochs},
+          {"epochs_done", last.epoch},
+          {"options",
+           {{"dataset", o.dataset},
+            {"network", config_.defaults.network},
+            {"loss", o.loss},
+            {"batch_size", o.batch_size},
+            {"lr", o.lr},
+            {"embedding_dim", o.embedding_dim},
+            {"augment", o.augment},
+            {"train_limit", o.train_limit},
+            {"test_limit", o.test_limit},
+            {"seed", o.seed},
+            {"threads", o.threads},
+            {"loss_module", loss_module.str()}}},
+          {"torch_version", TORCH_VERSION},
+          {"device", o.device},
+          {"wall_seconds", wall_seconds},
+          {"train_images_per_second",
+           images_per_second(images * static_cast<double>(train_seconds_.size()), total_train_seconds)},
+          {"train_images_per_second_per_epoch", per_epoch_rates}};
+}
+
+}  // namespace train
