@@ -3,12 +3,20 @@
 // angular's functional layer consults for CUDA tensors (angular::kernel_path).
 
 #include <angular/detail/cuda/margin_cross_entropy.cuh>
+#include <angular/kernel_path.hpp>
+
+namespace angular {
+
+void register_cuda_kernels() {
+  detail::cuda_row_kernels() = {&detail::cuda::forward, &detail::cuda::backward};
+}
+
+}  // namespace angular
 
 namespace {
 
-const bool angular_cuda_kernels_installed = [] {
-  angular::detail::cuda_row_kernels() = {&angular::detail::cuda::forward,
-                                         &angular::detail::cuda::backward};
+const bool angular_cuda_kernels_registered = [] {
+  angular::register_cuda_kernels();
   return true;
 }();
 

@@ -6,19 +6,23 @@ fail() { echo "FAIL: $*"; exit 1; }
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 
-"$train" --loss nope --out "$dir/x" >"$dir/usage.txt" 2>&1
-[ $? -eq 2 ] || fail "unknown loss: exit $? instead of 2"
-grep -q "Usage:" "$dir/usage.txt" || fail "no usage text"
-"$compare" --epochs 1 >/dev/null 2>&1
-[ $? -eq 2 ] || fail "missing --out: exit $? instead of 2"
-"$train" --loss arc --epochs -3 --out "$dir/x" >/dev/null 2>&1
-[ $? -eq 2 ] || fail "negative epochs: exit $? instead of 2"
+# expect_exit CODE WHAT COMMAND...: COMMAND (output in $dir/out.txt) must exit with CODE.
+expect_exit() {
+  want=$1 what=$2
+  shift 2
+  "$@" >"$dir/out.txt" 2>&1
+  rc=$?
+  [ $rc -eq "$want" ] || fail "$what: exit $rc instead of $want: $(head -n 3 "$dir/out.txt")"
+}
+
+expect_exit 2 "unknown loss" "$train" --loss nope --out "$dir/x"
+grep -q "Usage:" "$dir/out.txt" || fail "no usage text"
+expect_exit 2 "missing --out" "$compare" --epochs 1
+expect_exit 2 "negative epochs" "$train" --loss arc --epochs -3 --out "$dir/x"
 
 printf 'not gzip at all' >"$dir/train-images-idx3-ubyte.gz"
 cp "$dir/train-images-idx3-ubyte.gz" "$dir/train-labels-idx1-ubyte.gz"
-"$train" --loss arc --data "$dir" --out "$dir/run" >"$dir/out.txt" 2>&1
-rc=$?
-[ $rc -eq 1 ] || fail "corrupt data: exit $rc instead of 1"
+expect_exit 1 "corrupt data" "$train" --loss arc --data "$dir" --out "$dir/run"
 [ "$(wc -l <"$dir/out.txt")" -eq 1 ] || fail "corrupt data: more than one line: $(cat "$dir/out.txt")"
 grep -q "train-images-idx3-ubyte.gz" "$dir/out.txt" || fail "the message does not name the file"
 echo "exit codes as documented: $(cat "$dir/out.txt")"

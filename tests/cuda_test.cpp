@@ -26,6 +26,28 @@ TEST_CASE("CUDA tensors take the fused CUDA kernel", "[cuda]") {
   CHECK(angular::kernel_path(at::zeros({2, 3}, kCuda)) == angular::KernelPath::fused_cuda);
 }
 
+TEST_CASE("without the fused kernels a CUDA tensor takes the composite path, with one warning", "[cuda]") {
+  const angular::detail::RowKernels installed = angular::detail::cuda_row_kernels();
+  struct Restore {
+    angular::detail::RowKernels kernels;
+    ~Restore() { angular::detail::cuda_row_kernels() = kernels; }
+  } restore{installed};
+  const at::Tensor cos = uniform({8, 50}, -1, 1, 11).to(kCuda);
+  const at::Tensor y = labels(8, 50, 5).to(kCuda);
+  CapturedWarnings captured;
+  c10::WarningUtils::WarningHandlerGuard guard(&captured);
+  angular::detail::cuda_row_kernels() = {};
+  CHECK(angular::kernel_path(cos) == angular::KernelPath::composite);
+  const double composite = angular::functional::arc_loss(cos, y).item<double>();
+  angular::functional::arc_loss(cos, y);
+  REQUIRE(captured.messages.size() == 1);
+  CHECK_THAT(captured.messages[0], Catch::Contains("angular::cuda"));
+  angular::detail::cuda_row_kernels() = installed;
+  CHECK(angular::kernel_path(cos) == angular::KernelPath::fused_cuda);
+  CHECK(angular::functional::arc_loss(cos, y).item<double>() == Approx(composite).epsilon(1e-5));
+  CHECK(captured.messages.size() == 1);
+}
+
 TEST_CASE("fused CUDA kernels match the float64 reference", "[cuda]") {
   struct Shape {
     int64_t rows, classes;

@@ -87,3 +87,18 @@ TEST_CASE("bad hyper-parameters are named with their value", "[errors]") {
   CHECK_ANGULAR_ERROR(angular::SoftmaxLoss(0, 2), "SoftmaxLossOptions::num_classes must be >= 1, got 0");
   CHECK_ANGULAR_ERROR(angular::CenterLoss(3, -1), "CenterLossOptions::embedding_dim must be >= 1, got -1");
 }
+
+TEST_CASE("CUDA without the fused kernels warns once, saying how to install them", "[errors][cuda]") {
+  // This binary does not link angular::cuda, so a CUDA tensor would take the composite path.
+  REQUIRE_FALSE(angular::cuda_kernels_registered());
+  testing::CapturedWarnings captured;
+  c10::WarningUtils::WarningHandlerGuard guard(&captured);
+  angular::detail::warn_if_cuda_kernels_missing(at::Device(at::kCPU));
+  CHECK(captured.messages.empty());
+  angular::detail::warn_if_cuda_kernels_missing(at::Device(at::kCUDA, 0));
+  REQUIRE(captured.messages.size() == 1);
+  CHECK_THAT(captured.messages[0], Catch::Contains("angular::cuda") &&
+                                       Catch::Contains("angular::register_cuda_kernels()"));
+  angular::detail::warn_if_cuda_kernels_missing(at::Device(at::kCUDA, 1));
+  CHECK(captured.messages.size() == 1);
+}

@@ -89,7 +89,7 @@ TEST_CASE("a NaN cosine makes its row's loss NaN, as in the reference", "[kernel
   cos[0][9] = nan;
   cos[1][5] = nan;
   cos[2][18] = nan;
-  CrossEntropyCase none{"none", torch::kNone};
+  CrossEntropyCase none{"none", torch::kNone, -100, 0.0, {}};
   for (const auto& margin : margins()) {
     INFO(margin.name);
     const at::Tensor got = margin.loss(cos.to(at::kFloat), y, none);
@@ -186,7 +186,8 @@ std::vector<float> grid(double lo, double hi, int n) {
 
 std::vector<float> test_cosines() {
   std::vector<float> cosines = grid(-1, 1, 400000);
-  for (float edge : {1.0f, -1.0f, 1 - 0x1p-24f, -1 + 0x1p-24f, 1 - 0x1p-23f, 0.5f, -0.5f, 0.0f}) cosines.push_back(edge);
+  for (float edge : {1.0f, -1.0f, 1 - 0x1p-24f, -1 + 0x1p-24f, 1 - 0x1p-23f, 0.5f, -0.5f, 0.0f})
+    cosines.push_back(edge);
   return cosines;
 }
 

@@ -9,7 +9,7 @@ using testing::uniform;
 
 namespace {
 
-constexpr double kPi = 3.14159265358979323846;
+using angular::detail::kPi;
 
 /// C unit vectors in R^C with pairwise cosine −1/(C − 1): e_i minus the centroid.
 at::Tensor simplex(int64_t classes) {

@@ -8,7 +8,7 @@
 //
 // Each comes as options (options/), free functions (functional/) and a module (modules/),
 // like LibTorch's own losses. functional::cosface_loss and normface_loss add the two other
-// common margins over cosines. Losses over cosines run fused kernels (angular::kernel_path).
+// common margins over cosines. Losses over cosines run fused kernels (kernel_path.hpp).
 
 #include <angular/functional/arc.hpp>
 #include <angular/functional/arcface.hpp>
@@ -16,6 +16,7 @@
 #include <angular/functional/cosface.hpp>
 #include <angular/functional/normface.hpp>
 #include <angular/functional/softmax.hpp>
+#include <angular/kernel_path.hpp>
 #include <angular/modules/arc.hpp>
 #include <angular/modules/arcface.hpp>
 #include <angular/modules/center.hpp>

@@ -14,6 +14,7 @@
 #include <angular/detail/checks.hpp>
 #include <angular/detail/constants.hpp>
 #include <angular/detail/cpu/parallel.hpp>
+#include <angular/detail/reference.hpp>
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
@@ -22,22 +23,17 @@
 #include <limits>
 #include <vector>
 
-namespace angular::metrics {
+namespace angular::detail {
 
-namespace detail {
-
-using angular::detail::check_floating_matrix;
-using angular::detail::check_same_device;
-
-/// Rows divided by their norms, refusing zero rows (their direction is undefined).
-inline at::Tensor unit_rows(const at::Tensor& x, const char* name) {
-  const at::Tensor norms = x.norm(2, /*dim=*/1, /*keepdim=*/true);
+/// `x` itself, after refusing zero rows: their direction, and so any angle, is undefined.
+inline at::Tensor check_nonzero_rows(const at::Tensor& x, const char* name) {
   if (x.size(0) > 0) {
-    const at::Tensor zero = (norms.squeeze(1) == 0).nonzero();
-    TORCH_CHECK(zero.numel() == 0, "angular: ", name, " row ", zero.numel() > 0 ? zero[0][0].item<int64_t>() : -1,
+    const at::Tensor zero = (x.norm(2, /*dim=*/1) == 0).nonzero();
+    TORCH_CHECK(zero.numel() == 0, "angular: ", name, " row ",
+                zero.numel() > 0 ? zero[0][0].item<int64_t>() : -1,
                 " has zero norm: its angle to anything is undefined");
   }
-  return x / norms;
+  return x;
 }
 
 /// sums[y_i] += x_i / ‖x_i‖ for CPU features [B, D] (contiguous, any floating dtype), in
@@ -48,7 +44,7 @@ inline void add_unit_rows_cpu(const at::Tensor& features, const at::Tensor& labe
   std::vector<double> inverse_norm(static_cast<size_t>(rows));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, features.scalar_type(), "angular_angle_stats", [&] {
     const scalar_t* x = features.data_ptr<scalar_t>();
-    angular::detail::cpu::parallel_rows(rows, std::max<int64_t>(1, 4096 / dim), [&](int64_t begin, int64_t end) {
+    cpu::parallel_rows(rows, std::max<int64_t>(1, 4096 / dim), [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         // Eight running sums, which the compiler keeps in vector registers.
         const scalar_t* row = x + i * dim;
@@ -69,7 +65,7 @@ inline void add_unit_rows_cpu(const at::Tensor& features, const at::Tensor& labe
     const int64_t* y = labels.data_ptr<int64_t>();
     double* out = sums.data_ptr<double>();
     // Threads own column ranges, so no two write the same sum.
-    angular::detail::cpu::parallel_rows(dim, 64, [&](int64_t begin, int64_t end) {
+    cpu::parallel_rows(dim, 64, [&](int64_t begin, int64_t end) {
       for (int64_t i = 0; i < rows; ++i) {
         double* target = out + y[i] * dim;
         const scalar_t* row = x + i * dim;
@@ -79,68 +75,54 @@ inline void add_unit_rows_cpu(const at::Tensor& features, const at::Tensor& labe
   });
 }
 
-/// arccos of a clamped cosine: finite for any finite input.
-inline at::Tensor angle_of(const at::Tensor& cos) { return at::acos(cos.clamp(-1, 1)); }
-
 /// Mean of ∠(a_i, a_j) over i ≠ j for unit rows a; NaN with fewer than two rows.
 inline double mean_pairwise_angle(const at::Tensor& unit) {
   const int64_t n = unit.size(0);
   if (n < 2) return std::numeric_limits<double>::quiet_NaN();
-  const at::Tensor angles = angle_of(at::matmul(unit, unit.t()));
+  const at::Tensor angles = clamped_angle(at::matmul(unit, unit.t()), 0);
   const at::Tensor off_diagonal = angles.sum() - angles.diagonal().sum();
   return off_diagonal.item<double>() / static_cast<double>(n * (n - 1));
 }
 
-/// labels: int64 [B] on the input's device, each in [0, C) (every sample has a class).
-inline void check_labels(const at::Tensor& labels, const at::Tensor& input, const char* input_name,
-                         int64_t classes) {
-  TORCH_CHECK(labels.defined() && labels.scalar_type() == at::kLong && labels.dim() == 1 &&
-                  labels.size(0) == input.size(0),
-              "angular: labels must be int64 [", input.size(0), "] to match ", input_name, " ",
-              input.sizes(), ", got ", labels.defined() ? labels.toString() : "undefined", " ",
-              labels.defined() ? labels.sizes() : at::IntArrayRef{});
-  check_same_device(input, input_name, labels, "labels");
-  const at::Tensor host = labels.device().is_cpu() ? labels.contiguous() : labels.cpu();
-  const int64_t* data = host.data_ptr<int64_t>();
-  for (int64_t i = 0; i < host.numel(); ++i) {
-    TORCH_CHECK(data[i] >= 0 && data[i] < classes, "angular: labels[", i, "] = ", data[i],
-                " is out of range [0, ", classes, ")");
-  }
-}
+}  // namespace angular::detail
 
-}  // namespace detail
+namespace angular::metrics {
 
 /// WInter of class vectors `weight` [C, D] (C ≥ 2), radians.
 inline double w_inter(const at::Tensor& weight) {
   detail::check_floating_matrix(weight, "weight");
   TORCH_CHECK(weight.size(0) >= 2, "angular: weight needs at least 2 classes for WInter, got ",
               weight.size(0));
-  return detail::mean_pairwise_angle(detail::unit_rows(weight.to(at::kDouble), "weight"));
+  const at::Tensor w = detail::check_nonzero_rows(weight.to(at::kDouble), "weight");
+  return detail::mean_pairwise_angle(detail::l2_normalize_rows(w));
 }
 
 /// θ_i = ∠(x_i, W_{y_i}) for features [B, D], labels [B], class vectors [C, D]: [B] radians.
 inline at::Tensor target_angles(const at::Tensor& features, const at::Tensor& labels,
                                 const at::Tensor& weight) {
-  angular::detail::check_features(features, weight, "weight");
-  detail::check_labels(labels, features, "features", weight.size(0));
-  const auto dtype = angular::detail::compute_dtype(features, weight);
-  const at::Tensor x = detail::unit_rows(features.to(dtype), "features");
-  const at::Tensor w = detail::unit_rows(weight.to(dtype), "weight").index_select(0, labels);
-  return detail::angle_of((x * w).sum(1));
+  detail::check_features(features, weight, "weight");
+  detail::check_labels(labels, "labels", features, "features", weight.size(0));
+  const auto dtype = detail::compute_dtype(features, weight);
+  const at::Tensor x =
+      detail::l2_normalize_rows(detail::check_nonzero_rows(features.to(dtype), "features"));
+  const at::Tensor w =
+      detail::l2_normalize_rows(detail::check_nonzero_rows(weight.to(dtype), "weight"))
+          .index_select(0, labels);
+  return detail::clamped_angle((x * w).sum(1), 0);
 }
 
 /// Counts [C, bins] of `angles` [B] per class `labels` [B], bins of width max_angle / bins
 /// over [0, max_angle); angles beyond the range count in the last bin, below in the first.
 inline at::Tensor angle_histogram(const at::Tensor& angles, const at::Tensor& labels,
                                   int64_t num_classes, int64_t bins,
-                                  double max_angle = angular::detail::kPi) {
+                                  double max_angle = detail::kPi) {
   TORCH_CHECK(angles.dim() == 1 && at::isFloatingType(angles.scalar_type()),
               "angular: angles must be a 1-D floating-point tensor, got ", angles.scalar_type(),
               " of shape ", angles.sizes());
   TORCH_CHECK(num_classes >= 1, "angular: num_classes must be >= 1, got ", num_classes);
   TORCH_CHECK(bins >= 1, "angular: bins must be >= 1, got ", bins);
-  angular::detail::check_hyperparameter("max_angle", max_angle, max_angle > 0, "a finite number > 0");
-  detail::check_labels(labels, angles, "angles", num_classes);
+  detail::check_hyperparameter("max_angle", max_angle, max_angle > 0, "a finite number > 0");
+  detail::check_labels(labels, "labels", angles, "angles", num_classes);
   const at::Tensor bin = (angles.to(at::kDouble) * (static_cast<double>(bins) / max_angle))
                              .floor()
                              .clamp(0, static_cast<double>(bins - 1))
@@ -151,7 +133,8 @@ inline at::Tensor angle_histogram(const at::Tensor& angles, const at::Tensor& la
 /// Cosine similarities [N, N] of the L2-normalised features [N, D] (paper eq. 15, Fig. 8).
 inline at::Tensor cosine_similarity_matrix(const at::Tensor& features) {
   detail::check_floating_matrix(features, "features");
-  const at::Tensor x = detail::unit_rows(features.to(angular::detail::compute_dtype(features)), "features");
+  const at::Tensor x = detail::l2_normalize_rows(
+      detail::check_nonzero_rows(features.to(detail::compute_dtype(features)), "features"));
   return at::matmul(x, x.t());
 }
 
@@ -160,7 +143,7 @@ inline double top_k_accuracy(const at::Tensor& logits, const at::Tensor& labels,
   detail::check_floating_matrix(logits, "logits");
   TORCH_CHECK(k >= 1 && k <= logits.size(1), "angular: k must be in [1, ", logits.size(1),
               "], got ", k);
-  detail::check_labels(labels, logits, "logits", logits.size(1));
+  detail::check_labels(labels, "labels", logits, "logits", logits.size(1));
   if (logits.size(0) == 0) return std::numeric_limits<double>::quiet_NaN();
   const at::Tensor top = std::get<1>(logits.topk(k, /*dim=*/1));
   return (top == labels.unsqueeze(1)).any(1).to(at::kDouble).mean().item<double>();
@@ -213,12 +196,13 @@ class AngleStats {
     detail::check_floating_matrix(features, "features");
     TORCH_CHECK(features.size(1) == embedding_dim_, "angular: features must be [B, ",
                 embedding_dim_, "], got ", features.sizes());
-    detail::check_labels(labels, features, "features", num_classes_);
+    detail::check_labels(labels, "labels", features, "features", num_classes_);
     adopt_device(features.device());
     if (features.device().is_cpu()) {
       detail::add_unit_rows_cpu(features.contiguous(), labels.contiguous(), sums_);
     } else {
-      sums_.index_add_(0, labels, detail::unit_rows(features.to(at::kDouble), "features"));
+      const at::Tensor x = detail::check_nonzero_rows(features.to(at::kDouble), "features");
+      sums_.index_add_(0, labels, detail::l2_normalize_rows(x));
     }
     counts_ += at::bincount(labels, {}, num_classes_);
     seen_ = true;
@@ -242,7 +226,8 @@ class AngleStats {
     TORCH_CHECK(weight.size(0) == num_classes_ && weight.size(1) == embedding_dim_,
                 "angular: weight must be [", num_classes_, ", ", embedding_dim_, "], got ",
                 weight.sizes());
-    const at::Tensor w = detail::unit_rows(weight.to(sums_.device()).to(at::kDouble), "weight");
+    const at::Tensor w = detail::l2_normalize_rows(
+        detail::check_nonzero_rows(weight.to(sums_.device(), at::kDouble), "weight"));
     AngleSummary out;
     out.counts = counts_.cpu();
     const at::Tensor present = counts_ > 0;
@@ -251,8 +236,8 @@ class AngleStats {
     // Directions of the centers; a center of norm 0 (samples cancelling out) is orthogonal
     // to everything, as F::normalize's 1e-12 floor makes it.
     const at::Tensor center_norms = sums_.norm(2, 1, true);
-    const at::Tensor center_dirs = sums_ / center_norms.clamp_min(angular::detail::kNormEps);
-    const at::Tensor wc = detail::angle_of((w * center_dirs).sum(1));
+    const at::Tensor center_dirs = sums_ / center_norms.clamp_min(detail::kNormEps);
+    const at::Tensor wc = detail::clamped_angle((w * center_dirs).sum(1), 0);
     out.wc = at::where(present, wc, at::full_like(wc, std::numeric_limits<double>::quiet_NaN())).cpu();
     const at::Tensor kept = present.nonzero().squeeze(1);
     const int64_t kept_count = kept.numel();
@@ -265,7 +250,7 @@ class AngleStats {
     const at::Tensor counts = counts_.to(at::kDouble);
     const at::Tensor mean_cos = center_norms.squeeze(1) / counts.clamp_min(1);
     const double samples = counts.sum().item<double>();
-    out.intra = samples > 0 ? (detail::angle_of(mean_cos) * counts).sum().item<double>() / samples
+    out.intra = samples > 0 ? (detail::clamped_angle(mean_cos, 0) * counts).sum().item<double>() / samples
                             : std::numeric_limits<double>::quiet_NaN();
     return out;
   }

@@ -1,5 +1,6 @@
 // A LibTorch program that uses angular as a package: the four losses through their modules,
-// each checked against a float64 computation of DESIGN.md §2 written here from scratch.
+// each checked against a float64 computation of the README's "The losses", written here from
+// scratch.
 
 #include <angular/loss.hpp>
 #include <angular/metrics.hpp>
@@ -12,7 +13,7 @@
 namespace {
 
 constexpr int64_t kClasses = 7, kDim = 16, kBatch = 32;
-constexpr double kPi = 3.14159265358979323846;
+using angular::detail::kPi;
 using Rows = std::vector<std::vector<double>>;
 
 Rows rows_of(const at::Tensor& t) {

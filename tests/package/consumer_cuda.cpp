@@ -8,7 +8,7 @@
 #include <cstdio>
 
 int main() {
-  if (angular::detail::cuda_row_kernels().forward == nullptr) {
+  if (!angular::cuda_kernels_registered()) {
     std::puts("angular::cuda did not install its kernels");
     return 1;
   }

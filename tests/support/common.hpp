@@ -40,9 +40,9 @@ inline std::vector<CrossEntropyCase> cross_entropy_cases(int64_t classes) {
   const std::vector<std::pair<std::string, angular::reduction_t>> reductions = {
       {"mean", torch::kMean}, {"sum", torch::kSum}, {"none", torch::kNone}};
   for (const auto& [name, reduction] : reductions) {
-    cases.push_back({name, reduction});
-    cases.push_back({name + "+ignore", reduction, 1});
-    cases.push_back({name + "+smoothing", reduction, -100, 0.2});
+    cases.push_back({name, reduction, -100, 0.0, {}});
+    cases.push_back({name + "+ignore", reduction, 1, 0.0, {}});
+    cases.push_back({name + "+smoothing", reduction, -100, 0.2, {}});
     cases.push_back({name + "+weights", reduction, -100, 0.0, weights});
     cases.push_back({name + "+all", reduction, 1, 0.1, weights});
   }
@@ -61,6 +61,12 @@ inline at::Tensor uniform(at::IntArrayRef shape, double lo, double hi, uint64_t 
   return at::rand(shape, at::make_generator<at::CPUGeneratorImpl>(seed), at::kDouble) * (hi - lo) +
          lo;
 }
+
+/// Collects the warnings (TORCH_WARN) raised while it is installed.
+struct CapturedWarnings : c10::WarningHandler {
+  std::vector<std::string> messages;
+  void process(const c10::Warning& warning) override { messages.push_back(warning.msg()); }
+};
 
 inline bool close(const at::Tensor& got, const at::Tensor& want, double rtol, double atol) {
   return got.sizes() == want.sizes() &&

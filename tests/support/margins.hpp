@@ -23,9 +23,11 @@ struct Margin {
       case angular::detail::MarginKind::cosface:
         return F::cosface_loss(
             cos, y, c.apply(F::CosFaceLossFuncOptions().scale(params.scale).margin(params.margin)));
-      default:
+      case angular::detail::MarginKind::normface:
         return F::normface_loss(cos, y, c.apply(F::NormFaceLossFuncOptions().scale(params.scale)));
     }
+    FAIL("unknown MarginKind");
+    return {};
   }
 
   /// |∂z_ij/∂c_ij| of the reference logits (each logit depends on its own cosine only).

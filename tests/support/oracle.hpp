@@ -1,6 +1,9 @@
 #pragma once
-// Independent float64 oracle of DESIGN.md §2, written as plain loops over std::vector so it
-// shares no code with the library (nor with ATen's loss kernels).
+// Independent float64 oracle of the losses as the README's "The losses" defines them, written
+// as plain loops over std::vector so it shares no code with the library but its constants
+// (nor with ATen's loss kernels).
+
+#include <angular/detail/constants.hpp>
 
 #include <ATen/ATen.h>
 
@@ -12,7 +15,7 @@
 namespace oracle {
 
 using Matrix = std::vector<std::vector<double>>;
-constexpr double kPi = 3.14159265358979323846;
+using angular::detail::kPi;
 
 inline Matrix to_matrix(const at::Tensor& t) {
   const at::Tensor d = t.to(at::kDouble).cpu().contiguous();

@@ -8,6 +8,8 @@
 #include <torch/enum.h>
 
 #include <cmath>
+#include <optional>
+#include <string>
 
 namespace angular::detail {
 
@@ -83,24 +85,28 @@ inline void check_features(const at::Tensor& features, const at::Tensor& vectors
   check_same_device(features, "features", vectors, vectors_name);
 }
 
-/// Labels are int64 [B] on the input's device, each in [0, C) or equal to ignore_index.
-/// The range is checked on the host, so a bad label never reaches a kernel.
-inline void check_target(const at::Tensor& target, const at::Tensor& input, const char* input_name,
-                         int64_t num_classes, int64_t ignore_index) {
-  TORCH_CHECK(target.defined(), "angular: target is an undefined tensor");
-  TORCH_CHECK(target.scalar_type() == at::kLong, "angular: target must be int64 (torch::kLong), got ",
-              target.scalar_type());
-  TORCH_CHECK(target.dim() == 1 && target.size(0) == input.size(0), "angular: target must be [",
-              input.size(0), "] to match ", input_name, " ", input.sizes(), ", got shape ",
-              target.sizes());
-  check_same_device(input, input_name, target, "target");
-  const at::Tensor host = target.device().is_cpu() ? target.contiguous() : target.cpu();
-  const int64_t* labels = host.data_ptr<int64_t>();
+/// `labels` (called `name` in messages) are int64 [B] on the input's device, each in
+/// [0, C) or, where an ignore_index is given, equal to it. The range is checked on the host,
+/// so a bad label never reaches a kernel.
+inline void check_labels(const at::Tensor& labels, const char* name, const at::Tensor& input,
+                         const char* input_name, int64_t num_classes,
+                         std::optional<int64_t> ignore_index = std::nullopt) {
+  TORCH_CHECK(labels.defined(), "angular: ", name, " is an undefined tensor");
+  TORCH_CHECK(labels.scalar_type() == at::kLong, "angular: ", name,
+              " must be int64 (torch::kLong), got ", labels.scalar_type());
+  TORCH_CHECK(labels.dim() == 1 && labels.size(0) == input.size(0), "angular: ", name,
+              " must be [", input.size(0), "] to match ", input_name, " ", input.sizes(),
+              ", got shape ", labels.sizes());
+  check_same_device(input, input_name, labels, name);
+  const at::Tensor host = labels.device().is_cpu() ? labels.contiguous() : labels.cpu();
+  const int64_t* data = host.data_ptr<int64_t>();
   for (int64_t i = 0; i < host.numel(); ++i) {
-    const int64_t y = labels[i];
-    TORCH_CHECK(y == ignore_index || (y >= 0 && y < num_classes), "angular: target[", i, "] = ", y,
-                " is out of range [0, ", num_classes, ") and is not ignore_index (", ignore_index,
-                ")");
+    const int64_t y = data[i];
+    if (y >= 0 && y < num_classes) continue;
+    TORCH_CHECK(ignore_index.has_value() && y == *ignore_index, "angular: ", name, "[", i,
+                "] = ", y, " is out of range [0, ", num_classes, ")",
+                ignore_index ? " and is not ignore_index (" + std::to_string(*ignore_index) + ")"
+                             : std::string());
   }
 }
 
@@ -136,7 +142,7 @@ inline void check_cosine_loss_inputs(const at::Tensor& cos, const at::Tensor& ta
   TORCH_CHECK(cos.size(1) >= 1, "angular: cos must have at least one class column, got shape ",
               cos.sizes());
   check_cross_entropy_spec(spec, cos, cos.size(1));
-  check_target(target, cos, "cos", cos.size(1), spec.ignore_index);
+  check_labels(target, "target", cos, "cos", cos.size(1), spec.ignore_index);
 }
 
 /// Inputs of a loss over features: features [B, D], class vectors weight [C, D], labels.
@@ -144,7 +150,7 @@ inline void check_feature_loss_inputs(const at::Tensor& features, const at::Tens
                                       const at::Tensor& target, const CrossEntropySpec& spec) {
   check_features(features, weight, "weight");
   check_cross_entropy_spec(spec, features, weight.size(0));
-  check_target(target, features, "features", weight.size(0), spec.ignore_index);
+  check_labels(target, "target", features, "features", weight.size(0), spec.ignore_index);
 }
 
 }  // namespace angular::detail

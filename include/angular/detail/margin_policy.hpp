@@ -10,20 +10,18 @@
 // before arccos, and the gradient passing only on the closed interval, as at::clamp's.
 
 #include <angular/detail/constants.hpp>
+#include <angular/detail/macros.hpp>
+
+#include <c10/util/Exception.h>
 
 #include <cmath>
 
-#if defined(__CUDACC__)
-#define ANGULAR_HOST_DEVICE __host__ __device__ __forceinline__
-#elif defined(__GNUC__)
-#define ANGULAR_HOST_DEVICE inline __attribute__((always_inline))
-#else
-#define ANGULAR_HOST_DEVICE inline
-#endif
-
 #if defined(__GNUC__)
-// SIMD vectors only pass between always-inline functions: GCC's note on their ABI is moot.
-#pragma GCC diagnostic push
+// The CPU kernel's SIMD vectors pass only between always-inline functions (these policies and
+// detail/cpu/math.hpp), so GCC's warning that returning them changes the ABI is moot. GCC
+// gives it where it compiles those functions, at the end of the including file, past any push
+// / pop around a header: it is therefore off from here to the end of that file, and no flag
+// joins the consumer's build. Vectors are taken by const reference, on which GCC has no note.
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
@@ -51,13 +49,13 @@ struct ArcPolicy {
   explicit ArcPolicy(MarginParams p) : k(static_cast<T>(p.scale)) {}
 
   template <class V>
-  ANGULAR_HOST_DEVICE V logit(V c) const {
+  ANGULAR_HOST_DEVICE V logit(const V& c) const {
     using Clamp = CosineClamp<T>;
     return k * Math::asin(Math::clamp(c, Clamp::lo, Clamp::hi));  // k(π/2 − θ) = k·arcsin c
   }
   /// k / √(1 − c²) inside the clamp, 0 outside.
   template <class V>
-  ANGULAR_HOST_DEVICE V dlogit(V c) const {
+  ANGULAR_HOST_DEVICE V dlogit(const V& c) const {
     using Clamp = CosineClamp<T>;
     return Math::where_in(c, Clamp::lo, Clamp::hi, k * Math::rsqrt((T(1) - c) * (T(1) + c)));
   }
@@ -74,9 +72,9 @@ struct ArcFacePolicy {
         m_sin_m(static_cast<T>(p.margin * std::sin(p.margin))) {}
 
   template <class V>
-  ANGULAR_HOST_DEVICE V logit(V c) const { return s * c; }
+  ANGULAR_HOST_DEVICE V logit(const V& c) const { return s * c; }
   template <class V>
-  ANGULAR_HOST_DEVICE V dlogit(V) const { return Math::template broadcast<V>(s); }
+  ANGULAR_HOST_DEVICE V dlogit(const V&) const { return Math::template broadcast<V>(s); }
   /// s·cos(θ + m) while θ + m ≤ π, then the monotone continuation s·(c − m sin m).
   ANGULAR_HOST_DEVICE T target_logit(T c) const {
     using Clamp = CosineClamp<T>;
@@ -101,9 +99,9 @@ struct CosFacePolicy {
       : s(static_cast<T>(p.scale)), m(static_cast<T>(p.margin)) {}
 
   template <class V>
-  ANGULAR_HOST_DEVICE V logit(V c) const { return s * c; }
+  ANGULAR_HOST_DEVICE V logit(const V& c) const { return s * c; }
   template <class V>
-  ANGULAR_HOST_DEVICE V dlogit(V) const { return Math::template broadcast<V>(s); }
+  ANGULAR_HOST_DEVICE V dlogit(const V&) const { return Math::template broadcast<V>(s); }
   ANGULAR_HOST_DEVICE T target_logit(T c) const { return s * (c - m); }
   ANGULAR_HOST_DEVICE T target_dlogit(T) const { return s; }
 };
@@ -114,9 +112,9 @@ struct NormFacePolicy {
   explicit NormFacePolicy(MarginParams p) : s(static_cast<T>(p.scale)) {}
 
   template <class V>
-  ANGULAR_HOST_DEVICE V logit(V c) const { return s * c; }
+  ANGULAR_HOST_DEVICE V logit(const V& c) const { return s * c; }
   template <class V>
-  ANGULAR_HOST_DEVICE V dlogit(V) const { return Math::template broadcast<V>(s); }
+  ANGULAR_HOST_DEVICE V dlogit(const V&) const { return Math::template broadcast<V>(s); }
   ANGULAR_HOST_DEVICE T target_logit(T c) const { return s * c; }
   ANGULAR_HOST_DEVICE T target_dlogit(T) const { return s; }
 };
@@ -128,12 +126,10 @@ decltype(auto) with_margin_policy(MarginKind kind, MarginParams params, F&& f) {
     case MarginKind::arc: return f(ArcPolicy<T, Math>(params));
     case MarginKind::arcface: return f(ArcFacePolicy<T, Math>(params));
     case MarginKind::cosface: return f(CosFacePolicy<T, Math>(params));
-    default: return f(NormFacePolicy<T, Math>(params));
+    case MarginKind::normface: return f(NormFacePolicy<T, Math>(params));
   }
+  TORCH_CHECK(false, "angular: unknown MarginKind ", static_cast<int>(kind));
 }
 
 }  // namespace angular::detail
 
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif

@@ -1,6 +1,7 @@
 #pragma once
-// The composite ATen math of DESIGN.md §2. It is the oracle of the fused kernels and the
-// path taken wherever no fused kernel exists, so it stays plain: one ATen op per formula.
+// The composite ATen math of the losses (the README's "The losses"). It is the oracle of the
+// fused kernels and the path taken wherever no fused kernel exists, so it stays plain: one ATen
+// op per formula.
 
 #include <angular/detail/checks.hpp>
 #include <angular/detail/constants.hpp>
@@ -35,8 +36,10 @@ inline IndexableTarget indexable_target(const at::Tensor& target, int64_t ignore
   return {target.masked_fill(kept.logical_not(), 0), kept};
 }
 
-inline at::Tensor clamped_angle(const at::Tensor& cos) {
-  return at::acos(at::clamp(cos, -1 + kAcosEps, 1 - kAcosEps));
+/// arccos of cosines clamped to [−1 + eps, 1 − eps]: the losses take eps = kAcosEps (finite
+/// gradients everywhere), the angle metrics eps = 0 (the exact angle of unit vectors).
+inline at::Tensor clamped_angle(const at::Tensor& cos, double eps = kAcosEps) {
+  return at::acos(at::clamp(cos, -1 + eps, 1 - eps));
 }
 
 /// Arc: k (π/2 − θ).
@@ -86,11 +89,9 @@ inline at::Tensor center_term(const at::Tensor& features, const at::Tensor& cent
                               const at::Tensor& target, int64_t reduction, int64_t ignore_index) {
   const auto [labels, kept] = indexable_target(target, ignore_index);
   const at::Tensor half_sq = 0.5 * (features - centers.index_select(0, labels)).pow(2).sum(1) * kept;
-  switch (reduction) {
-    case at::Reduction::None: return half_sq;
-    case at::Reduction::Sum: return half_sq.sum();
-    default: return half_sq.sum() / kept.sum();
-  }
+  if (reduction == at::Reduction::None) return half_sq;
+  if (reduction == at::Reduction::Sum) return half_sq.sum();
+  return half_sq.sum() / kept.sum();
 }
 
 }  // namespace angular::detail

@@ -3,6 +3,7 @@
 // and logsumexps in the forward, grad_cos from per-row upstream gradients in the backward.
 // Reductions (sum, mean over Σ w_y) stay in ATen on [B] tensors.
 
+#include <angular/detail/macros.hpp>
 #include <angular/detail/margin_policy.hpp>
 
 #include <ATen/ATen.h>
@@ -35,9 +36,10 @@ struct RowKernels {
   RowBackward backward = nullptr;  // nullptr: the forward writes the gradient
 };
 
-/// The CUDA kernels, installed by the angular::cuda target's source file when a consumer
-/// links it. A function-local static in an inline function: one table per program.
-inline RowKernels& cuda_row_kernels() {
+/// The CUDA kernels, installed by angular::register_cuda_kernels() (the angular::cuda target's
+/// source file). A function-local static in an inline function: one table per program, and
+/// with default visibility one across shared objects too.
+ANGULAR_VISIBLE inline RowKernels& cuda_row_kernels() {
   static RowKernels kernels;
   return kernels;
 }

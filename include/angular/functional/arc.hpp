@@ -2,7 +2,7 @@
 // The paper's angular loss over cosines: CE(k (π/2 − arccos c), y).
 
 #include <angular/detail/checks.hpp>
-#include <angular/detail/fused.hpp>
+#include <angular/detail/margin_cross_entropy.hpp>
 #include <angular/detail/reference.hpp>
 #include <angular/options/arc.hpp>
 

@@ -60,7 +60,7 @@ inline at::Tensor center_loss(const at::Tensor& features, const at::Tensor& weig
 inline void update_centers_(at::Tensor& centers, const at::Tensor& features,
                             const at::Tensor& target, double alpha, int64_t ignore_index = -100) {
   detail::check_features(features, centers, "centers");
-  detail::check_target(target, features, "features", centers.size(0), ignore_index);
+  detail::check_labels(target, "target", features, "features", centers.size(0), ignore_index);
   detail::move_centers_(centers, features, target, alpha, ignore_index);
 }
 

@@ -2,7 +2,7 @@
 // CosFace over cosines: CE with s·(cos θ − m) on the target and s·cos θ elsewhere.
 
 #include <angular/detail/checks.hpp>
-#include <angular/detail/fused.hpp>
+#include <angular/detail/margin_cross_entropy.hpp>
 #include <angular/options/cosface.hpp>
 
 namespace angular::functional {

@@ -2,7 +2,7 @@
 // NormFace over cosines: CE over s·cos θ.
 
 #include <angular/detail/checks.hpp>
-#include <angular/detail/fused.hpp>
+#include <angular/detail/margin_cross_entropy.hpp>
 #include <angular/options/normface.hpp>
 
 namespace angular::functional {

@@ -1,6 +1,7 @@
 #pragma once
 // Options of the paper's angular loss (eq. 7): logits k·(π/2 − θ_j), θ_j = arccos cos_j.
 
+#include <angular/detail/constants.hpp>
 #include <angular/options/cross_entropy.hpp>
 
 #include <algorithm>
@@ -13,9 +14,8 @@ namespace angular {
 /// direction and the other C − 1 classes orthogonal, its class gets probability 0.99; the
 /// paper asks for e^{kπ/2} to dominate the other classes and for k > 3. C = 10 gives 4.32.
 inline double default_arc_k(int64_t num_classes) {
-  const double pi = 3.14159265358979323846;
   if (num_classes <= 1) return 3.0;
-  return std::max(3.0, 2.0 / pi * std::log(99.0 * static_cast<double>(num_classes - 1)));
+  return std::max(3.0, 2.0 / detail::kPi * std::log(99.0 * static_cast<double>(num_classes - 1)));
 }
 
 struct ArcLossOptions {

@@ -7,8 +7,8 @@
 //
 // Element loops run on Math<T>::Vec (8 floats, or scalar doubles); on x86-64 a copy compiled
 // for AVX2 + FMA, with a few one-instruction primitives in its math, is chosen at run time when
-// the processor has it, whatever flags the consumer builds with. (A 16-float AVX-512 copy
-// measured 15 % slower on the AMD EPYC CI machines, so there is none.)
+// the processor has it, whatever flags the consumer builds with. (No AVX-512 copy: it
+// measured slower, bench/RESULTS.md.)
 
 #include <angular/detail/cpu/math.hpp>
 #include <angular/detail/cpu/parallel.hpp>
@@ -29,18 +29,6 @@
 #include <sys/mman.h>
 #endif
 
-#if defined(__GNUC__)
-// SIMD vectors only pass between always-inline functions: GCC's note on their ABI is moot.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
-
-#if defined(__GNUC__)
-#define ANGULAR_LAMBDA_INLINE __attribute__((always_inline))
-#else
-#define ANGULAR_LAMBDA_INLINE
-#endif
-
 #if defined(__GNUC__) && defined(__x86_64__)
 #define ANGULAR_CPU_AVX2 1
 #define ANGULAR_TARGET_AVX2 __attribute__((target("avx2,fma")))
@@ -53,18 +41,18 @@ namespace angular::detail::cpu {
 constexpr int64_t kChunk = 2048;  // columns whose logits stay in L1 between two sweeps
 
 template <class V, class T>
-ANGULAR_HOST_DEVICE V load(const T* p) {
+ANGULAR_ALWAYS_INLINE V load(const T* p) {
   V v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
 
 template <class V, class T>
-ANGULAR_HOST_DEVICE void store(T* p, V v) { std::memcpy(p, &v, sizeof v); }
+ANGULAR_ALWAYS_INLINE void store(T* p, const V& v) { std::memcpy(p, &v, sizeof v); }
 
 /// Folds the lanes of v with `combine` (v itself when V is a scalar).
 template <class V, class T, class Combine>
-ANGULAR_HOST_DEVICE T fold_lanes(V v, Combine combine) {
+ANGULAR_ALWAYS_INLINE T fold_lanes(const V& v, Combine combine) {
   if constexpr (std::is_same_v<V, T>) {
     return v;
   } else {
@@ -77,12 +65,12 @@ ANGULAR_HOST_DEVICE T fold_lanes(V v, Combine combine) {
 }
 
 template <class V, class T>
-ANGULAR_HOST_DEVICE T lane_max(V v) {
+ANGULAR_ALWAYS_INLINE T lane_max(const V& v) {
   return fold_lanes<V, T>(v, [](T a, T b) { return a > b ? a : b; });
 }
 
 template <class V, class T>
-ANGULAR_HOST_DEVICE T lane_sum(V v) {
+ANGULAR_ALWAYS_INLINE T lane_sum(const V& v) {
   return fold_lanes<V, T>(v, [](T a, T b) { return a + b; });
 }
 
@@ -103,7 +91,7 @@ struct RowKernel {
   Policy policy;
 
   /// Cosines row[j, j + kWidth) as V in T precision.
-  ANGULAR_HOST_DEVICE static V load_cos(const scalar_t* row, int64_t j) {
+  ANGULAR_ALWAYS_INLINE static V load_cos(const scalar_t* row, int64_t j) {
     if constexpr (std::is_same_v<scalar_t, T>) {
       return load<V>(row + j);
     } else {
@@ -113,10 +101,10 @@ struct RowKernel {
     }
   }
 
-  ANGULAR_HOST_DEVICE V weights(int64_t j) const {
+  ANGULAR_ALWAYS_INLINE V weights(int64_t j) const {
     return class_weight != nullptr ? load<V>(class_weight + j) : M::template broadcast<V>(T(1));
   }
-  ANGULAR_HOST_DEVICE T weight(int64_t j) const {
+  ANGULAR_ALWAYS_INLINE T weight(int64_t j) const {
     return class_weight != nullptr ? class_weight[j] : T(1);
   }
 
@@ -127,8 +115,8 @@ struct RowKernel {
   ///   grad_j = scale·(coef·p_j − (ε/C)·w_j − (1 − ε)·w_y·[j = y])·dz_j/dc_j,
   ///   coef = (1 − ε)·w_y + (ε/C)·Σ w,  p = softmax(z).
   /// The loss is (1 − ε)·w_y·(lse − z_y) + (ε/C)·Σ_j w_j·(lse − z_j).
-  ANGULAR_HOST_DEVICE void row(int64_t i, T* buffer, T* chunk_max, scalar_t* grad_row, T scale,
-                               T* lse_out, T* loss_out) const {
+  ANGULAR_ALWAYS_INLINE void row(int64_t i, T* buffer, T* chunk_max, scalar_t* grad_row, T scale,
+                                 T* lse_out, T* loss_out) const {
     const int64_t y = target[i];
     if (y == ignore_index) {
       *lse_out = T(0);
@@ -228,8 +216,8 @@ struct RowKernel {
 
 /// Rows [begin, end); the scratch row is used when the gradient row cannot hold T values.
 template <class Kernel, class T, class scalar_t>
-ANGULAR_HOST_DEVICE void rows(const Kernel& kernel, int64_t begin, int64_t end, T* scratch,
-                              T* chunk_max, scalar_t* grad, T scale, T* lse, T* loss) {
+ANGULAR_ALWAYS_INLINE void rows(const Kernel& kernel, int64_t begin, int64_t end, T* scratch,
+                                T* chunk_max, scalar_t* grad, T scale, T* lse, T* loss) {
   const int64_t classes = kernel.classes;
   for (int64_t i = begin; i < end; ++i) {
     scalar_t* grad_row = grad != nullptr ? grad + i * classes : nullptr;
@@ -360,7 +348,3 @@ inline void forward(const RowLossArgs& args, at::Tensor& lse, at::Tensor& row_lo
 }
 
 }  // namespace angular::detail::cpu
-
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif

@@ -13,12 +13,6 @@
 #include <cstring>
 #include <type_traits>
 
-#if defined(__GNUC__)
-// SIMD vectors only pass between always-inline functions: GCC's note on their ABI is moot.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
-
 namespace angular::detail::cpu {
 
 template <class V>
@@ -27,7 +21,6 @@ struct Lanes {  // scalar
 };
 
 #if defined(__GNUC__)
-#define ANGULAR_CPU_SIMD 1
 /// 8 floats (one AVX2 register, two SSE ones) and their int32 twin.
 using FloatVec = float __attribute__((vector_size(32)));
 using IntVec = int32_t __attribute__((vector_size(32)));
@@ -36,7 +29,6 @@ struct Lanes<FloatVec> {
   using Int = IntVec;
 };
 #else
-#define ANGULAR_CPU_SIMD 0
 using FloatVec = float;
 #endif
 
@@ -44,7 +36,7 @@ template <class V>
 using IntFor = typename Lanes<V>::Int;
 
 template <class V>
-ANGULAR_HOST_DEVICE V broadcast(float x) {
+ANGULAR_ALWAYS_INLINE V broadcast(float x) {
   if constexpr (std::is_same_v<V, float>) {
     return x;
   } else {
@@ -54,10 +46,10 @@ ANGULAR_HOST_DEVICE V broadcast(float x) {
 
 /// a where mask, else b: lane by lane for vectors (mask from a vector comparison).
 template <class M, class V>
-ANGULAR_HOST_DEVICE V select(M mask, V a, V b) { return mask ? a : b; }
+ANGULAR_ALWAYS_INLINE V select(const M& mask, const V& a, const V& b) { return mask ? a : b; }
 
 template <class V, class I>
-ANGULAR_HOST_DEVICE V bit_cast_float(I bits) {
+ANGULAR_ALWAYS_INLINE V bit_cast_float(const I& bits) {
   static_assert(sizeof(V) == sizeof(I));
   V out;
   std::memcpy(&out, &bits, sizeof out);
@@ -67,7 +59,7 @@ ANGULAR_HOST_DEVICE V bit_cast_float(I bits) {
 /// 1/√x for x > 0 to < 6.6e-4 relative: a bit-level guess, then one step with Kadlec's
 /// tuned constants.
 template <class V>
-ANGULAR_HOST_DEVICE V rsqrt_estimate(V x) {
+ANGULAR_ALWAYS_INLINE V rsqrt_estimate(const V& x) {
   const auto bits = IntFor<V>{} + 0x5F1FFFF9 - (bit_cast_float<IntFor<V>>(x) >> 1);
   const V y = bit_cast_float<V>(bits);
   return y * (0.703952253f * (2.38924456f - x * y * y));
@@ -75,19 +67,19 @@ ANGULAR_HOST_DEVICE V rsqrt_estimate(V x) {
 
 /// One Newton step from y ≈ 1/√x: a relative error e becomes about 1.5·e².
 template <class V>
-ANGULAR_HOST_DEVICE V rsqrt_step(V x, V y) { return y * (1.5f - (0.5f * x) * y * y); }
+ANGULAR_ALWAYS_INLINE V rsqrt_step(const V& x, const V& y) { return y * (1.5f - (0.5f * x) * y * y); }
 
 /// The primitives that an instruction set may do in one instruction; the float math below is
 /// written once on top of them. Portable: selects and the bit-level 1/√x estimate.
 struct PortableOps {
   template <class V>
-  ANGULAR_HOST_DEVICE static V rsqrt_estimate(V x) { return cpu::rsqrt_estimate(x); }
+  ANGULAR_ALWAYS_INLINE static V rsqrt_estimate(const V& x) { return cpu::rsqrt_estimate(x); }
   /// The larger of x and lo; a NaN x stays NaN.
   template <class V>
-  ANGULAR_HOST_DEVICE static V max(V x, float lo) { return select(x < lo, broadcast<V>(lo), x); }
+  ANGULAR_ALWAYS_INLINE static V max(const V& x, float lo) { return select(x < lo, broadcast<V>(lo), x); }
   /// The smaller of x and hi; a NaN x stays NaN.
   template <class V>
-  ANGULAR_HOST_DEVICE static V min(V x, float hi) { return select(x > hi, broadcast<V>(hi), x); }
+  ANGULAR_ALWAYS_INLINE static V min(const V& x, float hi) { return select(x > hi, broadcast<V>(hi), x); }
 };
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
@@ -100,18 +92,18 @@ struct PortableOps {
 struct Avx2Ops : PortableOps {
   using PortableOps::max, PortableOps::min, PortableOps::rsqrt_estimate;  // on scalars
 
-  ANGULAR_HOST_DEVICE static FloatVec rsqrt_estimate(FloatVec x) {
+  ANGULAR_ALWAYS_INLINE static FloatVec rsqrt_estimate(const FloatVec& x) {
     FloatVec y;
     asm("vrsqrtps %1, %0" : "=x"(y) : "x"(x));
     return y;
   }
   // vmaxps / vminps return their last (AT&T: first) operand where either is NaN: x.
-  ANGULAR_HOST_DEVICE static FloatVec max(FloatVec x, float lo) {
+  ANGULAR_ALWAYS_INLINE static FloatVec max(const FloatVec& x, float lo) {
     FloatVec y;
     asm("vmaxps %1, %2, %0" : "=x"(y) : "x"(x), "x"(broadcast<FloatVec>(lo)));
     return y;
   }
-  ANGULAR_HOST_DEVICE static FloatVec min(FloatVec x, float hi) {
+  ANGULAR_ALWAYS_INLINE static FloatVec min(const FloatVec& x, float hi) {
     FloatVec y;
     asm("vminps %1, %2, %0" : "=x"(y) : "x"(x), "x"(broadcast<FloatVec>(hi)));
     return y;
@@ -123,15 +115,15 @@ struct Avx2Ops : PortableOps {
 
 /// x clamped to [lo, hi]; a NaN x stays NaN.
 template <class Ops = PortableOps, class V>
-ANGULAR_HOST_DEVICE V clamp(V x, float lo, float hi) { return Ops::min(Ops::max(x, lo), hi); }
+ANGULAR_ALWAYS_INLINE V clamp(const V& x, float lo, float hi) { return Ops::min(Ops::max(x, lo), hi); }
 
 /// 1/√x for x > 0: the estimate and one Newton step (< 8e-7 relative).
 template <class Ops = PortableOps, class V>
-ANGULAR_HOST_DEVICE V fast_rsqrt(V x) { return rsqrt_step(x, Ops::rsqrt_estimate(x)); }
+ANGULAR_ALWAYS_INLINE V fast_rsqrt(const V& x) { return rsqrt_step(x, Ops::rsqrt_estimate(x)); }
 
 /// √x for x ≥ 0: x·(1/√x), then one Newton step of √ itself (< 2e-7 relative).
 template <class Ops = PortableOps, class V>
-ANGULAR_HOST_DEVICE V fast_sqrt(V x) {
+ANGULAR_ALWAYS_INLINE V fast_sqrt(const V& x) {
   const V y = fast_rsqrt<Ops>(Ops::max(x, 1e-30f));
   const V root = x * y;  // 0 at x = 0
   return root + 0.5f * y * (x - root * root);
@@ -141,7 +133,7 @@ constexpr float kExpUnderflow = -87.33654f, kExpOverflow = 88.72283f;
 
 /// e^x for x already in [kExpUnderflow, kExpOverflow].
 template <class V>
-ANGULAR_HOST_DEVICE V exp_in_range(V x) {
+ANGULAR_ALWAYS_INLINE V exp_in_range(const V& x) {
   constexpr float log2e = 1.44269504088896341f;
   // x = n ln2 + r with n = round(x log2e): adding 1.5·2²³ rounds to an integer kept in the
   // low mantissa bits, where 2^n's exponent is read from below.
@@ -161,21 +153,21 @@ ANGULAR_HOST_DEVICE V exp_in_range(V x) {
 
 /// e^x; 0 below −87.3 (where float underflows anyway), finite up to 88.7.
 template <class V>
-ANGULAR_HOST_DEVICE V fast_exp(V x) {
+ANGULAR_ALWAYS_INLINE V fast_exp(const V& x) {
   return select(x < kExpUnderflow, broadcast<V>(0.0f), exp_in_range(clamp(x, kExpUnderflow, kExpOverflow)));
 }
 
 /// e^x for x ≤ 0, as a softmax's terms e^(z − max) are: 2^−126 rather than 0 below −87.3,
 /// nothing next to the e^0 = 1 that every row's sum holds.
 template <class Ops = PortableOps, class V>
-ANGULAR_HOST_DEVICE V fast_exp_nonpositive(V x) {
+ANGULAR_ALWAYS_INLINE V fast_exp_nonpositive(const V& x) {
   return exp_in_range(Ops::max(x, kExpUnderflow));
 }
 
 /// arccos a for a ∈ [0, 1] as √(1 − a)·P(a), Abramowitz & Stegun's degree-7 polynomial
 /// (4.4.46, error ≤ 2e-8 before rounding).
 template <class Ops = PortableOps, class V>
-ANGULAR_HOST_DEVICE V acos_of_magnitude(V a) {
+ANGULAR_ALWAYS_INLINE V acos_of_magnitude(const V& a) {
   V p = broadcast<V>(-0.0012624911f);
   p = p * a + 0.0066700901f;
   p = p * a - 0.0170881256f;
@@ -188,20 +180,20 @@ ANGULAR_HOST_DEVICE V acos_of_magnitude(V a) {
 }
 
 template <class V>
-ANGULAR_HOST_DEVICE V magnitude(V x) {
+ANGULAR_ALWAYS_INLINE V magnitude(const V& x) {
   return bit_cast_float<V>(bit_cast_float<IntFor<V>>(x) & 0x7fffffff);
 }
 
 /// arccos x for x ∈ [−1, 1]; arccos(−a) = π − arccos a.
 template <class Ops = PortableOps, class V>
-ANGULAR_HOST_DEVICE V fast_acos(V x) {
+ANGULAR_ALWAYS_INLINE V fast_acos(const V& x) {
   const V r = acos_of_magnitude<Ops>(magnitude(x));
   return select(x < 0.0f, static_cast<float>(kPi) - r, r);
 }
 
 /// arcsin x = π/2 − arccos x for x ∈ [−1, 1], odd: the sign of x on π/2 − arccos|x| ≥ 0.
 template <class Ops = PortableOps, class V>
-ANGULAR_HOST_DEVICE V fast_asin(V x) {
+ANGULAR_ALWAYS_INLINE V fast_asin(const V& x) {
   const V positive = static_cast<float>(kPi / 2) - acos_of_magnitude<Ops>(magnitude(x));
   const auto sign = bit_cast_float<IntFor<V>>(x) & static_cast<int32_t>(0x80000000u);
   return bit_cast_float<V>(bit_cast_float<IntFor<V>>(positive) ^ sign);
@@ -215,25 +207,25 @@ template <class Ops>
 struct FloatMath {
   using Vec = FloatVec;
   template <class V>
-  ANGULAR_HOST_DEVICE static V broadcast(float x) { return cpu::broadcast<V>(x); }
+  ANGULAR_ALWAYS_INLINE static V broadcast(float x) { return cpu::broadcast<V>(x); }
   template <class V>
-  ANGULAR_HOST_DEVICE static V clamp(V x, float lo, float hi) { return cpu::clamp<Ops>(x, lo, hi); }
+  ANGULAR_ALWAYS_INLINE static V clamp(const V& x, float lo, float hi) { return cpu::clamp<Ops>(x, lo, hi); }
   /// value where lo ≤ x ≤ hi, else 0.
   template <class V>
-  ANGULAR_HOST_DEVICE static V where_in(V x, float lo, float hi, V value) {
+  ANGULAR_ALWAYS_INLINE static V where_in(const V& x, float lo, float hi, const V& value) {
     return select(x < lo, broadcast<V>(0.0f), select(x > hi, broadcast<V>(0.0f), value));
   }
   template <class V>
-  ANGULAR_HOST_DEVICE static V acos(V x) { return fast_acos<Ops>(x); }
+  ANGULAR_ALWAYS_INLINE static V acos(const V& x) { return fast_acos<Ops>(x); }
   template <class V>
-  ANGULAR_HOST_DEVICE static V asin(V x) { return fast_asin<Ops>(x); }
+  ANGULAR_ALWAYS_INLINE static V asin(const V& x) { return fast_asin<Ops>(x); }
   /// Only gradient slopes take it (Arc's k/√(1 − c²), ArcFace's label column): 8e-7 is ample.
   template <class V>
-  ANGULAR_HOST_DEVICE static V rsqrt(V x) { return fast_rsqrt<Ops>(x); }
+  ANGULAR_ALWAYS_INLINE static V rsqrt(const V& x) { return fast_rsqrt<Ops>(x); }
   template <class V>
-  ANGULAR_HOST_DEVICE static V exp(V x) { return fast_exp(x); }
+  ANGULAR_ALWAYS_INLINE static V exp(const V& x) { return fast_exp(x); }
   template <class V>
-  ANGULAR_HOST_DEVICE static V exp_nonpositive(V x) { return fast_exp_nonpositive<Ops>(x); }
+  ANGULAR_ALWAYS_INLINE static V exp_nonpositive(const V& x) { return fast_exp_nonpositive<Ops>(x); }
   static float log(float x) { return std::log(x); }
   static float cos(float x) { return std::cos(x); }
   static float sin(float x) { return std::sin(x); }
@@ -269,6 +261,3 @@ struct Math<double> {
 
 }  // namespace angular::detail::cpu
 
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif

@@ -182,7 +182,7 @@ __device__ __forceinline__ void reduce_row(OnlineSum<T>& online, T& weighted) {
 }
 
 template <class Policy, class scalar_t, class T, int kThreadsPerRow>
-__global__ void __launch_bounds__(kBlockThreads)
+ANGULAR_KERNEL void __launch_bounds__(kBlockThreads)
     forward_kernel(RowData<scalar_t, T> data, Policy policy, T* lse_out, T* loss_out) {
   constexpr int kRowsPerBlock = kBlockThreads / kThreadsPerRow;
   const int64_t i = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kThreadsPerRow;
@@ -221,7 +221,7 @@ __global__ void __launch_bounds__(kBlockThreads)
 }
 
 template <class Policy, class scalar_t, class T, int kThreadsPerRow>
-__global__ void __launch_bounds__(kBlockThreads)
+ANGULAR_KERNEL void __launch_bounds__(kBlockThreads)
     backward_kernel(RowData<scalar_t, T> data, Policy policy, const T* lse, const T* row_grad,
                     scalar_t* grad_cos) {
   constexpr int kRowsPerBlock = kBlockThreads / kThreadsPerRow;

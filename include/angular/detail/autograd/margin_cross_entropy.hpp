@@ -1,47 +1,25 @@
 #pragma once
-// The fused margin cross-entropy as an autograd function, and the choice between it and the
-// composite reference. Either way the forward keeps one [B, C] tensor + O(B) for the
-// backward, against the composite's several.
+// The fused margin cross-entropy as an autograd function over a device's row kernels
+// (detail/row_loss.hpp). The forward keeps one [B, C] tensor + O(B) for the backward,
+// against the composite's several.
 
 #include <angular/detail/checks.hpp>
 #include <angular/detail/cpu/margin_cross_entropy.hpp>
 #include <angular/detail/reference.hpp>
 #include <angular/detail/row_loss.hpp>
+#include <angular/kernel_path.hpp>
 
 #include <torch/csrc/autograd/custom_function.h>
 
-namespace angular {
-
-/// Where a loss over cosines runs.
-enum class KernelPath {
-  fused_cpu,   // the fused CPU kernel
-  fused_cuda,  // the fused CUDA kernel (the consumer links angular::cuda)
-  composite,   // the composite ATen reference (any other device, or CUDA without angular::cuda)
-};
-
-inline const char* to_string(KernelPath path) {
-  switch (path) {
-    case KernelPath::fused_cpu: return "fused_cpu";
-    case KernelPath::fused_cuda: return "fused_cuda";
-    default: return "composite";
-  }
-}
-
-/// The path that arc_loss, arcface_loss, cosface_loss and normface_loss take for `cos`.
-inline KernelPath kernel_path(const at::Tensor& cos) {
-  if (cos.device().is_cpu()) return KernelPath::fused_cpu;
-  if (cos.device().is_cuda() && detail::cuda_row_kernels().forward != nullptr) {
-    return KernelPath::fused_cuda;
-  }
-  return KernelPath::composite;
-}
-
-namespace detail {
+namespace angular::detail {
 
 inline RowKernels row_kernels_for(KernelPath path) {
-  if (path == KernelPath::fused_cpu) return {&cpu::forward, nullptr};
-  if (path == KernelPath::fused_cuda) return cuda_row_kernels();
-  return {};
+  switch (path) {
+    case KernelPath::fused_cpu: return {&cpu::forward, nullptr};
+    case KernelPath::fused_cuda: return cuda_row_kernels();
+    case KernelPath::composite: break;
+  }
+  TORCH_CHECK(false, "angular: no row kernels for the ", to_string(path), " path");
 }
 
 /// Σ_{i not ignored} w_{y_i}: the divisor of the mean, as PyTorch's cross-entropy.
@@ -68,9 +46,10 @@ struct FusedMarginCrossEntropy : torch::autograd::Function<FusedMarginCrossEntro
     args.cos = cos.contiguous();
     args.target = target.contiguous();
     if (spec.class_weight.defined()) args.class_weight = spec.class_weight.to(dtype).contiguous();
-    args.weight_sum = args.class_weight.defined()
-                          ? args.class_weight.sum()
-                          : at::scalar_tensor(static_cast<double>(cos.size(1)), cos.options().dtype(dtype));
+    args.weight_sum =
+        args.class_weight.defined()
+            ? args.class_weight.sum()
+            : at::scalar_tensor(static_cast<double>(cos.size(1)), cos.options().dtype(dtype));
     args.margin = margin;
     args.params = params;
     args.label_smoothing = spec.label_smoothing;
@@ -79,7 +58,8 @@ struct FusedMarginCrossEntropy : torch::autograd::Function<FusedMarginCrossEntro
     const int64_t rows = cos.size(0);
     const bool mean = spec.reduction == at::Reduction::Mean;
     const at::Tensor divisor =
-        mean ? mean_divisor(args.target, args.class_weight, spec.ignore_index, dtype) : at::Tensor();
+        mean ? mean_divisor(args.target, args.class_weight, spec.ignore_index, dtype)
+             : at::Tensor();
     at::Tensor lse = at::empty({rows}, cos.options().dtype(dtype));
     at::Tensor row_loss = at::empty({rows}, cos.options().dtype(dtype));
     const bool gradient_in_forward = kernels.backward == nullptr;
@@ -92,7 +72,8 @@ struct FusedMarginCrossEntropy : torch::autograd::Function<FusedMarginCrossEntro
     if (gradient_in_forward) {
       ctx->save_for_backward({grad_cos});
     } else {
-      ctx->save_for_backward({args.cos, args.target, args.class_weight, args.weight_sum, lse, divisor});
+      ctx->save_for_backward(
+          {args.cos, args.target, args.class_weight, args.weight_sum, lse, divisor});
       ctx->saved_data["path"] = static_cast<int64_t>(path);
       ctx->saved_data["margin"] = static_cast<int64_t>(margin);
       ctx->saved_data["scale"] = params.scale;
@@ -102,11 +83,9 @@ struct FusedMarginCrossEntropy : torch::autograd::Function<FusedMarginCrossEntro
     }
     ctx->saved_data["gradient_in_forward"] = gradient_in_forward;
     ctx->saved_data["reduction"] = spec.reduction;
-    switch (spec.reduction) {
-      case at::Reduction::None: return row_loss;
-      case at::Reduction::Sum: return row_loss.sum();
-      default: return row_loss.sum() / divisor;
-    }
+    if (spec.reduction == at::Reduction::None) return row_loss;
+    if (spec.reduction == at::Reduction::Sum) return row_loss.sum();
+    return row_loss.sum() / divisor;
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -116,9 +95,11 @@ struct FusedMarginCrossEntropy : torch::autograd::Function<FusedMarginCrossEntro
     const bool per_row = ctx->saved_data["reduction"].toInt() == at::Reduction::None;
     if (ctx->saved_data["gradient_in_forward"].toBool()) {
       const at::Tensor& grad_cos = saved[0];
-      if (per_row) return {grad_cos * upstream.unsqueeze(1).to(grad_cos.scalar_type()), {}, {}, {}, {}};
+      if (per_row)
+        return {grad_cos * upstream.unsqueeze(1).to(grad_cos.scalar_type()), {}, {}, {}, {}};
       // The common `loss.backward()`: an upstream 1 needs no pass over [B, C].
-      if (upstream.device().is_cpu() && upstream.item<double>() == 1.0) return {grad_cos, {}, {}, {}, {}};
+      if (upstream.device().is_cpu() && upstream.item<double>() == 1.0)
+        return {grad_cos, {}, {}, {}, {}};
       return {grad_cos * upstream.to(grad_cos.scalar_type()), {}, {}, {}, {}};
     }
     RowLossArgs args;
@@ -144,30 +125,4 @@ struct FusedMarginCrossEntropy : torch::autograd::Function<FusedMarginCrossEntro
   }
 };
 
-/// Composite logits of a margin, for the reference path.
-inline at::Tensor margin_logits(const at::Tensor& cos, const at::Tensor& target, MarginKind margin,
-                                MarginParams params, int64_t ignore_index) {
-  switch (margin) {
-    case MarginKind::arc: return arc_logits(cos, params.scale);
-    case MarginKind::arcface:
-      return arcface_logits(cos, target, params.scale, params.margin, ignore_index);
-    case MarginKind::cosface:
-      return cosface_logits(cos, target, params.scale, params.margin, ignore_index);
-    default: return cos * params.scale;
-  }
-}
-
-/// The margin cross-entropy of cosines: fused where a kernel exists for the device, else the
-/// composite reference. Inputs are validated by the caller.
-inline at::Tensor margin_cross_entropy(const at::Tensor& cos, const at::Tensor& target,
-                                       MarginKind margin, MarginParams params,
-                                       const CrossEntropySpec& spec) {
-  if (kernel_path(cos) == KernelPath::composite) {
-    const at::Tensor c = cos.to(compute_dtype(cos));
-    return cross_entropy(margin_logits(c, target, margin, params, spec.ignore_index), target, spec);
-  }
-  return FusedMarginCrossEntropy::apply(cos, target, margin, params, spec);
-}
-
-}  // namespace detail
-}  // namespace angular
+}  // namespace angular::detail
