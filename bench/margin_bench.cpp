@@ -83,7 +83,6 @@ void run_cuda(benchmark::State& state, const Loss& loss) {
   at::Tensor cos = (at::rand({rows, classes}, options) * 2 - 1).requires_grad_(true);
   const at::Tensor y = at::randint(classes, {rows}, options.dtype(at::kLong));
   int64_t kept = 0, peak = 0;
-  auto* allocator = c10::cuda::CUDACachingAllocator::get();
   for (auto _ : state) {
     at::cuda::CUDAEvent start(cudaEventDefault), stop(cudaEventDefault);
     const auto device = at::cuda::current_device();
@@ -102,7 +101,6 @@ void run_cuda(benchmark::State& state, const Loss& loss) {
            before.allocated_bytes[idx].current;
     cos.mutable_grad() = at::Tensor();
   }
-  (void)allocator;
   set_counters(state, rows, classes, kept);
   state.counters["peak_extra_bytes"] = static_cast<double>(peak);
 }

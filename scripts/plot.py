@@ -6,7 +6,8 @@
                    with --embedding-dim 2; otherwise the first two principal components)
   histograms.png   target-angle histograms of one class over the epochs (Fig. 7)
   similarity.png   cosine-similarity matrix of 10 sampled test features per class (Fig. 8)
-  curves.png       test accuracy and WCIntra per epoch
+  curves.png       training loss and accuracy over the optimizer steps (steps.csv), and with
+                   two or more epochs the test accuracy and WCIntra per epoch
 
     python3 scripts/plot.py DIR [--class N]
 Prints the paths of the PNGs it wrote (into DIR).
@@ -112,18 +113,45 @@ def plot_similarity(runs, out):
     plt.close(fig)
 
 
+def smoothed(values, window):
+    """Running mean over the last `window` values (fewer at the start)."""
+    sums = np.cumsum(np.insert(np.asarray(values, dtype=float), 0, 0.0))
+    counts = np.minimum(np.arange(1, len(values) + 1), window)
+    ends = np.arange(1, len(values) + 1)
+    return (sums[ends] - sums[ends - counts]) / counts
+
+
 def plot_curves(runs, out):
-    fig, (acc, wc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    epochs_of = {name: read_rows(os.path.join(run, "metrics.csv")) for name, run in runs.items()}
+    per_epoch = max(len(rows) for rows in epochs_of.values()) >= 2
+    fig, axes = plt.subplots(2 if per_epoch else 1, 2, figsize=(10, 7.6 if per_epoch else 3.8), squeeze=False)
+    (loss, acc) = axes[0]
     for name, run in runs.items():
-        rows = read_rows(os.path.join(run, "metrics.csv"))
-        epochs = [int(r["epoch"]) for r in rows]
-        acc.plot(epochs, [float(r["test_acc"]) for r in rows], marker="o", label=name)
-        wc.plot(epochs, [float(r["wc_intra"]) for r in rows], marker="o", label=name)
-    acc.set_title("test accuracy")
-    wc.set_title("WCIntra (rad)")
-    for ax in (acc, wc):
+        path = os.path.join(run, "steps.csv")
+        steps = read_rows(path) if os.path.exists(path) else []  # runs made before steps.csv
+        if not steps:
+            continue
+        per_epoch_steps = max(int(r["step"]) for r in steps)
+        x = [int(r["epoch"]) - 1 + int(r["step"]) / per_epoch_steps for r in steps]
+        window = max(1, len(steps) // 20)
+        loss.plot(x, smoothed([float(r["loss"]) for r in steps], window), label=name)
+        acc.plot(x, smoothed([float(r["accuracy"]) for r in steps], window), label=name)
+    loss.set_title("training loss (batch mean, smoothed)")
+    acc.set_title("training accuracy (batch, smoothed)")
+    for ax in (loss, acc):
         ax.set_xlabel("epoch")
         ax.legend()
+    if per_epoch:
+        test, wc = axes[1]
+        for name, rows in epochs_of.items():
+            epochs = [int(r["epoch"]) for r in rows]
+            test.plot(epochs, [float(r["test_acc"]) for r in rows], marker="o", label=name)
+            wc.plot(epochs, [float(r["wc_intra"]) for r in rows], marker="o", label=name)
+        test.set_title("test accuracy")
+        wc.set_title("WCIntra (rad)")
+        for ax in (test, wc):
+            ax.set_xlabel("epoch")
+            ax.legend()
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
