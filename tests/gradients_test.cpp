@@ -1,8 +1,10 @@
 // Gradients: finite differences in float64 through every loss, to features and class
-// vectors, near cos = ±1 and on ArcFace's θ + m > π branch; Arc's constant angular gradient.
+// vectors, near cos = ±1 and on ArcFace's θ + m > π branch; Arc's constant angular gradient;
+// second derivatives (refused by the fused path, the composite's inside CompositePathGuard).
 
 #include "support/common.hpp"
 #include "support/gradcheck.hpp"
+#include "support/margins.hpp"
 
 using namespace testing;
 namespace F = angular::functional;
@@ -130,4 +132,44 @@ TEST_CASE("gradients are zero outside the arccos clamp, like the composite clamp
   CHECK(cos.grad()[0][0].item<double>() == 0.0);
   CHECK(cos.grad()[0][1].item<double>() == 0.0);
   CHECK(cos.grad()[0][2].item<double>() != 0.0);
+}
+
+TEST_CASE("second derivatives: refused by the fused path, the composite's inside CompositePathGuard",
+          "[gradient]") {
+  constexpr int64_t kRows = 6, kColumns = 9;
+  const at::Tensor cos0 = uniform({kRows, kColumns}, -0.95, 0.95, 31);
+  const at::Tensor y = labels(kRows, kColumns, 4);
+  const at::Tensor direction = uniform({kRows, kColumns}, -1, 1, 32);
+  std::vector<CrossEntropyCase> cases;  // scalar losses: mean, mean and sum with everything on
+  for (const auto& c : cross_entropy_cases(kColumns))
+    if (c.name == "mean" || c.name == "mean+all" || c.name == "sum+all") cases.push_back(c);
+  REQUIRE(cases.size() == 3);
+  for (const auto& margin : margins()) {
+    for (const auto& c : cases) {
+      INFO(margin.name << " " << c.name);
+      const at::Tensor cos = cos0.clone().requires_grad_(true);
+      CHECK_ANGULAR_ERROR(torch::autograd::grad({margin.loss(cos, y, c)}, {cos}, {}, true, true),
+                          "angular::CompositePathGuard");
+      // H·v by double backward through the composite path...
+      at::Tensor hessian_v;
+      {
+        angular::CompositePathGuard composite;
+        CHECK(angular::kernel_path(cos) == angular::KernelPath::composite);
+        const at::Tensor g = torch::autograd::grad({margin.loss(cos, y, c)}, {cos}, {}, true, true)[0];
+        hessian_v = torch::autograd::grad({(g * direction).sum()}, {cos})[0];
+      }
+      CHECK(angular::kernel_path(cos) == angular::KernelPath::fused_cpu);
+      // ...against central differences of the fused kernel's first derivative along v.
+      const auto fused_gradient = [&](const at::Tensor& at_cos) {
+        const at::Tensor x = at_cos.detach().requires_grad_(true);
+        return torch::autograd::grad({margin.loss(x, y, c)}, {x})[0];
+      };
+      constexpr double eps = 1e-6;
+      const at::Tensor numeric =
+          (fused_gradient(cos0 + eps * direction) - fused_gradient(cos0 - eps * direction)) / (2 * eps);
+      INFO("max |H v - numeric| " << (hessian_v - numeric).abs().max().item<double>());
+      CHECK(close(hessian_v, numeric, 1e-4, 1e-6));
+      CHECK(hessian_v.abs().max().item<double>() > 1e-3);  // a second derivative that is there
+    }
+  }
 }

@@ -3,7 +3,8 @@
 //
 // CPU tensors take the fused CPU kernel. CUDA tensors take the fused CUDA kernel once the
 // program links the CMake target angular::cuda, whose source file installs it at start-up;
-// without it they take the composite ATen path, and the first such call warns.
+// without it they take the composite ATen path, and the first such call warns. Inside a
+// CompositePathGuard every tensor takes the composite path (for higher-order gradients).
 
 #include <angular/detail/macros.hpp>
 #include <angular/detail/row_loss.hpp>
@@ -29,11 +30,37 @@ inline const char* to_string(KernelPath path) {
   TORCH_CHECK(false, "angular: unknown KernelPath ", static_cast<int>(path));
 }
 
+namespace detail {
+
+/// Set on this thread by CompositePathGuard.
+inline bool& composite_path_forced() {
+  thread_local bool forced = false;
+  return forced;
+}
+
+}  // namespace detail
+
+/// While it lives, losses over cosines computed on this thread take the composite ATen path
+/// on every device: slower and several [B, C] tensors kept, but differentiable more than once
+/// (torch::autograd::grad(..., create_graph = true) through the loss), which the fused
+/// kernels are not.
+class CompositePathGuard {
+ public:
+  CompositePathGuard() : previous_(detail::composite_path_forced()) { detail::composite_path_forced() = true; }
+  ~CompositePathGuard() { detail::composite_path_forced() = previous_; }
+  CompositePathGuard(const CompositePathGuard&) = delete;
+  CompositePathGuard& operator=(const CompositePathGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
 /// Whether the fused CUDA kernels are installed (see register_cuda_kernels below).
 inline bool cuda_kernels_registered() { return detail::cuda_row_kernels().forward != nullptr; }
 
 /// The path that arc_loss, arcface_loss, cosface_loss and normface_loss take for `cos`.
 inline KernelPath kernel_path(const at::Tensor& cos) {
+  if (detail::composite_path_forced()) return KernelPath::composite;
   if (cos.device().is_cpu()) return KernelPath::fused_cpu;
   if (cos.device().is_cuda() && cuda_kernels_registered()) return KernelPath::fused_cuda;
   return KernelPath::composite;

@@ -28,7 +28,7 @@ inline at::Tensor margin_logits(const at::Tensor& cos, const at::Tensor& target,
 /// Warns, once per program, that CUDA tensors on `device` take the composite path because
 /// no fused CUDA kernels are installed.
 inline void warn_if_cuda_kernels_missing(const at::Device& device) {
-  if (!device.is_cuda() || cuda_kernels_registered()) return;
+  if (!device.is_cuda() || cuda_kernels_registered() || composite_path_forced()) return;
   TORCH_WARN_ONCE(
       "angular: the fused CUDA kernels are not installed, so losses over CUDA tensors take the "
       "composite ATen path (slower, and several [B, C] tensors kept for the backward). Link the "

@@ -90,6 +90,12 @@ struct FusedMarginCrossEntropy : torch::autograd::Function<FusedMarginCrossEntro
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
+    // Autograd runs a backward in grad mode only when it was asked for a graph of the
+    // gradient; this one would return a gradient without one.
+    TORCH_CHECK(!at::GradMode::is_enabled(),
+                "angular: the fused margin cross-entropy is differentiable once, and its backward was "
+                "asked for a graph (create_graph = true). For higher-order gradients compute the loss "
+                "inside an angular::CompositePathGuard, which takes the composite ATen path.");
     const auto saved = ctx->get_saved_variables();
     const at::Tensor& upstream = grads[0];
     const bool per_row = ctx->saved_data["reduction"].toInt() == at::Reduction::None;
