@@ -4,6 +4,9 @@
 
 #include <angular/metrics.hpp>
 
+#include <cmath>
+#include <limits>
+
 namespace M = angular::metrics;
 using testing::uniform;
 
@@ -149,6 +152,18 @@ TEST_CASE("metrics: bad inputs are named", "[metrics][errors]") {
   at::Tensor zero_row = at::rand({2, 4});
   zero_row[1].zero_();
   CHECK_ANGULAR_ERROR(stats.update(zero_row, at::zeros({2}, at::kLong)), "features row 1 has zero norm");
+  for (const double bad : {std::nan(""), std::numeric_limits<double>::infinity()}) {
+    INFO("a feature " << bad);
+    at::Tensor bad_row = at::rand({3, 4});
+    bad_row[2][1] = bad;
+    CHECK_ANGULAR_ERROR(stats.update(bad_row, at::zeros({3}, at::kLong)), "features row 2 is not finite");
+    CHECK_ANGULAR_ERROR(stats.update(bad_row.to(at::kDouble), at::zeros({3}, at::kLong)),
+                        "features row 2 is not finite");
+    CHECK_ANGULAR_ERROR(M::target_angles(bad_row, at::zeros({3}, at::kLong), at::rand({3, 4})),
+                        "features row 2 is not finite");
+    CHECK_ANGULAR_ERROR(M::cosine_similarity_matrix(bad_row), "features row 2 is not finite");
+    CHECK_ANGULAR_ERROR(M::w_inter(bad_row), "weight row 2 is not finite");
+  }
   stats.update(at::rand({2, 4}) + 0.1, at::zeros({2}, at::kLong));
   at::Tensor bad_weight = at::rand({3, 4});
   bad_weight[2].zero_();

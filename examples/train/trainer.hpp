@@ -35,6 +35,8 @@ class Trainer {
  public:
   /// Resolves the defaults of `options`, loads the data and builds model, loss and optimizer.
   explicit Trainer(const Options& options);
+  Trainer(const Trainer&) = delete;  // options_ refers into config_
+  Trainer& operator=(const Trainer&) = delete;
 
   /// Trains the epochs not yet done (all of them, or those after the checkpoint with
   /// --resume), evaluating and writing the run folder after each.

@@ -25,14 +25,18 @@
 
 namespace angular::detail {
 
-/// `x` itself, after refusing zero rows: their direction, and so any angle, is undefined.
-inline at::Tensor check_nonzero_rows(const at::Tensor& x, const char* name) {
-  if (x.size(0) > 0) {
-    const at::Tensor zero = (x.norm(2, /*dim=*/1) == 0).nonzero();
-    TORCH_CHECK(zero.numel() == 0, "angular: ", name, " row ",
-                zero.numel() > 0 ? zero[0][0].item<int64_t>() : -1,
-                " has zero norm: its angle to anything is undefined");
-  }
+/// `x` itself, after refusing rows without a direction, whose angle to anything is
+/// undefined: rows with a NaN or an infinity, and zero rows.
+inline at::Tensor check_direction_rows(const at::Tensor& x, const char* name) {
+  if (x.size(0) == 0) return x;
+  const at::Tensor not_finite = at::isfinite(x).all(/*dim=*/1).logical_not().nonzero();
+  TORCH_CHECK(not_finite.numel() == 0, "angular: ", name, " row ",
+              not_finite.numel() > 0 ? not_finite[0][0].item<int64_t>() : -1,
+              " is not finite: its angle to anything is undefined");
+  const at::Tensor zero = (x.norm(2, /*dim=*/1) == 0).nonzero();
+  TORCH_CHECK(zero.numel() == 0, "angular: ", name, " row ",
+              zero.numel() > 0 ? zero[0][0].item<int64_t>() : -1,
+              " has zero norm: its angle to anything is undefined");
   return x;
 }
 
@@ -55,10 +59,13 @@ inline void add_unit_rows_cpu(const at::Tensor& features, const at::Tensor& labe
         double squares = 0;
         for (; d < dim; ++d) squares += static_cast<double>(row[d]) * static_cast<double>(row[d]);
         for (double lane : lanes) squares += lane;
-        inverse_norm[i] = squares > 0 ? 1 / std::sqrt(squares) : 0;
+        // NaN marks a row with a NaN or an infinity (squares of finite floats fit a double).
+        inverse_norm[i] = std::isfinite(squares) ? (squares > 0 ? 1 / std::sqrt(squares) : 0) : NAN;
       }
     });
     for (int64_t i = 0; i < rows; ++i) {
+      TORCH_CHECK(!std::isnan(inverse_norm[i]), "angular: features row ", i,
+                  " is not finite: its angle to anything is undefined");
       TORCH_CHECK(inverse_norm[i] > 0, "angular: features row ", i,
                   " has zero norm: its angle to anything is undefined");
     }
@@ -93,7 +100,7 @@ inline double w_inter(const at::Tensor& weight) {
   detail::check_floating_matrix(weight, "weight");
   TORCH_CHECK(weight.size(0) >= 2, "angular: weight needs at least 2 classes for WInter, got ",
               weight.size(0));
-  const at::Tensor w = detail::check_nonzero_rows(weight.to(at::kDouble), "weight");
+  const at::Tensor w = detail::check_direction_rows(weight.to(at::kDouble), "weight");
   return detail::mean_pairwise_angle(detail::l2_normalize_rows(w));
 }
 
@@ -104,9 +111,9 @@ inline at::Tensor target_angles(const at::Tensor& features, const at::Tensor& la
   detail::check_labels(labels, "labels", features, "features", weight.size(0));
   const auto dtype = detail::compute_dtype(features, weight);
   const at::Tensor x =
-      detail::l2_normalize_rows(detail::check_nonzero_rows(features.to(dtype), "features"));
+      detail::l2_normalize_rows(detail::check_direction_rows(features.to(dtype), "features"));
   const at::Tensor w =
-      detail::l2_normalize_rows(detail::check_nonzero_rows(weight.to(dtype), "weight"))
+      detail::l2_normalize_rows(detail::check_direction_rows(weight.to(dtype), "weight"))
           .index_select(0, labels);
   return detail::clamped_angle((x * w).sum(1), 0);
 }
@@ -134,7 +141,7 @@ inline at::Tensor angle_histogram(const at::Tensor& angles, const at::Tensor& la
 inline at::Tensor cosine_similarity_matrix(const at::Tensor& features) {
   detail::check_floating_matrix(features, "features");
   const at::Tensor x = detail::l2_normalize_rows(
-      detail::check_nonzero_rows(features.to(detail::compute_dtype(features)), "features"));
+      detail::check_direction_rows(features.to(detail::compute_dtype(features)), "features"));
   return at::matmul(x, x.t());
 }
 
@@ -201,7 +208,7 @@ class AngleStats {
     if (features.device().is_cpu()) {
       detail::add_unit_rows_cpu(features.contiguous(), labels.contiguous(), sums_);
     } else {
-      const at::Tensor x = detail::check_nonzero_rows(features.to(at::kDouble), "features");
+      const at::Tensor x = detail::check_direction_rows(features.to(at::kDouble), "features");
       sums_.index_add_(0, labels, detail::l2_normalize_rows(x));
     }
     counts_ += at::bincount(labels, {}, num_classes_);
@@ -227,7 +234,7 @@ class AngleStats {
                 "angular: weight must be [", num_classes_, ", ", embedding_dim_, "], got ",
                 weight.sizes());
     const at::Tensor w = detail::l2_normalize_rows(
-        detail::check_nonzero_rows(weight.to(sums_.device(), at::kDouble), "weight"));
+        detail::check_direction_rows(weight.to(sums_.device(), at::kDouble), "weight"));
     AngleSummary out;
     out.counts = counts_.cpu();
     const at::Tensor present = counts_ > 0;
