@@ -4,6 +4,8 @@
 #include "support/gradcheck.hpp"
 #include "support/margins.hpp"
 
+#include <angular/metrics.hpp>
+
 #include <limits>
 
 using namespace testing;
@@ -99,6 +101,44 @@ TEST_CASE("a NaN cosine makes its row's loss NaN, as in the reference", "[kernel
       CHECK(std::isnan(want[i].item<double>()) == (i < 3));
       CHECK(std::isnan(got[i].item<double>()) == (i < 3));
     }
+  }
+}
+
+TEST_CASE("fused kernels and angle metrics: bitwise repeatable, and the same on 1 and 2 threads",
+          "[kernels][determinism]") {
+  const int threads = at::get_num_threads();
+  const at::Tensor cos = uniform({200, 3000}, -1, 1, 41).to(at::kFloat);
+  const at::Tensor y = labels(200, 3000, 6);
+  const at::Tensor features = uniform({500, 32}, -1, 1, 42).to(at::kFloat);
+  const at::Tensor classes = labels(500, 10, 8);
+  const at::Tensor weight = uniform({10, 32}, -1, 1, 43);
+  // Per-row losses (no ATen reduction in between), the gradient of their sum, the metrics.
+  const auto run = [&] {
+    std::vector<at::Tensor> out;
+    for (const auto& margin : margins()) {
+      const at::Tensor input = cos.clone().requires_grad_(true);
+      CrossEntropyCase c{"none+all", torch::kNone, 1, 0.1, at::linspace(0.5, 2.0, 3000, at::kDouble)};
+      const at::Tensor rows = margin.loss(input, y, c);
+      rows.sum().backward();
+      out.push_back(rows.detach());
+      out.push_back(input.grad());
+    }
+    angular::metrics::AngleStats stats(10, 32);
+    stats.update(features, classes);
+    out.push_back(stats.sums());
+    out.push_back(at::tensor({stats.compute(weight).wc_intra}, at::kDouble));
+    return out;
+  };
+  at::set_num_threads(2);
+  const auto first = run(), second = run();
+  at::set_num_threads(1);
+  const auto single = run();
+  at::set_num_threads(threads);
+  for (size_t i = 0; i < first.size(); ++i) {
+    INFO("output " << i);
+    CHECK(at::equal(first[i], second[i]));
+    // Rows (and the metrics' columns) are each computed by one thread, whatever the count.
+    CHECK(at::equal(first[i], single[i]));
   }
 }
 
