@@ -122,7 +122,6 @@ EpochRow Trainer::train_epoch(int64_t epoch, std::vector<StepRecord>& steps) {
   const bool read_every_step = !device_.is_cuda();
   const auto on_device = torch::TensorOptions().device(device_);
   torch::Tensor loss_sum = torch::zeros({}, on_device.dtype(torch::kDouble));
-  torch::Tensor correct = torch::zeros({}, on_device.dtype(torch::kLong));
   torch::Tensor step_losses = torch::zeros({steps_per_epoch_}, on_device.dtype(torch::kDouble));
   torch::Tensor step_correct = torch::zeros({steps_per_epoch_}, on_device.dtype(torch::kLong));
   int64_t seen = 0, last_read = 0;
@@ -138,10 +137,8 @@ EpochRow Trainer::train_epoch(int64_t epoch, std::vector<StepRecord>& steps) {
     {
       torch::NoGradGuard no_grad;
       loss_sum.add_(loss.detach(), labels.size(0));
-      const torch::Tensor batch_correct = head_.logits(features.detach()).argmax(1).eq(labels).sum();
-      correct += batch_correct;
       step_losses[b].copy_(loss.detach());
-      step_correct[b].copy_(batch_correct);
+      step_correct[b].copy_(head_.logits(features.detach()).argmax(1).eq(labels).sum());
     }
     seen += labels.size(0);
     const bool show = progress.due(b + 1);
@@ -168,7 +165,7 @@ EpochRow Trainer::train_epoch(int64_t epoch, std::vector<StepRecord>& steps) {
   return {epoch,
           lr,
           loss_sum.item<double>() / static_cast<double>(seen),
-          static_cast<double>(correct.item<int64_t>()) / static_cast<double>(seen),
+          static_cast<double>(corrects.sum().item<int64_t>()) / static_cast<double>(seen),
           0,
           0,
           0,
