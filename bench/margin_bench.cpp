@@ -114,6 +114,8 @@ void register_cpu(const std::string& name, Loss loss) {
 
 }  // namespace
 
+void register_linear_benchmarks();  // linear_bench.cpp
+
 int main(int argc, char** argv) {
   register_cpu("BM_arc_fused", arc_fused());
   register_cpu("BM_arc_composite", arc_composite());
@@ -132,6 +134,7 @@ int main(int argc, char** argv) {
     }
   }
 #endif
+  register_linear_benchmarks();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -1,7 +1,7 @@
 #pragma once
-// Bytes held by tensors: a counting wrapper around LibTorch's CPU allocator, and the CUDA
-// caching allocator's own statistics. The benchmarks read them between forward and backward
-// to report what each implementation keeps alive for its backward pass.
+// Bytes held by tensors: a counting wrapper around LibTorch's CPU allocator, with its peak.
+// The benchmarks read it between forward and backward to report what each implementation
+// keeps alive for its backward pass, and around a step for its peak; the tests assert on it.
 
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
@@ -17,7 +17,9 @@ class CountingCpuAllocator final : public c10::Allocator {
 
   c10::DataPtr allocate(size_t bytes) override {
     auto* context = new Context{base_->allocate(bytes), bytes, this};
-    live_ += static_cast<int64_t>(bytes);
+    const int64_t live = live_ += static_cast<int64_t>(bytes);
+    for (int64_t peak = peak_.load(); live > peak && !peak_.compare_exchange_weak(peak, live);) {
+    }
     void* data = context->inner.get();
     return {data, context, &release, context->inner.device()};
   }
@@ -25,6 +27,9 @@ class CountingCpuAllocator final : public c10::Allocator {
     std::memcpy(dest, src, count);
   }
   int64_t live_bytes() const { return live_.load(); }
+  /// The most bytes live at once since the last reset_peak().
+  int64_t peak_bytes() const { return peak_.load(); }
+  void reset_peak() { peak_ = live_.load(); }
 
   /// Installs itself as the CPU allocator, once per process.
   static CountingCpuAllocator& install() {
@@ -49,6 +54,7 @@ class CountingCpuAllocator final : public c10::Allocator {
   }
   c10::Allocator* base_;
   std::atomic<int64_t> live_{0};
+  std::atomic<int64_t> peak_{0};
 };
 
 }  // namespace bench

@@ -27,13 +27,14 @@ CrossEntropySpec cross_entropy_spec(const Options& options) {
           options.label_smoothing(), options.weight()};
 }
 
-/// Copies the shared cross-entropy fields from one option set into another.
+/// Copies the shared cross-entropy and chunking fields from one option set into another.
 template <class To, class From>
 To with_cross_entropy_args(To to, const From& from) {
   to.reduction(from.reduction())
       .ignore_index(from.ignore_index())
       .label_smoothing(from.label_smoothing())
-      .weight(from.weight());
+      .weight(from.weight())
+      .chunk_rows(from.chunk_rows());
   return to;
 }
 
@@ -52,6 +53,11 @@ inline void check_scale(double scale) {
 inline void check_arcface_scale_margin(double scale, double margin) {
   check_scale(scale);
   check_hyperparameter("margin", margin, margin >= 0 && margin < kPi, "in [0, pi) radians");
+}
+
+inline void check_cosface_scale_margin(double scale, double margin) {
+  check_scale(scale);
+  check_hyperparameter("margin", margin, margin >= 0, "a finite number >= 0");
 }
 
 inline void check_module_sizes(const char* options, int64_t num_classes, int64_t embedding_dim) {
@@ -145,10 +151,19 @@ inline void check_cosine_loss_inputs(const at::Tensor& cos, const at::Tensor& ta
   check_labels(target, "target", cos, "cos", cos.size(1), spec.ignore_index);
 }
 
-/// Inputs of a loss over features: features [B, D], class vectors weight [C, D], labels.
+/// Inputs of a loss over features: features [B, D], class vectors weight [C, D] with C >= 1
+/// and the same dtype, labels, class weights, and the chunking option.
 inline void check_feature_loss_inputs(const at::Tensor& features, const at::Tensor& weight,
-                                      const at::Tensor& target, const CrossEntropySpec& spec) {
+                                      const at::Tensor& target, const CrossEntropySpec& spec,
+                                      std::optional<int64_t> chunk_rows) {
   check_features(features, weight, "weight");
+  TORCH_CHECK(features.scalar_type() == weight.scalar_type(), "angular: features are ",
+              features.scalar_type(), " but weight is ", weight.scalar_type(),
+              "; convert one of them (the products run in the inputs' dtype)");
+  TORCH_CHECK(weight.size(0) >= 1, "angular: weight must have at least one class row, got shape ",
+              weight.sizes());
+  TORCH_CHECK(!chunk_rows || *chunk_rows >= 1, "angular: chunk_rows must be >= 1, or std::nullopt to "
+              "size the chunks from kDefaultWorkspaceBytes, got ", chunk_rows.value_or(0));
   check_cross_entropy_spec(spec, features, weight.size(0));
   check_labels(target, "target", features, "features", weight.size(0), spec.ignore_index);
 }

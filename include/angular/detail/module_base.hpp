@@ -8,6 +8,7 @@
 #include <torch/nn/cloneable.h>
 
 #include <cmath>
+#include <utility>
 
 namespace angular::detail {
 
@@ -28,6 +29,14 @@ class LossModuleBase : public torch::nn::Cloneable<Derived> {
     check_features(features, weight, "weight");
     const auto dtype = compute_dtype(features, weight);
     return cosine_matrix(features.to(dtype), weight.to(dtype));
+  }
+
+  /// Features [B, D] and the class vectors in one dtype, the wider of the two, for the
+  /// features-level losses (which take one dtype).
+  std::pair<at::Tensor, at::Tensor> features_and_weight(const at::Tensor& features) const {
+    check_features(features, weight, "weight");
+    const auto dtype = at::promote_types(features.scalar_type(), weight.scalar_type());
+    return {features.to(dtype), weight.to(dtype)};
   }
 
  protected:

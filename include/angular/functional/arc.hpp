@@ -2,6 +2,7 @@
 // The paper's angular loss over cosines: CE(k (π/2 − arccos c), y).
 
 #include <angular/detail/checks.hpp>
+#include <angular/detail/linear_margin_cross_entropy.hpp>
 #include <angular/detail/margin_cross_entropy.hpp>
 #include <angular/detail/reference.hpp>
 #include <angular/options/arc.hpp>
@@ -24,6 +25,19 @@ inline at::Tensor arc_loss(const at::Tensor& cos, const at::Tensor& target,
   const double k = options.k().value_or(default_arc_k(cos.size(1)));
   detail::check_arc_k(k);
   return detail::margin_cross_entropy(cos, target, detail::MarginKind::arc, {k, 0.0}, spec);
+}
+
+/// Angular loss of features [B, D] and class vectors `weight` [C, D] (one dtype and device):
+/// the value of arc_loss(cosine_matrix(features, weight), target, options) without building
+/// the [B, C] cosines, in row chunks of options.chunk_rows().
+inline at::Tensor linear_arc_loss(const at::Tensor& features, const at::Tensor& weight,
+                                  const at::Tensor& target, const ArcLossFuncOptions& options = {}) {
+  const auto spec = detail::cross_entropy_spec(options);
+  detail::check_feature_loss_inputs(features, weight, target, spec, options.chunk_rows());
+  const double k = options.k().value_or(default_arc_k(weight.size(0)));
+  detail::check_arc_k(k);
+  return detail::linear_margin_cross_entropy(features, weight, target, detail::MarginKind::arc, {k, 0.0},
+                                             spec, {true, options.chunk_rows()});
 }
 
 /// The same, taking the module's options (k and the cross-entropy settings).

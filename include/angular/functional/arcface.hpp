@@ -2,6 +2,7 @@
 // ArcFace over cosines: CE with s·cos(θ + m) on the target and s·cos θ elsewhere.
 
 #include <angular/detail/checks.hpp>
+#include <angular/detail/linear_margin_cross_entropy.hpp>
 #include <angular/detail/margin_cross_entropy.hpp>
 #include <angular/options/arcface.hpp>
 
@@ -17,6 +18,19 @@ inline at::Tensor arcface_loss(const at::Tensor& cos, const at::Tensor& target,
   detail::check_arcface_scale_margin(options.scale(), options.margin());
   return detail::margin_cross_entropy(cos, target, detail::MarginKind::arcface,
                                       {options.scale(), options.margin()}, spec);
+}
+
+/// ArcFace loss of features [B, D] and class vectors `weight` [C, D] (one dtype and device):
+/// the value of arcface_loss(cosine_matrix(features, weight), target, options) without
+/// building the [B, C] cosines, in row chunks of options.chunk_rows().
+inline at::Tensor linear_arcface_loss(const at::Tensor& features, const at::Tensor& weight,
+                                      const at::Tensor& target, const ArcFaceLossFuncOptions& options = {}) {
+  const auto spec = detail::cross_entropy_spec(options);
+  detail::check_feature_loss_inputs(features, weight, target, spec, options.chunk_rows());
+  detail::check_arcface_scale_margin(options.scale(), options.margin());
+  return detail::linear_margin_cross_entropy(features, weight, target, detail::MarginKind::arcface,
+                                             {options.scale(), options.margin()}, spec,
+                                             {true, options.chunk_rows()});
 }
 
 /// The same, taking the module's options (scale, margin and the cross-entropy settings).

@@ -41,17 +41,18 @@ inline at::Tensor center_loss(const at::Tensor& features, const at::Tensor& weig
                               const at::Tensor& centers, const at::Tensor& target,
                               const CenterLossFuncOptions& options = {}) {
   const auto spec = detail::cross_entropy_spec(options);
-  detail::check_feature_loss_inputs(features, weight, target, spec);
+  detail::check_feature_loss_inputs(features, weight, target, spec, options.chunk_rows());
   detail::check_features(features, centers, "centers");
   TORCH_CHECK(centers.size(0) == weight.size(0), "angular: centers must be [", weight.size(0), ", ",
               weight.size(1), "] like weight, got shape ", centers.sizes());
   detail::check_hyperparameter("lambda", options.lambda(), options.lambda() >= 0,
                                "a finite number >= 0");
-  const auto dtype = detail::compute_dtype(features, weight);
-  const at::Tensor x = features.to(dtype);
-  const at::Tensor ce = detail::cross_entropy(detail::linear_logits(x, weight), target, spec);
-  return ce + options.lambda() * detail::center_term(x, centers.to(dtype), target, spec.reduction,
-                                                     spec.ignore_index);
+  const auto dtype = detail::compute_dtype(features);
+  const at::Tensor ce = detail::linear_margin_cross_entropy(features, weight, target, detail::kIdentityMargin,
+                                                            detail::kIdentityParams, spec,
+                                                            {false, options.chunk_rows()});
+  return ce + options.lambda() * detail::center_term(features.to(dtype), centers.to(dtype), target,
+                                                     spec.reduction, spec.ignore_index);
 }
 
 /// Wen et al.'s center update, in place and outside autograd:

@@ -2,6 +2,7 @@
 // The modified softmax loss (paper eq. 2): CE(x Wᵀ, y), no bias.
 
 #include <angular/detail/checks.hpp>
+#include <angular/detail/linear_margin_cross_entropy.hpp>
 #include <angular/detail/reference.hpp>
 #include <angular/options/softmax.hpp>
 
@@ -14,13 +15,16 @@ inline at::Tensor linear_logits(const at::Tensor& features, const at::Tensor& we
   return detail::linear_logits(features, weight);
 }
 
-/// Modified softmax loss of features [B, D], class vectors `weight` [C, D], labels [B].
+/// Modified softmax loss of features [B, D], class vectors `weight` [C, D] (one dtype and
+/// device), labels [B]: CE(x Wᵀ, y) without building the [B, C] logits, in row chunks of
+/// options.chunk_rows().
 inline at::Tensor softmax_loss(const at::Tensor& features, const at::Tensor& weight,
                                const at::Tensor& target,
                                const SoftmaxLossFuncOptions& options = {}) {
   const auto spec = detail::cross_entropy_spec(options);
-  detail::check_feature_loss_inputs(features, weight, target, spec);
-  return detail::cross_entropy(detail::linear_logits(features, weight), target, spec);
+  detail::check_feature_loss_inputs(features, weight, target, spec, options.chunk_rows());
+  return detail::linear_margin_cross_entropy(features, weight, target, detail::kIdentityMargin,
+                                             detail::kIdentityParams, spec, {false, options.chunk_rows()});
 }
 
 inline at::Tensor softmax_loss(const at::Tensor& features, const at::Tensor& weight,

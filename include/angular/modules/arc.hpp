@@ -19,11 +19,12 @@ class ArcLossImpl : public detail::LossModuleBase<ArcLossImpl, ArcLossOptions> {
     detail::check_arc_k(options.k());
   }
 
-  /// The loss of features [B, D] with labels [B] (int64).
+  /// The loss of features [B, D] with labels [B] (int64), by functional::linear_arc_loss:
+  /// no [B, C] tensor.
   at::Tensor forward(const at::Tensor& features, const at::Tensor& target) {
-    return functional::arc_loss(
-        cosines(features), target,
-        with_module_cross_entropy(functional::ArcLossFuncOptions().k(options.k())));
+    const auto [x, w] = features_and_weight(features);
+    return functional::linear_arc_loss(
+        x, w, target, with_module_cross_entropy(functional::ArcLossFuncOptions().k(options.k())));
   }
 
   /// Logits k (π/2 − θ) [B, C] for prediction: argmax is the class.

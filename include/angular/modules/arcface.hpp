@@ -21,10 +21,12 @@ class ArcFaceLossImpl : public detail::LossModuleBase<ArcFaceLossImpl, ArcFaceLo
     detail::check_arcface_scale_margin(options.scale(), options.margin());
   }
 
-  /// The loss of features [B, D] with labels [B] (int64).
+  /// The loss of features [B, D] with labels [B] (int64), by functional::linear_arcface_loss:
+  /// no [B, C] tensor.
   at::Tensor forward(const at::Tensor& features, const at::Tensor& target) {
-    return functional::arcface_loss(
-        cosines(features), target,
+    const auto [x, w] = features_and_weight(features);
+    return functional::linear_arcface_loss(
+        x, w, target,
         with_module_cross_entropy(
             functional::ArcFaceLossFuncOptions().scale(options.scale()).margin(options.margin())));
   }

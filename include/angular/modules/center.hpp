@@ -35,8 +35,9 @@ class CenterLossImpl : public detail::LossModuleBase<CenterLossImpl, CenterLossO
   /// rule this call is the training step's center update: the loss uses the centers as they
   /// were, then they move towards this batch's features. Eval mode never moves them.
   at::Tensor forward(const at::Tensor& features, const at::Tensor& target) {
+    const auto [x, w] = features_and_weight(features);
     at::Tensor loss = functional::center_loss(
-        features, weight, centers, target,
+        x, w, centers, target,
         with_module_cross_entropy(functional::CenterLossFuncOptions().lambda(options.lambda())));
     if (is_training() && options.update() == CenterUpdate::alpha) {
       // center_loss has validated features, centers and target.

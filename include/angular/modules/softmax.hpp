@@ -18,9 +18,10 @@ class SoftmaxLossImpl : public detail::LossModuleBase<SoftmaxLossImpl, SoftmaxLo
 
   void reset() override { reset_class_vectors("SoftmaxLossOptions"); }
 
-  /// The loss of features [B, D] with labels [B] (int64).
+  /// The loss of features [B, D] with labels [B] (int64); no [B, C] tensor.
   at::Tensor forward(const at::Tensor& features, const at::Tensor& target) {
-    return functional::softmax_loss(features, weight, target,
+    const auto [x, w] = features_and_weight(features);
+    return functional::softmax_loss(x, w, target,
                                     with_module_cross_entropy(functional::SoftmaxLossFuncOptions()));
   }
 

@@ -27,6 +27,7 @@ struct ArcLossOptions {
   /// The constant k > 0; defaults to default_arc_k(num_classes).
   TORCH_ARG(double, k);
   ANGULAR_CROSS_ENTROPY_ARGS;
+  ANGULAR_CHUNK_ARGS;
 };
 
 namespace functional {
@@ -35,6 +36,7 @@ namespace functional {
 struct ArcLossFuncOptions {
   TORCH_ARG(std::optional<double>, k) = std::nullopt;
   ANGULAR_CROSS_ENTROPY_ARGS;
+  ANGULAR_CHUNK_ARGS;
 };
 
 }  // namespace functional

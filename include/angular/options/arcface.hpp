@@ -17,6 +17,7 @@ struct ArcFaceLossOptions {
   /// Additive angular margin m in radians, in [0, π) (ArcFace paper: 0.5).
   TORCH_ARG(double, margin) = 0.5;
   ANGULAR_CROSS_ENTROPY_ARGS;
+  ANGULAR_CHUNK_ARGS;
 };
 
 namespace functional {
@@ -26,6 +27,7 @@ struct ArcFaceLossFuncOptions {
   TORCH_ARG(double, scale) = 64.0;
   TORCH_ARG(double, margin) = 0.5;
   ANGULAR_CROSS_ENTROPY_ARGS;
+  ANGULAR_CHUNK_ARGS;
 };
 
 }  // namespace functional

@@ -27,6 +27,7 @@ struct CenterLossOptions {
   TORCH_ARG(double, alpha) = 0.5;
   TORCH_ARG(CenterUpdate, update) = CenterUpdate::alpha;
   ANGULAR_CROSS_ENTROPY_ARGS;
+  ANGULAR_CHUNK_ARGS;
 };
 
 namespace functional {
@@ -35,6 +36,7 @@ namespace functional {
 struct CenterLossFuncOptions {
   TORCH_ARG(double, lambda) = 0.003;
   ANGULAR_CROSS_ENTROPY_ARGS;
+  ANGULAR_CHUNK_ARGS;
 };
 
 }  // namespace functional

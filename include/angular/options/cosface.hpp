@@ -12,6 +12,7 @@ struct CosFaceLossFuncOptions {
   /// Additive cosine margin m ≥ 0 (CosFace paper: 0.35).
   TORCH_ARG(double, margin) = 0.35;
   ANGULAR_CROSS_ENTROPY_ARGS;
+  ANGULAR_CHUNK_ARGS;
 };
 
 }  // namespace angular::functional

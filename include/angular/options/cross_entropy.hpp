@@ -6,6 +6,7 @@
 #include <torch/arg.h>
 #include <torch/enum.h>
 
+#include <optional>
 #include <variant>
 
 namespace angular {
@@ -26,3 +27,17 @@ using reduction_t = std::variant<torch::enumtype::kNone, torch::enumtype::kMean,
   TORCH_ARG(int64_t, ignore_index) = -100;                     \
   TORCH_ARG(double, label_smoothing) = 0.0;                    \
   TORCH_ARG(at::Tensor, weight) = at::Tensor()
+
+namespace angular {
+
+/// The workspace that the features-level losses (functional::linear_*, the modules' forward)
+/// size their row chunks by when `chunk_rows` is automatic: 128 MiB.
+constexpr int64_t kDefaultWorkspaceBytes = int64_t{128} << 20;
+
+}  // namespace angular
+
+// The features-level losses' chunking, in the options of every loss that has one:
+//   chunk_rows  samples per chunk: each chunk holds [chunk_rows, C] logits (and as much again
+//               for their gradient on CUDA); std::nullopt (default) takes as many as fit
+//               kDefaultWorkspaceBytes. Losses over a cosine matrix have no chunks and ignore it.
+#define ANGULAR_CHUNK_ARGS TORCH_ARG(std::optional<int64_t>, chunk_rows) = std::nullopt

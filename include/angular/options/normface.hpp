@@ -10,6 +10,7 @@ struct NormFaceLossFuncOptions {
   /// Scale s > 0 (the temperature's inverse; 16 suits tens of classes, 64 thousands).
   TORCH_ARG(double, scale) = 16.0;
   ANGULAR_CROSS_ENTROPY_ARGS;
+  ANGULAR_CHUNK_ARGS;
 };
 
 }  // namespace angular::functional

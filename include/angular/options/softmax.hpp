@@ -12,6 +12,7 @@ struct SoftmaxLossOptions {
   TORCH_ARG(int64_t, num_classes);
   TORCH_ARG(int64_t, embedding_dim);
   ANGULAR_CROSS_ENTROPY_ARGS;
+  ANGULAR_CHUNK_ARGS;
 };
 
 namespace functional {
@@ -19,6 +20,7 @@ namespace functional {
 /// Options of `functional::softmax_loss`: the cross-entropy settings alone.
 struct SoftmaxLossFuncOptions {
   ANGULAR_CROSS_ENTROPY_ARGS;
+  ANGULAR_CHUNK_ARGS;
 };
 
 }  // namespace functional

@@ -30,6 +30,62 @@ inline at::Tensor mean_divisor(const at::Tensor& target, const at::Tensor& class
   return (class_weight.index_select(0, labels) * kept).sum();
 }
 
+/// The per-row losses reduced: as they are, summed, or summed over the mean's divisor.
+inline at::Tensor reduce_rows(const at::Tensor& row_loss, int64_t reduction, const at::Tensor& divisor) {
+  if (reduction == at::Reduction::None) return row_loss;
+  if (reduction == at::Reduction::Sum) return row_loss.sum();
+  return row_loss.sum() / divisor;
+}
+
+/// The row kernels' arguments but `cos`: `options` has the compute dtype and the device.
+inline RowLossArgs row_loss_args(const at::Tensor& target, MarginKind margin, MarginParams params,
+                                 const CrossEntropySpec& spec, int64_t classes,
+                                 const at::TensorOptions& options) {
+  RowLossArgs args;
+  args.target = target.contiguous();
+  if (spec.class_weight.defined())
+    args.class_weight = spec.class_weight.to(options.dtype().toScalarType()).contiguous();
+  args.weight_sum = args.class_weight.defined()
+                        ? args.class_weight.sum()
+                        : at::scalar_tensor(static_cast<double>(classes), options);
+  args.margin = margin;
+  args.params = params;
+  args.label_smoothing = spec.label_smoothing;
+  args.ignore_index = spec.ignore_index;
+  return args;
+}
+
+/// The row kernels' scalar settings and path, kept for a backward that recomputes.
+inline void save_row_settings(torch::autograd::AutogradContext* ctx, const RowLossArgs& args,
+                              KernelPath path) {
+  ctx->saved_data["path"] = static_cast<int64_t>(path);
+  ctx->saved_data["margin"] = static_cast<int64_t>(args.margin);
+  ctx->saved_data["scale"] = args.params.scale;
+  ctx->saved_data["margin_value"] = args.params.margin;
+  ctx->saved_data["label_smoothing"] = args.label_smoothing;
+  ctx->saved_data["ignore_index"] = args.ignore_index;
+}
+
+/// Restores what save_row_settings kept into `args`; returns the path.
+inline KernelPath restore_row_settings(torch::autograd::AutogradContext* ctx, RowLossArgs& args) {
+  args.margin = static_cast<MarginKind>(ctx->saved_data["margin"].toInt());
+  args.params = {ctx->saved_data["scale"].toDouble(), ctx->saved_data["margin_value"].toDouble()};
+  args.label_smoothing = ctx->saved_data["label_smoothing"].toDouble();
+  args.ignore_index = ctx->saved_data["ignore_index"].toInt();
+  return static_cast<KernelPath>(ctx->saved_data["path"].toInt());
+}
+
+/// The backward's refusal of a graph of the gradient (create_graph = true): the fused kernels
+/// are differentiable once.
+inline void check_differentiated_once() {
+  // Autograd runs a backward in grad mode only when it was asked for a graph of the
+  // gradient; the fused ones would return a gradient without one.
+  TORCH_CHECK(!at::GradMode::is_enabled(),
+              "angular: the fused margin cross-entropy is differentiable once, and its backward was "
+              "asked for a graph (create_graph = true). For higher-order gradients compute the loss "
+              "inside an angular::CompositePathGuard, which takes the composite ATen path.");
+}
+
 /// The fused op. Two strategies, by what the device's kernels offer: the CPU writes the
 /// gradient during the forward and keeps only it (one [B, C] tensor); CUDA keeps cos and the
 /// per-row logsumexp and recomputes the logits in the backward.
@@ -42,18 +98,8 @@ struct FusedMarginCrossEntropy : torch::autograd::Function<FusedMarginCrossEntro
     const KernelPath path = kernel_path(cos);
     const RowKernels kernels = row_kernels_for(path);
     const auto dtype = compute_dtype(cos);
-    RowLossArgs args;
+    RowLossArgs args = row_loss_args(target, margin, params, spec, cos.size(1), cos.options().dtype(dtype));
     args.cos = cos.contiguous();
-    args.target = target.contiguous();
-    if (spec.class_weight.defined()) args.class_weight = spec.class_weight.to(dtype).contiguous();
-    args.weight_sum =
-        args.class_weight.defined()
-            ? args.class_weight.sum()
-            : at::scalar_tensor(static_cast<double>(cos.size(1)), cos.options().dtype(dtype));
-    args.margin = margin;
-    args.params = params;
-    args.label_smoothing = spec.label_smoothing;
-    args.ignore_index = spec.ignore_index;
 
     const int64_t rows = cos.size(0);
     const bool mean = spec.reduction == at::Reduction::Mean;
@@ -74,28 +120,16 @@ struct FusedMarginCrossEntropy : torch::autograd::Function<FusedMarginCrossEntro
     } else {
       ctx->save_for_backward(
           {args.cos, args.target, args.class_weight, args.weight_sum, lse, divisor});
-      ctx->saved_data["path"] = static_cast<int64_t>(path);
-      ctx->saved_data["margin"] = static_cast<int64_t>(margin);
-      ctx->saved_data["scale"] = params.scale;
-      ctx->saved_data["margin_value"] = params.margin;
-      ctx->saved_data["label_smoothing"] = spec.label_smoothing;
-      ctx->saved_data["ignore_index"] = spec.ignore_index;
+      save_row_settings(ctx, args, path);
     }
     ctx->saved_data["gradient_in_forward"] = gradient_in_forward;
     ctx->saved_data["reduction"] = spec.reduction;
-    if (spec.reduction == at::Reduction::None) return row_loss;
-    if (spec.reduction == at::Reduction::Sum) return row_loss.sum();
-    return row_loss.sum() / divisor;
+    return reduce_rows(row_loss, spec.reduction, divisor);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    // Autograd runs a backward in grad mode only when it was asked for a graph of the
-    // gradient; this one would return a gradient without one.
-    TORCH_CHECK(!at::GradMode::is_enabled(),
-                "angular: the fused margin cross-entropy is differentiable once, and its backward was "
-                "asked for a graph (create_graph = true). For higher-order gradients compute the loss "
-                "inside an angular::CompositePathGuard, which takes the composite ATen path.");
+    check_differentiated_once();
     const auto saved = ctx->get_saved_variables();
     const at::Tensor& upstream = grads[0];
     const bool per_row = ctx->saved_data["reduction"].toInt() == at::Reduction::None;
@@ -115,11 +149,7 @@ struct FusedMarginCrossEntropy : torch::autograd::Function<FusedMarginCrossEntro
     args.weight_sum = saved[3];
     const at::Tensor& lse = saved[4];
     const at::Tensor& divisor = saved[5];
-    args.margin = static_cast<MarginKind>(ctx->saved_data["margin"].toInt());
-    args.params = {ctx->saved_data["scale"].toDouble(), ctx->saved_data["margin_value"].toDouble()};
-    args.label_smoothing = ctx->saved_data["label_smoothing"].toDouble();
-    args.ignore_index = ctx->saved_data["ignore_index"].toInt();
-    const auto path = static_cast<KernelPath>(ctx->saved_data["path"].toInt());
+    const KernelPath path = restore_row_settings(ctx, args);
 
     const int64_t rows = args.cos.size(0);
     at::Tensor row_grad = upstream.to(lse.scalar_type());

@@ -1,0 +1,46 @@
+#pragma once
+// The margin cross-entropy of features and class vectors, on the path kernel_path() picks: the
+// features-level fused function where the device has row kernels, else the composite
+// reference over the [B, C] cosines (or logits).
+
+#include <angular/detail/autograd/linear_margin_cross_entropy.hpp>
+#include <angular/detail/margin_cross_entropy.hpp>
+#include <angular/options/cross_entropy.hpp>
+
+namespace angular::detail {
+
+/// How a features-level loss forms its logits: from cosines (normalised rows) through a
+/// margin, or as the raw products x Wᵀ (the modified softmax: `normalize` false, the margin
+/// NormFace's with scale 1, the identity).
+struct LinearSpec {
+  bool normalize = true;
+  std::optional<int64_t> chunk_rows;
+};
+
+/// The modified softmax's logits as a margin: z = c.
+constexpr MarginKind kIdentityMargin = MarginKind::normface;
+constexpr MarginParams kIdentityParams{1.0, 0.0};
+
+/// The margin cross-entropy of features [B, D] and weight [C, D], validated by the caller
+/// (check_feature_loss_inputs).
+inline at::Tensor linear_margin_cross_entropy(const at::Tensor& features, const at::Tensor& weight,
+                                              const at::Tensor& target, MarginKind margin,
+                                              MarginParams params, const CrossEntropySpec& spec,
+                                              const LinearSpec& linear) {
+  if (kernel_path(features) == KernelPath::composite) {
+    if (!linear.normalize) {
+      warn_if_cuda_kernels_missing(features.device());
+      return cross_entropy(linear_logits(features, weight), target, spec);
+    }
+    const auto dtype = compute_dtype(features);
+    return margin_cross_entropy(cosine_matrix(features.to(dtype), weight.to(dtype)), target, margin,
+                                params, spec);
+  }
+  const int64_t element_bytes = static_cast<int64_t>(weight.element_size());
+  const int64_t chunk_rows = resolve_chunk_rows(linear.chunk_rows, weight.size(0), element_bytes,
+                                                kWorkspaceBuffers, kDefaultWorkspaceBytes);
+  return FusedLinearMarginCrossEntropy::apply(features, weight, target, margin, params, spec,
+                                              linear.normalize, chunk_rows);
+}
+
+}  // namespace angular::detail

@@ -1,0 +1,176 @@
+#pragma once
+// The margin cross-entropy of features x [B, D] and class vectors W [C, D] in chunks of rows,
+// so that no [B, C] tensor exists: per chunk of rows, one product x̂_b Wᵀ into a workspace,
+// times q_j = 1/‖w_j‖ gives the chunk's cosines; the device's row kernels (detail/row_loss.hpp)
+// turn them into losses and, in place of nothing larger, the cosine gradient g; G = g ⊙ q is
+// the gradient of the raw products x̂·w_j, and two more products give
+//   ∂L/∂x̂ = G W,   G_W = Gᵀ x̂ (accumulated over the chunks).
+// The normalisations then cost no product: with P_u = I − ûûᵀ,
+//   ∂L/∂x_i = P_{x̂_i} ∂L/∂x̂_i / ‖x_i‖,   ∂L/∂w_j = P_{ŵ_j} G_W_j,
+// the projections passing, as at::clamp_min's gradient, only for norms >= kNormEps (below it
+// a row is divided by kNormEps, F::normalize's floor). Three products in all: the gradient is
+// written during the forward, whose chunks span every class. The modified softmax is the same
+// without the normalisations.
+
+#include <angular/detail/constants.hpp>
+#include <angular/detail/row_loss.hpp>
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <optional>
+
+namespace angular::detail {
+
+/// A features-level problem, validated: features and weight of one dtype and device.
+struct LinearArgs {
+  at::Tensor features;  // [B, D]
+  at::Tensor weight;    // [C, D]
+  RowLossArgs row;      // everything but `cos`, which each chunk sets; target contiguous
+  bool normalize = true;
+  int64_t chunk_rows = 1;
+};
+
+/// What one pass over the chunks computes (compute dtype for lse and row_loss; the inputs'
+/// dtype for the gradients, undefined where not asked for).
+struct LinearPass {
+  at::Tensor lse, row_loss, grad_features, grad_weight;
+};
+
+/// Rows per chunk for `classes` columns: `chunk_rows`, or as many as fit
+/// kDefaultWorkspaceBytes in `buffers` [rows, C] tensors of `element_bytes`.
+inline int64_t resolve_chunk_rows(std::optional<int64_t> chunk_rows, int64_t classes,
+                                  int64_t element_bytes, int64_t buffers, int64_t budget) {
+  if (chunk_rows) return *chunk_rows;
+  return std::max<int64_t>(1, budget / (std::max<int64_t>(classes, 1) * element_bytes * buffers));
+}
+
+/// Workspace buffers per chunk on a device: the logits, and the gradient where the kernels
+/// cannot write it over the logits (all of them today).
+constexpr int64_t kWorkspaceBuffers = 2;
+
+/// The unit rows of m [N, D] in `dtype`'s precision: 1/max(‖m_i‖, kNormEps) and whether the
+/// norm's own gradient passes (‖m_i‖ >= kNormEps).
+struct RowNorms {
+  at::Tensor inverse, passes;
+};
+
+inline RowNorms row_norms(const at::Tensor& m, at::ScalarType dtype) {
+  const at::Tensor norm = at::linalg_vector_norm(m, 2, {1}, false, dtype);
+  return {norm.clamp_min(kNormEps).reciprocal(), norm >= kNormEps};
+}
+
+/// The row kernels on one chunk: lse, row_loss and, where `grad` is defined, the cosine
+/// gradient of Σ_i s_i·loss_i with s_i = row_scale[i], or `scale` where row_scale is undefined.
+inline void chunk_row_kernels(const RowKernels& kernels, const RowLossArgs& row, at::Tensor& lse,
+                              at::Tensor& row_loss, at::Tensor& grad, double scale,
+                              const at::Tensor& row_scale) {
+  if (kernels.backward == nullptr) {  // the forward writes the gradient
+    kernels.forward(row, lse, row_loss, grad, row_scale.defined() ? 1.0 : scale);
+    if (grad.defined() && row_scale.defined()) grad.mul_(row_scale.unsqueeze(1).to(grad.scalar_type()));
+    return;
+  }
+  at::Tensor no_grad;
+  kernels.forward(row, lse, row_loss, no_grad, 1.0);
+  if (!grad.defined()) return;
+  const at::Tensor row_grad =
+      row_scale.defined() ? row_scale.contiguous() : at::full({lse.size(0)}, scale, lse.options());
+  kernels.backward(row, lse, row_grad, grad);
+}
+
+/// acc += Gᵀ x̂_b (acc = Gᵀ x̂_b for the first chunk) in the compute dtype. Where the inputs
+/// are narrower, acc starts at zero and takes class slices whose product is small, so that
+/// no [C, D] temporary exists.
+inline void add_weight_gradient(at::Tensor& acc, const at::Tensor& grad, const at::Tensor& x_chunk,
+                                bool first) {
+  if (acc.scalar_type() == grad.scalar_type()) {
+    acc.addmm_(grad.t(), x_chunk, /*beta=*/first ? 0 : 1);
+    return;
+  }
+  constexpr int64_t kSlice = 4096;
+  for (int64_t begin = 0; begin < acc.size(0); begin += kSlice) {
+    const int64_t n = std::min(kSlice, acc.size(0) - begin);
+    acc.narrow(0, begin, n).add_(at::mm(grad.narrow(1, begin, n).t(), x_chunk));
+  }
+}
+
+/// acc_j ← P_{ŵ_j} acc_j = acc_j − q_j²·(w_j · acc_j)·w_j for the rows whose norm passes,
+/// by class slices (no [C, D] temporary).
+inline void project_weight_gradient(at::Tensor& acc, const at::Tensor& weight, const RowNorms& norms) {
+  constexpr int64_t kSlice = 4096;
+  for (int64_t begin = 0; begin < acc.size(0); begin += kSlice) {
+    const int64_t n = std::min(kSlice, acc.size(0) - begin);
+    at::Tensor a = acc.narrow(0, begin, n);
+    const at::Tensor w = weight.narrow(0, begin, n).to(acc.scalar_type());
+    const at::Tensor q = norms.inverse.narrow(0, begin, n);
+    const at::Tensor along = (w * a).sum(1) * q * q * norms.passes.narrow(0, begin, n);
+    a.sub_(w * along.unsqueeze(1));
+  }
+}
+
+/// One pass over the row chunks of `args`: the per-row lse and loss, and the gradients asked
+/// for of Σ_i s_i·loss_i (s_i as in chunk_row_kernels).
+inline LinearPass linear_pass(const LinearArgs& args, const RowKernels& kernels, bool grad_features,
+                              bool grad_weight, double scale, const at::Tensor& row_scale) {
+  const at::Tensor& weight = args.weight;
+  const at::ScalarType dtype = weight.scalar_type();  // of the products
+  const at::ScalarType compute = args.row.weight_sum.scalar_type();
+  const int64_t rows = args.features.size(0), classes = weight.size(0), dim = weight.size(1);
+  const auto compute_options = args.features.options().dtype(compute);
+
+  at::Tensor x = args.features.to(compute);
+  RowNorms x_norms, w_norms;
+  if (args.normalize) {
+    x_norms = row_norms(x, compute);
+    x = x * x_norms.inverse.unsqueeze(1);  // x̂, [B, D]
+    w_norms = row_norms(weight, compute);  // q, [C]: no normalised copy of W
+  }
+  const at::Tensor operand = x.to(dtype).contiguous();  // x̂ in the products' dtype
+
+  LinearPass out;
+  out.lse = at::empty({rows}, compute_options);
+  out.row_loss = at::empty({rows}, compute_options);
+  const bool any_grad = grad_features || grad_weight;
+  at::Tensor grad_x_hat = grad_features ? at::empty({rows, dim}, compute_options) : at::Tensor();
+  at::Tensor grad_w;
+  if (grad_weight)  // filled by the first chunk where the products have the compute dtype
+    grad_w = rows > 0 && dtype == compute ? at::empty({classes, dim}, compute_options)
+                                          : at::zeros({classes, dim}, compute_options);
+
+  const int64_t chunk = std::max<int64_t>(1, std::min(rows, args.chunk_rows));
+  const at::Tensor logits_workspace = at::empty({chunk, classes}, weight.options());
+  const at::Tensor grad_workspace = any_grad ? at::empty({chunk, classes}, weight.options()) : at::Tensor();
+  for (int64_t begin = 0; begin < rows; begin += chunk) {
+    const int64_t n = std::min(chunk, rows - begin);
+    const at::Tensor x_chunk = operand.narrow(0, begin, n);
+    at::Tensor cos = logits_workspace.narrow(0, 0, n);
+    at::mm_out(cos, x_chunk, weight.t());
+    if (args.normalize) cos.mul_(w_norms.inverse);
+    RowLossArgs row = args.row;
+    row.cos = cos;
+    row.target = args.row.target.narrow(0, begin, n);
+    at::Tensor lse = out.lse.narrow(0, begin, n), loss = out.row_loss.narrow(0, begin, n);
+    at::Tensor grad = any_grad ? grad_workspace.narrow(0, 0, n) : at::Tensor();
+    chunk_row_kernels(kernels, row, lse, loss, grad, scale,
+                      row_scale.defined() ? row_scale.narrow(0, begin, n) : at::Tensor());
+    if (!any_grad) continue;
+    if (args.normalize) grad.mul_(w_norms.inverse);  // G: the gradient of the products x̂·w_j
+    if (grad_features) grad_x_hat.narrow(0, begin, n).copy_(at::mm(grad, weight));
+    if (grad_weight) add_weight_gradient(grad_w, grad, x_chunk, begin == 0);
+  }
+
+  if (grad_features) {
+    if (args.normalize) {
+      const at::Tensor along = (x * grad_x_hat).sum(1) * x_norms.passes;
+      grad_x_hat = (grad_x_hat - x * along.unsqueeze(1)) * x_norms.inverse.unsqueeze(1);
+    }
+    out.grad_features = grad_x_hat.to(args.features.scalar_type());
+  }
+  if (grad_weight) {
+    if (args.normalize) project_weight_gradient(grad_w, weight, w_norms);
+    out.grad_weight = grad_w.to(dtype);
+  }
+  return out;
+}
+
+}  // namespace angular::detail

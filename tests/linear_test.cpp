@@ -1,0 +1,295 @@
+// The features-level losses (linear_*, softmax_loss, the modules' forward) against the float64
+// composite: normalise, product, the cosine-level reference, differentiated by autograd.
+
+#include "memory.hpp"
+#include "support/common.hpp"
+#include "support/gradcheck.hpp"
+
+#include <functional>
+
+using namespace testing;
+namespace F = angular::functional;
+
+namespace {
+
+using LinearLoss = std::function<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                            const CrossEntropyCase&, std::optional<int64_t>)>;
+
+struct LossUnderTest {
+  const char* name;
+  LinearLoss fused;      // the features-level function
+  LinearLoss composite;  // the cosine-level loss of detail::cosine_matrix (or x Wᵀ)
+};
+
+template <class Options>
+Options with_case(Options options, const CrossEntropyCase& ce, std::optional<int64_t> chunk_rows) {
+  return ce.apply(options).chunk_rows(chunk_rows);
+}
+
+std::vector<LossUnderTest> losses() {
+  namespace D = angular::detail;
+  return {
+      {"arc",
+       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
+         return F::linear_arc_loss(x, w, y, with_case(F::ArcLossFuncOptions().k(3.5), ce, rows));
+       },
+       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
+         return F::arc_loss(D::cosine_matrix(x, w), y, with_case(F::ArcLossFuncOptions().k(3.5), ce, rows));
+       }},
+      {"arcface",
+       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
+         return F::linear_arcface_loss(x, w, y, with_case(F::ArcFaceLossFuncOptions().scale(16), ce, rows));
+       },
+       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
+         return F::arcface_loss(D::cosine_matrix(x, w), y,
+                                with_case(F::ArcFaceLossFuncOptions().scale(16), ce, rows));
+       }},
+      {"cosface",
+       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
+         return F::linear_cosface_loss(x, w, y, with_case(F::CosFaceLossFuncOptions().scale(16), ce, rows));
+       },
+       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
+         return F::cosface_loss(D::cosine_matrix(x, w), y,
+                                with_case(F::CosFaceLossFuncOptions().scale(16), ce, rows));
+       }},
+      {"normface",
+       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
+         return F::linear_normface_loss(x, w, y, with_case(F::NormFaceLossFuncOptions(), ce, rows));
+       },
+       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
+         return F::normface_loss(D::cosine_matrix(x, w), y, with_case(F::NormFaceLossFuncOptions(), ce, rows));
+       }},
+      {"softmax",
+       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
+         return F::softmax_loss(x, w, y, with_case(F::SoftmaxLossFuncOptions(), ce, rows));
+       },
+       [](auto& x, auto& w, auto& y, auto& ce, auto) {
+         return D::cross_entropy(D::linear_logits(x, w), y, D::cross_entropy_spec(ce.apply(F::SoftmaxLossFuncOptions())));
+       }},
+  };
+}
+
+struct LossAndGradients {
+  at::Tensor loss, grad_features, grad_weight;
+};
+
+/// The loss and the gradients of Σ loss·R (R a fixed random projection, 1 for a scalar) with
+/// respect to both inputs.
+LossAndGradients evaluate(const LinearLoss& loss, const at::Tensor& x, const at::Tensor& w,
+                          const at::Tensor& y, const CrossEntropyCase& ce, std::optional<int64_t> rows) {
+  const at::Tensor xg = x.detach().requires_grad_(true), wg = w.detach().requires_grad_(true);
+  const at::Tensor value = loss(xg, wg, y, ce, rows);
+  const at::Tensor projection =
+      value.dim() == 0 ? at::ones({}, value.options())
+                       : uniform(value.sizes(), 0.5, 1.5, 99).to(value.scalar_type());
+  (value * projection).sum().backward();
+  return {value.detach(), xg.grad(), wg.grad()};
+}
+
+/// The composite in float64 on float64 copies of the same inputs.
+LossAndGradients reference(const LossUnderTest& loss, const at::Tensor& x, const at::Tensor& w,
+                           const at::Tensor& y, const CrossEntropyCase& ce) {
+  const angular::CompositePathGuard composite;
+  return evaluate(loss.composite, x.to(at::kDouble), w.to(at::kDouble), y, ce, std::nullopt);
+}
+
+/// max |got − want| <= atol + rtol · max |want| (a gradient's scale is its largest element).
+bool near(const at::Tensor& got, const at::Tensor& want, double rtol, double atol) {
+  if (!got.defined() || !want.defined()) return got.defined() == want.defined();
+  if (got.sizes() != want.sizes()) return false;
+  if (want.numel() == 0) return true;
+  const at::Tensor g = got.to(at::kDouble), r = want.to(at::kDouble);
+  // NaN where the reference has NaN (a mean over no sample), nowhere else.
+  if (!at::equal(at::isnan(g), at::isnan(r))) return false;
+  const at::Tensor error_terms = (g - r).abs().nan_to_num(0);
+  if (at::isnan(r).all().item<bool>()) return true;
+  const double error = error_terms.max().item<double>();
+  const bool ok = error <= atol + rtol * r.abs().nan_to_num(0).max().item<double>();
+  if (!ok) UNSCOPED_INFO("max error " << error << " against max |want| " << r.abs().nan_to_num(0).max().item<double>());
+  return ok;
+}
+
+void check_against_composite(const LossUnderTest& loss, const at::Tensor& x, const at::Tensor& w,
+                             const at::Tensor& y, const CrossEntropyCase& ce, std::optional<int64_t> rows,
+                             double rtol, double atol) {
+  const LossAndGradients got = evaluate(loss.fused, x, w, y, ce, rows);
+  const LossAndGradients want = reference(loss, x, w, y, ce);
+  INFO(loss.name << " " << ce.name << " B=" << x.size(0) << " C=" << w.size(0) << " D=" << w.size(1)
+                 << " chunk_rows=" << (rows ? std::to_string(*rows) : "auto") << " " << x.scalar_type());
+  CHECK(got.loss.scalar_type() == (x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat));
+  CHECK(near(got.loss, want.loss, rtol, atol));
+  CHECK(near(got.grad_features, want.grad_features, rtol, atol));
+  CHECK(near(got.grad_weight, want.grad_weight, rtol, atol));
+  CHECK(got.grad_features.scalar_type() == x.scalar_type());
+  CHECK(got.grad_weight.scalar_type() == w.scalar_type());
+}
+
+}  // namespace
+
+TEST_CASE("features-level losses equal the float64 composite for every setting and chunking", "[linear]") {
+  const int64_t batch = 11, classes = 13, dim = 6;
+  const at::Tensor x = uniform({batch, dim}, -1, 1, 1).to(at::kFloat);
+  const at::Tensor w = uniform({classes, dim}, -1, 1, 2).to(at::kFloat);
+  const at::Tensor y = labels(batch, classes);
+  // One row at a time, chunks that do not divide B, that do, one chunk, more than B.
+  const std::vector<std::optional<int64_t>> chunkings = {1, 4, 11, 64, std::nullopt};
+  for (const auto& loss : losses())
+    for (const auto& ce : cross_entropy_cases(classes))
+      for (const auto rows : chunkings) check_against_composite(loss, x, w, y, ce, rows, 2e-5, 1e-6);
+}
+
+TEST_CASE("features-level losses over C = 1 to 70 000 classes and B = 0 and 1", "[linear]") {
+  struct Shape {
+    int64_t batch, classes, dim;
+    std::optional<int64_t> rows;
+  };
+  const std::vector<Shape> shapes = {{5, 1, 4, 2},      {1, 3, 8, std::nullopt}, {0, 9, 4, 3},
+                                     {0, 9, 4, std::nullopt}, {7, 2047, 16, 3}, {6, 70000, 8, 4},
+                                     {9, 4099, 33, std::nullopt}};
+  const CrossEntropyCase all = cross_entropy_cases(1)[4];  // mean + ignore + smoothing + weights
+  for (const auto& [batch, classes, dim, rows] : shapes) {
+    const at::Tensor x = uniform({batch, dim}, -1, 1, 3).to(at::kFloat);
+    const at::Tensor w = uniform({classes, dim}, -1, 1, 4).to(at::kFloat);
+    const at::Tensor y = labels(batch, classes);
+    CrossEntropyCase ce = all;
+    ce.class_weight = at::linspace(0.5, 2.0, classes, at::kDouble);
+    // atol: float32 rounding of p_y = 1 at C = 1, times the scale 16, where the reference is 0.
+    for (const auto& loss : losses()) {
+      check_against_composite(loss, x, w, y, ce, rows, 5e-5, 1e-5);
+      check_against_composite(loss, x, w, y, cross_entropy_cases(classes)[10], rows, 5e-5, 1e-5);  // none
+    }
+  }
+}
+
+TEST_CASE("features-level losses take non-contiguous inputs, double, half and bfloat16", "[linear]") {
+  const int64_t batch = 10, classes = 300, dim = 12;
+  const at::Tensor y = labels(batch, classes);
+  const CrossEntropyCase mean = cross_entropy_cases(classes)[0];
+  // Transposed features and every other row of a larger weight.
+  const at::Tensor x = uniform({dim, batch}, -1, 1, 5).to(at::kFloat).t();
+  const at::Tensor w = uniform({2 * classes, dim}, -1, 1, 6).to(at::kFloat).slice(0, 0, 2 * classes, 2);
+  REQUIRE_FALSE(x.is_contiguous());
+  REQUIRE_FALSE(w.is_contiguous());
+  for (const auto& loss : losses()) {
+    check_against_composite(loss, x, w, y, mean, 3, 2e-5, 1e-6);
+    check_against_composite(loss, x.to(at::kDouble), w.to(at::kDouble), y, mean, 3, 1e-10, 1e-12);
+    // Half and bfloat16 inputs: products in their precision, against the float64 composite
+    // of the same (rounded) values.
+    check_against_composite(loss, x.to(at::kHalf), w.to(at::kHalf), y, mean, 3, 2e-2, 1e-3);
+    check_against_composite(loss, x.to(at::kBFloat16), w.to(at::kBFloat16), y, mean, 4, 8e-2, 1e-3);
+  }
+}
+
+TEST_CASE("zero rows of features and weight get the composite's value and gradient", "[linear]") {
+  const int64_t batch = 6, classes = 9, dim = 5;
+  at::Tensor x = uniform({batch, dim}, -1, 1, 7).to(at::kFloat);
+  at::Tensor w = uniform({classes, dim}, -1, 1, 8).to(at::kFloat);
+  x[2].zero_();
+  w[4].zero_();
+  w[6].fill_(1e-14);  // below the norm floor: divided by it, no projection
+  const at::Tensor y = labels(batch, classes);
+  for (const auto& loss : losses())
+    for (const auto& ce : cross_entropy_cases(classes)) check_against_composite(loss, x, w, y, ce, 2, 2e-5, 1e-6);
+}
+
+TEST_CASE("features-level losses pass a float64 gradcheck of both inputs", "[linear][gradients]") {
+  const int64_t batch = 4, classes = 5, dim = 3;
+  const at::Tensor x = uniform({batch, dim}, -1, 1, 9);
+  const at::Tensor w = uniform({classes, dim}, -1, 1, 10);
+  const at::Tensor y = labels(batch, classes);
+  for (const auto& loss : losses()) {
+    for (const int index : {0, 4, 5, 14}) {  // mean, mean + all, sum, none + all
+      const CrossEntropyCase ce = cross_entropy_cases(classes)[index];
+      const auto result = gradcheck(
+          [&](const std::vector<at::Tensor>& in) { return loss.fused(in[0], in[1], y, ce, 3); }, {x, w});
+      INFO(loss.name << " " << ce.name << ": " << result.report);
+      CHECK(result.ok);
+    }
+  }
+}
+
+TEST_CASE("the modules' forward equals their cosine (or logit) path", "[linear][module]") {
+  const int64_t batch = 9, classes = 40, dim = 7;
+  const at::Tensor x = uniform({batch, dim}, -1, 1, 11).to(at::kFloat);
+  const at::Tensor y = labels(batch, classes);
+  const auto compare = [&](auto& module, auto&& via_matrix) {
+    const at::Tensor xg = x.clone().requires_grad_(true);
+    const at::Tensor loss = module->forward(xg, y);
+    loss.backward();
+    const at::Tensor grad_x = xg.grad().clone(), grad_w = module->weight.grad().clone();
+    module->weight.mutable_grad().zero_();
+    const at::Tensor xr = x.clone().requires_grad_(true);
+    const at::Tensor want = via_matrix(module, xr);
+    want.backward();
+    CHECK(near(loss, want, 1e-5, 1e-7));
+    CHECK(near(grad_x, xr.grad(), 1e-4, 1e-7));
+    CHECK(near(grad_w, module->weight.grad(), 1e-4, 1e-7));
+  };
+  angular::ArcLoss arc(angular::ArcLossOptions(classes, dim).label_smoothing(0.1).chunk_rows(4));
+  compare(arc, [&](auto& m, const at::Tensor& xr) {
+    return F::arc_loss(m->cosines(xr), y, F::ArcLossFuncOptions().k(m->options.k()).label_smoothing(0.1));
+  });
+  angular::ArcFaceLoss arcface(angular::ArcFaceLossOptions(classes, dim).scale(20).reduction(torch::kSum));
+  compare(arcface, [&](auto& m, const at::Tensor& xr) {
+    return F::arcface_loss(m->cosines(xr), y, F::ArcFaceLossFuncOptions().scale(20).reduction(torch::kSum));
+  });
+  angular::SoftmaxLoss softmax(angular::SoftmaxLossOptions(classes, dim).chunk_rows(2));
+  compare(softmax, [&](auto& m, const at::Tensor& xr) {
+    return angular::detail::cross_entropy(m->logits(xr), y, {});
+  });
+  angular::CenterLoss center(angular::CenterLossOptions(classes, dim).update(angular::CenterUpdate::sgd));
+  center->centers.data().uniform_(-1, 1);
+  compare(center, [&](auto& m, const at::Tensor& xr) {
+    return angular::detail::cross_entropy(m->logits(xr), y, {}) +
+           m->options.lambda() * angular::detail::center_term(xr, m->centers, y, at::Reduction::Mean, -100);
+  });
+}
+
+TEST_CASE("features-level losses reject what the cosine losses reject, and mismatched inputs", "[linear][errors]") {
+  const at::Tensor x = at::randn({4, 3}), w = at::randn({5, 3}), y = at::tensor({0, 1, 2, 3}, at::kLong);
+  CHECK_ANGULAR_ERROR(F::linear_arc_loss(x, at::randn({5, 4}), y), "features must be [B, 4]");
+  CHECK_ANGULAR_ERROR(F::linear_arcface_loss(x, w.to(at::kDouble), y), "features are Float but weight is Double");
+  CHECK_ANGULAR_ERROR(F::linear_cosface_loss(x, at::randn({0, 3}), y), "weight must have at least one class row");
+  CHECK_ANGULAR_ERROR(F::linear_normface_loss(x, w, at::tensor({0, 1, 2, 5}, at::kLong)),
+                      "target[3] = 5 is out of range [0, 5)");
+  CHECK_ANGULAR_ERROR(F::linear_arc_loss(x, w, y, F::ArcLossFuncOptions().k(-1)), "k must be a finite number > 0");
+  CHECK_ANGULAR_ERROR(F::linear_arcface_loss(x, w, y, F::ArcFaceLossFuncOptions().margin(4)), "margin must be in [0, pi)");
+  CHECK_ANGULAR_ERROR(F::linear_cosface_loss(x, w, y, F::CosFaceLossFuncOptions().margin(-1)), "margin must be");
+  CHECK_ANGULAR_ERROR(F::linear_normface_loss(x, w, y, F::NormFaceLossFuncOptions().label_smoothing(2)),
+                      "label_smoothing must be in [0, 1]");
+  CHECK_ANGULAR_ERROR(F::softmax_loss(x, w, y, F::SoftmaxLossFuncOptions().weight(at::ones({4}))),
+                      "weight (class weights) must be [5]");
+  for (const int64_t rows : {0, -3})
+    CHECK_ANGULAR_ERROR(F::linear_arc_loss(x, w, y, F::ArcLossFuncOptions().chunk_rows(rows)),
+                        "chunk_rows must be >= 1, or std::nullopt");
+}
+
+TEST_CASE("the features-level forward and backward never allocate a [B, C] tensor", "[linear][memory]") {
+  bench::CountingCpuAllocator& allocator = bench::CountingCpuAllocator::install();
+  const int64_t batch = 256, classes = 200000, dim = 32, rows = 8;
+  const int64_t matrix_bytes = batch * classes * 4;  // one float [B, C]
+  const at::Tensor x = at::randn({batch, dim}).requires_grad_(true);
+  const at::Tensor w = at::randn({classes, dim}).requires_grad_(true);
+  const at::Tensor y = at::randint(classes, {batch}, at::kLong);
+  const auto extra_peak = [&](auto&& step) {
+    x.mutable_grad() = at::Tensor();
+    w.mutable_grad() = at::Tensor();
+    const int64_t before = allocator.live_bytes();
+    allocator.reset_peak();
+    step();
+    // What the step held beyond what it leaves (the gradients of x and W).
+    return allocator.peak_bytes() - before - (allocator.live_bytes() - before);
+  };
+  const int64_t fused = extra_peak([&] {
+    F::linear_arcface_loss(x, w, y, F::ArcFaceLossFuncOptions().chunk_rows(rows)).backward();
+  });
+  const int64_t module_path = extra_peak([&] {
+    F::arcface_loss(angular::detail::cosine_matrix(x, w), y).backward();
+  });
+  const int64_t workspace = 2 * rows * classes * 4;
+  INFO("fused " << fused << " B, cosine path " << module_path << " B, [B, C] " << matrix_bytes << " B");
+  CHECK(module_path > matrix_bytes);  // the measurement sees a [B, C] tensor where there is one
+  CHECK(fused < matrix_bytes / 8);
+  // The workspace, the class vectors' norms, and per-slice temporaries of [4096, D].
+  CHECK(fused <= workspace + 8 * classes * 4 + 4 * 4096 * dim * 4 + 8 * batch * dim * 4);
+}
