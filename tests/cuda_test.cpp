@@ -2,9 +2,12 @@
 // CPU. Without a GPU the binary says so and exits 77, which CTest reports as skipped.
 
 #define CATCH_CONFIG_RUNNER
+#include "support/linear.hpp"
 #include "support/margins.hpp"
 
+#include <ATen/cuda/CUDAContext.h>
 #include <angular/metrics.hpp>
+#include <c10/cuda/CUDACachingAllocator.h>
 
 #include <cstdio>
 
@@ -92,12 +95,48 @@ TEST_CASE("CUDA: cos at ±1, non-contiguous and half-precision inputs", "[cuda]"
   }
 }
 
-TEST_CASE("CUDA: four million classes stream through without [B, C] temporaries", "[cuda]") {
+TEST_CASE("CUDA: four million classes stream through without [B, C] temporaries", "[cuda][large]") {
   const int64_t classes = 4'000'000;
   const at::Tensor cos = uniform({2, classes}, -1, 1, 99);
   const at::Tensor y = at::tensor(std::vector<int64_t>{5, classes - 1}, at::kLong);
   check_cuda(margins()[0], cos, y, cross_entropy_cases(classes)[0]);
   check_cuda(margins()[1], cos, y, cross_entropy_cases(classes)[0]);
+}
+
+TEST_CASE("CUDA: features-level losses equal the float64 composite", "[cuda][linear]") {
+  struct Shape {
+    int64_t batch, classes, dim, rows;  // rows 0: automatic
+  };
+  const std::vector<Shape> shapes = {{0, 9, 4, 0}, {1, 1, 8, 0}, {11, 13, 6, 4}, {33, 70000, 16, 5}, {64, 4099, 64, 0}};
+  for (const auto& [batch, classes, dim, rows] : shapes) {
+    const at::Tensor x = uniform({batch, dim}, -1, 1, 3).to(at::kFloat);
+    const at::Tensor w = uniform({classes, dim}, -1, 1, 4).to(at::kFloat);
+    const at::Tensor y = labels(batch, classes);
+    const auto cases = cross_entropy_cases(classes);
+    for (const auto& loss : losses()) {
+      for (const int index : {0, 4, 10, 14})  // mean, mean + all, none, none + all
+        check_against_composite(loss, x, w, y, cases[index], rows, 5e-5, 1e-5, at::kCUDA);
+      check_against_composite(loss, x.to(at::kBFloat16), w.to(at::kBFloat16), y, cases[0], rows, 8e-2, 1e-3,
+                              at::kCUDA);
+    }
+  }
+}
+
+TEST_CASE("CUDA: the features-level forward and backward hold no [B, C] tensor", "[cuda][linear][large]") {
+  const int64_t batch = 512, classes = 200000, dim = 64, rows = 16;
+  const at::Tensor x = at::randn({batch, dim}, kCuda).requires_grad_(true);
+  const at::Tensor w = at::randn({classes, dim}, kCuda).requires_grad_(true);
+  const at::Tensor y = at::randint(classes, {batch}, kCuda.dtype(at::kLong));
+  const auto device = at::cuda::current_device();
+  const auto aggregate = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+  c10::cuda::CUDACachingAllocator::resetPeakStats(device);
+  angular::functional::linear_arcface_loss(x, w, y, angular::functional::ArcFaceLossFuncOptions().chunk_rows(rows))
+      .backward();
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device);
+  const int64_t extra = stats.allocated_bytes[aggregate].peak - stats.allocated_bytes[aggregate].current;
+  INFO("peak beyond what the step leaves: " << extra << " B");
+  CHECK(extra < batch * classes * 4 / 8);
+  CHECK(extra <= 2 * rows * classes * 4 + 8 * classes * 4 + 4 * 4096 * dim * 4 + 8 * batch * dim * 4);
 }
 
 TEST_CASE("CUDA: angle metrics give the CPU's numbers", "[cuda][metrics]") {

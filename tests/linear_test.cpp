@@ -2,129 +2,10 @@
 // composite: normalise, product, the cosine-level reference, differentiated by autograd.
 
 #include "memory.hpp"
-#include "support/common.hpp"
 #include "support/gradcheck.hpp"
-
-#include <functional>
+#include "support/linear.hpp"
 
 using namespace testing;
-namespace F = angular::functional;
-
-namespace {
-
-using LinearLoss = std::function<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                            const CrossEntropyCase&, std::optional<int64_t>)>;
-
-struct LossUnderTest {
-  const char* name;
-  LinearLoss fused;      // the features-level function
-  LinearLoss composite;  // the cosine-level loss of detail::cosine_matrix (or x Wᵀ)
-};
-
-template <class Options>
-Options with_case(Options options, const CrossEntropyCase& ce, std::optional<int64_t> chunk_rows) {
-  return ce.apply(options).chunk_rows(chunk_rows);
-}
-
-std::vector<LossUnderTest> losses() {
-  namespace D = angular::detail;
-  return {
-      {"arc",
-       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
-         return F::linear_arc_loss(x, w, y, with_case(F::ArcLossFuncOptions().k(3.5), ce, rows));
-       },
-       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
-         return F::arc_loss(D::cosine_matrix(x, w), y, with_case(F::ArcLossFuncOptions().k(3.5), ce, rows));
-       }},
-      {"arcface",
-       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
-         return F::linear_arcface_loss(x, w, y, with_case(F::ArcFaceLossFuncOptions().scale(16), ce, rows));
-       },
-       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
-         return F::arcface_loss(D::cosine_matrix(x, w), y,
-                                with_case(F::ArcFaceLossFuncOptions().scale(16), ce, rows));
-       }},
-      {"cosface",
-       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
-         return F::linear_cosface_loss(x, w, y, with_case(F::CosFaceLossFuncOptions().scale(16), ce, rows));
-       },
-       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
-         return F::cosface_loss(D::cosine_matrix(x, w), y,
-                                with_case(F::CosFaceLossFuncOptions().scale(16), ce, rows));
-       }},
-      {"normface",
-       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
-         return F::linear_normface_loss(x, w, y, with_case(F::NormFaceLossFuncOptions(), ce, rows));
-       },
-       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
-         return F::normface_loss(D::cosine_matrix(x, w), y, with_case(F::NormFaceLossFuncOptions(), ce, rows));
-       }},
-      {"softmax",
-       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
-         return F::softmax_loss(x, w, y, with_case(F::SoftmaxLossFuncOptions(), ce, rows));
-       },
-       [](auto& x, auto& w, auto& y, auto& ce, auto) {
-         return D::cross_entropy(D::linear_logits(x, w), y, D::cross_entropy_spec(ce.apply(F::SoftmaxLossFuncOptions())));
-       }},
-  };
-}
-
-struct LossAndGradients {
-  at::Tensor loss, grad_features, grad_weight;
-};
-
-/// The loss and the gradients of Σ loss·R (R a fixed random projection, 1 for a scalar) with
-/// respect to both inputs.
-LossAndGradients evaluate(const LinearLoss& loss, const at::Tensor& x, const at::Tensor& w,
-                          const at::Tensor& y, const CrossEntropyCase& ce, std::optional<int64_t> rows) {
-  const at::Tensor xg = x.detach().requires_grad_(true), wg = w.detach().requires_grad_(true);
-  const at::Tensor value = loss(xg, wg, y, ce, rows);
-  const at::Tensor projection =
-      value.dim() == 0 ? at::ones({}, value.options())
-                       : uniform(value.sizes(), 0.5, 1.5, 99).to(value.scalar_type());
-  (value * projection).sum().backward();
-  return {value.detach(), xg.grad(), wg.grad()};
-}
-
-/// The composite in float64 on float64 copies of the same inputs.
-LossAndGradients reference(const LossUnderTest& loss, const at::Tensor& x, const at::Tensor& w,
-                           const at::Tensor& y, const CrossEntropyCase& ce) {
-  const angular::CompositePathGuard composite;
-  return evaluate(loss.composite, x.to(at::kDouble), w.to(at::kDouble), y, ce, std::nullopt);
-}
-
-/// max |got − want| <= atol + rtol · max |want| (a gradient's scale is its largest element).
-bool near(const at::Tensor& got, const at::Tensor& want, double rtol, double atol) {
-  if (!got.defined() || !want.defined()) return got.defined() == want.defined();
-  if (got.sizes() != want.sizes()) return false;
-  if (want.numel() == 0) return true;
-  const at::Tensor g = got.to(at::kDouble), r = want.to(at::kDouble);
-  // NaN where the reference has NaN (a mean over no sample), nowhere else.
-  if (!at::equal(at::isnan(g), at::isnan(r))) return false;
-  const at::Tensor error_terms = (g - r).abs().nan_to_num(0);
-  if (at::isnan(r).all().item<bool>()) return true;
-  const double error = error_terms.max().item<double>();
-  const bool ok = error <= atol + rtol * r.abs().nan_to_num(0).max().item<double>();
-  if (!ok) UNSCOPED_INFO("max error " << error << " against max |want| " << r.abs().nan_to_num(0).max().item<double>());
-  return ok;
-}
-
-void check_against_composite(const LossUnderTest& loss, const at::Tensor& x, const at::Tensor& w,
-                             const at::Tensor& y, const CrossEntropyCase& ce, std::optional<int64_t> rows,
-                             double rtol, double atol) {
-  const LossAndGradients got = evaluate(loss.fused, x, w, y, ce, rows);
-  const LossAndGradients want = reference(loss, x, w, y, ce);
-  INFO(loss.name << " " << ce.name << " B=" << x.size(0) << " C=" << w.size(0) << " D=" << w.size(1)
-                 << " chunk_rows=" << (rows ? std::to_string(*rows) : "auto") << " " << x.scalar_type());
-  CHECK(got.loss.scalar_type() == (x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat));
-  CHECK(near(got.loss, want.loss, rtol, atol));
-  CHECK(near(got.grad_features, want.grad_features, rtol, atol));
-  CHECK(near(got.grad_weight, want.grad_weight, rtol, atol));
-  CHECK(got.grad_features.scalar_type() == x.scalar_type());
-  CHECK(got.grad_weight.scalar_type() == w.scalar_type());
-}
-
-}  // namespace
 
 TEST_CASE("features-level losses equal the float64 composite for every setting and chunking", "[linear]") {
   const int64_t batch = 11, classes = 13, dim = 6;
@@ -132,7 +13,7 @@ TEST_CASE("features-level losses equal the float64 composite for every setting a
   const at::Tensor w = uniform({classes, dim}, -1, 1, 2).to(at::kFloat);
   const at::Tensor y = labels(batch, classes);
   // One row at a time, chunks that do not divide B, that do, one chunk, more than B.
-  const std::vector<std::optional<int64_t>> chunkings = {1, 4, 11, 64, std::nullopt};
+  const std::vector<int64_t> chunkings = {1, 4, 11, 64, 0};  // 0: automatic
   for (const auto& loss : losses())
     for (const auto& ce : cross_entropy_cases(classes))
       for (const auto rows : chunkings) check_against_composite(loss, x, w, y, ce, rows, 2e-5, 1e-6);
@@ -141,11 +22,10 @@ TEST_CASE("features-level losses equal the float64 composite for every setting a
 TEST_CASE("features-level losses over C = 1 to 70 000 classes and B = 0 and 1", "[linear]") {
   struct Shape {
     int64_t batch, classes, dim;
-    std::optional<int64_t> rows;
+    int64_t rows;  // 0: automatic
   };
-  const std::vector<Shape> shapes = {{5, 1, 4, 2},      {1, 3, 8, std::nullopt}, {0, 9, 4, 3},
-                                     {0, 9, 4, std::nullopt}, {7, 2047, 16, 3}, {6, 70000, 8, 4},
-                                     {9, 4099, 33, std::nullopt}};
+  const std::vector<Shape> shapes = {{5, 1, 4, 2},     {1, 3, 8, 0},     {0, 9, 4, 3},      {0, 9, 4, 0},
+                                     {7, 2047, 16, 3}, {6, 70000, 8, 4}, {9, 4099, 33, 0}};
   const CrossEntropyCase all = cross_entropy_cases(1)[4];  // mean + ignore + smoothing + weights
   for (const auto& [batch, classes, dim, rows] : shapes) {
     const at::Tensor x = uniform({batch, dim}, -1, 1, 3).to(at::kFloat);
@@ -259,9 +139,10 @@ TEST_CASE("features-level losses reject what the cosine losses reject, and misma
                       "label_smoothing must be in [0, 1]");
   CHECK_ANGULAR_ERROR(F::softmax_loss(x, w, y, F::SoftmaxLossFuncOptions().weight(at::ones({4}))),
                       "weight (class weights) must be [5]");
-  for (const int64_t rows : {0, -3})
+  for (const int64_t rows : {-1, -3})
     CHECK_ANGULAR_ERROR(F::linear_arc_loss(x, w, y, F::ArcLossFuncOptions().chunk_rows(rows)),
-                        "chunk_rows must be >= 1, or std::nullopt");
+                        "chunk_rows must be >= 1, or 0 to size the chunks from kDefaultWorkspaceBytes, got " +
+                            std::to_string(rows));
 }
 
 TEST_CASE("the features-level forward and backward never allocate a [B, C] tensor", "[linear][memory]") {

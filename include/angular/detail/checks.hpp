@@ -155,15 +155,15 @@ inline void check_cosine_loss_inputs(const at::Tensor& cos, const at::Tensor& ta
 /// and the same dtype, labels, class weights, and the chunking option.
 inline void check_feature_loss_inputs(const at::Tensor& features, const at::Tensor& weight,
                                       const at::Tensor& target, const CrossEntropySpec& spec,
-                                      std::optional<int64_t> chunk_rows) {
+                                      int64_t chunk_rows) {
   check_features(features, weight, "weight");
   TORCH_CHECK(features.scalar_type() == weight.scalar_type(), "angular: features are ",
               features.scalar_type(), " but weight is ", weight.scalar_type(),
               "; convert one of them (the products run in the inputs' dtype)");
   TORCH_CHECK(weight.size(0) >= 1, "angular: weight must have at least one class row, got shape ",
               weight.sizes());
-  TORCH_CHECK(!chunk_rows || *chunk_rows >= 1, "angular: chunk_rows must be >= 1, or std::nullopt to "
-              "size the chunks from kDefaultWorkspaceBytes, got ", chunk_rows.value_or(0));
+  TORCH_CHECK(chunk_rows >= 0, "angular: chunk_rows must be >= 1, or 0 to size the chunks from "
+              "kDefaultWorkspaceBytes, got ", chunk_rows);
   check_cross_entropy_spec(spec, features, weight.size(0));
   check_labels(target, "target", features, "features", weight.size(0), spec.ignore_index);
 }

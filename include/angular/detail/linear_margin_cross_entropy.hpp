@@ -14,7 +14,7 @@ namespace angular::detail {
 /// NormFace's with scale 1, the identity).
 struct LinearSpec {
   bool normalize = true;
-  std::optional<int64_t> chunk_rows;
+  int64_t chunk_rows = 0;  // 0: automatic
 };
 
 /// The modified softmax's logits as a margin: z = c.
@@ -36,9 +36,10 @@ inline at::Tensor linear_margin_cross_entropy(const at::Tensor& features, const 
     return margin_cross_entropy(cosine_matrix(features.to(dtype), weight.to(dtype)), target, margin,
                                 params, spec);
   }
-  const int64_t element_bytes = static_cast<int64_t>(weight.element_size());
-  const int64_t chunk_rows = resolve_chunk_rows(linear.chunk_rows, weight.size(0), element_bytes,
-                                                kWorkspaceBuffers, kDefaultWorkspaceBytes);
+  const RowKernels kernels = row_kernels_for(kernel_path(features));
+  const int64_t chunk_rows =
+      resolve_chunk_rows(linear.chunk_rows, weight.size(0), static_cast<int64_t>(weight.element_size()),
+                         workspace_buffers(kernels), kDefaultWorkspaceBytes);
   return FusedLinearMarginCrossEntropy::apply(features, weight, target, margin, params, spec,
                                               linear.normalize, chunk_rows);
 }

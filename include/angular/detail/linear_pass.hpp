@@ -1,9 +1,10 @@
 #pragma once
 // The margin cross-entropy of features x [B, D] and class vectors W [C, D] in chunks of rows,
 // so that no [B, C] tensor exists: per chunk of rows, one product x̂_b Wᵀ into a workspace,
-// times q_j = 1/‖w_j‖ gives the chunk's cosines; the device's row kernels (detail/row_loss.hpp)
-// turn them into losses and, in place of nothing larger, the cosine gradient g; G = g ⊙ q is
-// the gradient of the raw products x̂·w_j, and two more products give
+// times q_j = 1/‖w_j‖, gives the chunk's cosines; the device's row kernels (detail/row_loss.hpp)
+// turn them into losses and the cosine gradient g; G = g ⊙ q is the gradient of the raw
+// products x̂·w_j (the CPU kernel applies q itself and writes G over the products, one
+// workspace; elsewhere ATen scales, and g has a workspace of its own), and two more products give
 //   ∂L/∂x̂ = G W,   G_W = Gᵀ x̂ (accumulated over the chunks).
 // The normalisations then cost no product: with P_u = I − ûûᵀ,
 //   ∂L/∂x_i = P_{x̂_i} ∂L/∂x̂_i / ‖x_i‖,   ∂L/∂w_j = P_{ŵ_j} G_W_j,
@@ -13,12 +14,12 @@
 // without the normalisations.
 
 #include <angular/detail/constants.hpp>
+#include <angular/detail/cpu/margin_cross_entropy.hpp>
 #include <angular/detail/row_loss.hpp>
 
 #include <ATen/ATen.h>
 
 #include <algorithm>
-#include <optional>
 
 namespace angular::detail {
 
@@ -37,17 +38,17 @@ struct LinearPass {
   at::Tensor lse, row_loss, grad_features, grad_weight;
 };
 
-/// Rows per chunk for `classes` columns: `chunk_rows`, or as many as fit
-/// kDefaultWorkspaceBytes in `buffers` [rows, C] tensors of `element_bytes`.
-inline int64_t resolve_chunk_rows(std::optional<int64_t> chunk_rows, int64_t classes,
-                                  int64_t element_bytes, int64_t buffers, int64_t budget) {
-  if (chunk_rows) return *chunk_rows;
+/// Rows per chunk for `classes` columns: `chunk_rows`, or where it is 0 as many as fit
+/// `budget` bytes in `buffers` [rows, C] tensors of `element_bytes`.
+inline int64_t resolve_chunk_rows(int64_t chunk_rows, int64_t classes, int64_t element_bytes,
+                                  int64_t buffers, int64_t budget) {
+  if (chunk_rows > 0) return chunk_rows;
   return std::max<int64_t>(1, budget / (std::max<int64_t>(classes, 1) * element_bytes * buffers));
 }
 
-/// Workspace buffers per chunk on a device: the logits, and the gradient where the kernels
-/// cannot write it over the logits (all of them today).
-constexpr int64_t kWorkspaceBuffers = 2;
+/// [rows, C] workspaces per chunk: the products, and the gradient where the kernels cannot
+/// write it over them.
+inline int64_t workspace_buffers(const RowKernels& kernels) { return kernels.scales_columns ? 1 : 2; }
 
 /// The unit rows of m [N, D] in `dtype`'s precision: 1/max(‖m_i‖, kNormEps) and whether the
 /// norm's own gradient passes (‖m_i‖ >= kNormEps).
@@ -78,6 +79,14 @@ inline void chunk_row_kernels(const RowKernels& kernels, const RowLossArgs& row,
   kernels.backward(row, lse, row_grad, grad);
 }
 
+/// An uninitialised tensor; on the CPU in huge pages where Linux gives them (a fresh [C, D]
+/// gradient otherwise costs as much in 4 KiB page faults as the pass that fills it).
+inline at::Tensor empty_for_pass(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  at::Tensor t = at::empty(sizes, options);
+  if (t.is_cpu()) cpu::prefer_huge_pages(t.data_ptr(), t.nbytes());
+  return t;
+}
+
 /// acc += Gᵀ x̂_b (acc = Gᵀ x̂_b for the first chunk) in the compute dtype. Where the inputs
 /// are narrower, acc starts at zero and takes class slices whose product is small, so that
 /// no [C, D] temporary exists.
@@ -95,16 +104,17 @@ inline void add_weight_gradient(at::Tensor& acc, const at::Tensor& grad, const a
 }
 
 /// acc_j ← P_{ŵ_j} acc_j = acc_j − q_j²·(w_j · acc_j)·w_j for the rows whose norm passes,
-/// by class slices (no [C, D] temporary).
+/// by class slices (no [C, D] temporary where W has the compute dtype) small enough that the
+/// second sweep over a slice finds it in the L2 cache.
 inline void project_weight_gradient(at::Tensor& acc, const at::Tensor& weight, const RowNorms& norms) {
-  constexpr int64_t kSlice = 4096;
+  constexpr int64_t kSlice = 512;
   for (int64_t begin = 0; begin < acc.size(0); begin += kSlice) {
     const int64_t n = std::min(kSlice, acc.size(0) - begin);
     at::Tensor a = acc.narrow(0, begin, n);
     const at::Tensor w = weight.narrow(0, begin, n).to(acc.scalar_type());
     const at::Tensor q = norms.inverse.narrow(0, begin, n);
-    const at::Tensor along = (w * a).sum(1) * q * q * norms.passes.narrow(0, begin, n);
-    a.sub_(w * along.unsqueeze(1));
+    const at::Tensor along = at::linalg_vecdot(w, a, 1) * q * q * norms.passes.narrow(0, begin, n);
+    a.addcmul_(w, along.unsqueeze(1), -1);
   }
 }
 
@@ -134,27 +144,30 @@ inline LinearPass linear_pass(const LinearArgs& args, const RowKernels& kernels,
   at::Tensor grad_x_hat = grad_features ? at::empty({rows, dim}, compute_options) : at::Tensor();
   at::Tensor grad_w;
   if (grad_weight)  // filled by the first chunk where the products have the compute dtype
-    grad_w = rows > 0 && dtype == compute ? at::empty({classes, dim}, compute_options)
-                                          : at::zeros({classes, dim}, compute_options);
+    grad_w = rows > 0 && dtype == compute ? empty_for_pass({classes, dim}, compute_options)
+                                          : empty_for_pass({classes, dim}, compute_options).zero_();
 
+  const bool in_place = kernels.scales_columns;
   const int64_t chunk = std::max<int64_t>(1, std::min(rows, args.chunk_rows));
-  const at::Tensor logits_workspace = at::empty({chunk, classes}, weight.options());
-  const at::Tensor grad_workspace = any_grad ? at::empty({chunk, classes}, weight.options()) : at::Tensor();
+  const at::Tensor products_workspace = empty_for_pass({chunk, classes}, weight.options());
+  const at::Tensor grad_workspace =
+      any_grad && !in_place ? empty_for_pass({chunk, classes}, weight.options()) : at::Tensor();
   for (int64_t begin = 0; begin < rows; begin += chunk) {
     const int64_t n = std::min(chunk, rows - begin);
     const at::Tensor x_chunk = operand.narrow(0, begin, n);
-    at::Tensor cos = logits_workspace.narrow(0, 0, n);
-    at::mm_out(cos, x_chunk, weight.t());
-    if (args.normalize) cos.mul_(w_norms.inverse);
+    at::Tensor products = products_workspace.narrow(0, 0, n);
+    at::mm_out(products, x_chunk, weight.t());
     RowLossArgs row = args.row;
-    row.cos = cos;
+    row.cos = products;  // the cosines once scaled by q
+    if (args.normalize && in_place) row.column_scale = w_norms.inverse;
+    else if (args.normalize) products.mul_(w_norms.inverse);
     row.target = args.row.target.narrow(0, begin, n);
     at::Tensor lse = out.lse.narrow(0, begin, n), loss = out.row_loss.narrow(0, begin, n);
-    at::Tensor grad = any_grad ? grad_workspace.narrow(0, 0, n) : at::Tensor();
+    at::Tensor grad = !any_grad ? at::Tensor() : in_place ? products : grad_workspace.narrow(0, 0, n);
     chunk_row_kernels(kernels, row, lse, loss, grad, scale,
                       row_scale.defined() ? row_scale.narrow(0, begin, n) : at::Tensor());
     if (!any_grad) continue;
-    if (args.normalize) grad.mul_(w_norms.inverse);  // G: the gradient of the products x̂·w_j
+    if (args.normalize && !in_place) grad.mul_(w_norms.inverse);  // G: the gradient of x̂·w_j
     if (grad_features) grad_x_hat.narrow(0, begin, n).copy_(at::mm(grad, weight));
     if (grad_weight) add_weight_gradient(grad_w, grad, x_chunk, begin == 0);
   }

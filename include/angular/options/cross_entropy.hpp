@@ -6,7 +6,6 @@
 #include <torch/arg.h>
 #include <torch/enum.h>
 
-#include <optional>
 #include <variant>
 
 namespace angular {
@@ -38,6 +37,6 @@ constexpr int64_t kDefaultWorkspaceBytes = int64_t{128} << 20;
 
 // The features-level losses' chunking, in the options of every loss that has one:
 //   chunk_rows  samples per chunk: each chunk holds [chunk_rows, C] logits (and as much again
-//               for their gradient on CUDA); std::nullopt (default) takes as many as fit
+//               for their gradient on CUDA); 0 (default) takes as many as fit
 //               kDefaultWorkspaceBytes. Losses over a cosine matrix have no chunks and ignore it.
-#define ANGULAR_CHUNK_ARGS TORCH_ARG(std::optional<int64_t>, chunk_rows) = std::nullopt
+#define ANGULAR_CHUNK_ARGS TORCH_ARG(int64_t, chunk_rows) = 0

@@ -15,7 +15,7 @@ namespace angular::detail {
 
 inline RowKernels row_kernels_for(KernelPath path) {
   switch (path) {
-    case KernelPath::fused_cpu: return {&cpu::forward, nullptr};
+    case KernelPath::fused_cpu: return {&cpu::forward, nullptr, /*scales_columns=*/true};
     case KernelPath::fused_cuda: return cuda_row_kernels();
     case KernelPath::composite: break;
   }
