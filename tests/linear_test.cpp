@@ -88,6 +88,32 @@ TEST_CASE("features-level losses pass a float64 gradcheck of both inputs", "[lin
   }
 }
 
+TEST_CASE("features-level losses differentiate only the inputs that require it", "[linear][gradients]") {
+  const int64_t batch = 7, classes = 20, dim = 5;
+  const at::Tensor x = uniform({batch, dim}, -1, 1, 12).to(at::kFloat);
+  const at::Tensor w = uniform({classes, dim}, -1, 1, 13).to(at::kFloat);
+  const at::Tensor y = labels(batch, classes);
+  for (const auto& loss : losses()) {
+    for (const int index : {0, 10}) {  // mean (gradients in the forward), none (recomputed)
+      const CrossEntropyCase ce = cross_entropy_cases(classes)[index];
+      const LossAndGradients want = reference(loss, x, w, y, ce);
+      for (const bool features_need_grad : {true, false}) {
+        const at::Tensor xg = x.clone().requires_grad_(features_need_grad);
+        const at::Tensor wg = w.clone().requires_grad_(!features_need_grad);
+        const at::Tensor value = loss.fused(xg, wg, y, ce, 3);
+        (value * (value.dim() == 0 ? at::ones({}) : uniform(value.sizes(), 0.5, 1.5, 99).to(at::kFloat)))
+            .sum()
+            .backward();
+        INFO(loss.name << " " << ce.name << (features_need_grad ? " features only" : " weight only"));
+        CHECK(xg.grad().defined() == features_need_grad);
+        CHECK(wg.grad().defined() == !features_need_grad);
+        CHECK(near(features_need_grad ? xg.grad() : wg.grad(),
+                   features_need_grad ? want.grad_features : want.grad_weight, 2e-5, 1e-6));
+      }
+    }
+  }
+}
+
 TEST_CASE("the modules' forward equals their cosine (or logit) path", "[linear][module]") {
   const int64_t batch = 9, classes = 40, dim = 7;
   const at::Tensor x = uniform({batch, dim}, -1, 1, 11).to(at::kFloat);
