@@ -8,6 +8,7 @@
 // peak_extra_bytes: the most bytes live at once during the step beyond what it started with
 // and what it leaves (the gradients of x and W).
 
+#include "cuda.hpp"
 #include "memory.hpp"
 
 #include <angular/loss.hpp>
@@ -16,13 +17,6 @@
 
 #include <functional>
 #include <string>
-
-#if __has_include(<ATen/cuda/CUDAContext.h>) && defined(ANGULAR_BENCH_CUDA)
-#include <ATen/cuda/CUDAContext.h>
-#include <ATen/cuda/CUDAEvent.h>
-#include <c10/cuda/CUDACachingAllocator.h>
-#define ANGULAR_HAVE_CUDA_BENCH 1
-#endif
 
 namespace {
 

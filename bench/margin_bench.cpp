@@ -4,6 +4,7 @@
 // items = B·C cosines; bytes = 8·B·C, the least traffic of any implementation (read cos
 // once, write grad once, fp32). kept_bytes = memory the forward leaves alive for backward.
 
+#include "cuda.hpp"
 #include "memory.hpp"
 
 #include <angular/loss.hpp>
@@ -12,13 +13,6 @@
 
 #include <functional>
 #include <string>
-
-#if __has_include(<ATen/cuda/CUDAContext.h>) && defined(ANGULAR_BENCH_CUDA)
-#include <ATen/cuda/CUDAContext.h>
-#include <ATen/cuda/CUDAEvent.h>
-#include <c10/cuda/CUDACachingAllocator.h>
-#define ANGULAR_HAVE_CUDA_BENCH 1
-#endif
 
 namespace {
 

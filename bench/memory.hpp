@@ -31,17 +31,32 @@ class CountingCpuAllocator final : public c10::Allocator {
   int64_t peak_bytes() const { return peak_.load(); }
   void reset_peak() { peak_ = live_.load(); }
 
-  /// Installs itself as the CPU allocator, once per process.
+  /// Installs itself as the CPU allocator (one per process, never freed: the tensors it
+  /// allocated free through it).
   static CountingCpuAllocator& install() {
-    static CountingCpuAllocator* counting = [] {
-      auto* a = new CountingCpuAllocator(c10::GetCPUAllocator());
-      c10::SetCPUAllocator(a, /*priority=*/100);
-      return a;
-    }();
+    static CountingCpuAllocator* counting = new CountingCpuAllocator(c10::GetCPUAllocator());
+    c10::SetCPUAllocator(counting, kPriority);
     return *counting;
   }
 
+  /// The counting allocator while it lives, then the CPU allocator it wraps again. For the
+  /// tests: LibTorch's raw_allocate (serialization) needs a data pointer that is its own
+  /// context, which this allocator's is not.
+  class Scope {
+   public:
+    Scope() : previous_(c10::GetCPUAllocator()), counting_(install()) {}
+    ~Scope() { c10::SetCPUAllocator(previous_, kPriority); }
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+    CountingCpuAllocator& operator*() const { return counting_; }
+
+   private:
+    c10::Allocator* previous_;
+    CountingCpuAllocator& counting_;
+  };
+
  private:
+  static constexpr uint8_t kPriority = 100;
   struct Context {
     c10::DataPtr inner;
     size_t bytes;

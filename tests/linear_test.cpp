@@ -172,7 +172,8 @@ TEST_CASE("features-level losses reject what the cosine losses reject, and misma
 }
 
 TEST_CASE("the features-level forward and backward never allocate a [B, C] tensor", "[linear][memory]") {
-  bench::CountingCpuAllocator& allocator = bench::CountingCpuAllocator::install();
+  const bench::CountingCpuAllocator::Scope counting;
+  bench::CountingCpuAllocator& allocator = *counting;
   const int64_t batch = 256, classes = 200000, dim = 32, rows = 8;
   const int64_t matrix_bytes = batch * classes * 4;  // one float [B, C]
   const at::Tensor x = at::randn({batch, dim}).requires_grad_(true);

@@ -5,7 +5,6 @@
 
 #include <angular/detail/autograd/linear_margin_cross_entropy.hpp>
 #include <angular/detail/margin_cross_entropy.hpp>
-#include <angular/options/cross_entropy.hpp>
 
 namespace angular::detail {
 
@@ -36,12 +35,8 @@ inline at::Tensor linear_margin_cross_entropy(const at::Tensor& features, const 
     return margin_cross_entropy(cosine_matrix(features.to(dtype), weight.to(dtype)), target, margin,
                                 params, spec);
   }
-  const RowKernels kernels = row_kernels_for(kernel_path(features));
-  const int64_t chunk_rows =
-      resolve_chunk_rows(linear.chunk_rows, weight.size(0), static_cast<int64_t>(weight.element_size()),
-                         workspace_buffers(kernels), kDefaultWorkspaceBytes);
   return FusedLinearMarginCrossEntropy::apply(features, weight, target, margin, params, spec,
-                                              linear.normalize, chunk_rows);
+                                              linear.normalize, linear.chunk_rows);
 }
 
 }  // namespace angular::detail

@@ -16,6 +16,7 @@
 #include <angular/detail/constants.hpp>
 #include <angular/detail/cpu/margin_cross_entropy.hpp>
 #include <angular/detail/row_loss.hpp>
+#include <angular/options/cross_entropy.hpp>
 
 #include <ATen/ATen.h>
 
@@ -38,17 +39,15 @@ struct LinearPass {
   at::Tensor lse, row_loss, grad_features, grad_weight;
 };
 
-/// Rows per chunk for `classes` columns: `chunk_rows`, or where it is 0 as many as fit
-/// `budget` bytes in `buffers` [rows, C] tensors of `element_bytes`.
-inline int64_t resolve_chunk_rows(int64_t chunk_rows, int64_t classes, int64_t element_bytes,
-                                  int64_t buffers, int64_t budget) {
+/// Rows per chunk: `chunk_rows`, or where it is 0 as many as fit kDefaultWorkspaceBytes in the
+/// [rows, C] workspaces of `kernels` (the products, and the gradient beside them where the
+/// kernels cannot write it over them).
+inline int64_t resolve_chunk_rows(int64_t chunk_rows, const at::Tensor& weight, const RowKernels& kernels) {
   if (chunk_rows > 0) return chunk_rows;
-  return std::max<int64_t>(1, budget / (std::max<int64_t>(classes, 1) * element_bytes * buffers));
+  const int64_t buffers = kernels.scales_columns ? 1 : 2;
+  const int64_t row_bytes = std::max<int64_t>(weight.size(0), 1) * static_cast<int64_t>(weight.element_size());
+  return std::max<int64_t>(1, kDefaultWorkspaceBytes / (row_bytes * buffers));
 }
-
-/// [rows, C] workspaces per chunk: the products, and the gradient where the kernels cannot
-/// write it over them.
-inline int64_t workspace_buffers(const RowKernels& kernels) { return kernels.scales_columns ? 1 : 2; }
 
 /// The unit rows of m [N, D] in `dtype`'s precision: 1/max(‖m_i‖, kNormEps) and whether the
 /// norm's own gradient passes (‖m_i‖ >= kNormEps).
@@ -66,9 +65,10 @@ inline RowNorms row_norms(const at::Tensor& m, at::ScalarType dtype) {
 inline void chunk_row_kernels(const RowKernels& kernels, const RowLossArgs& row, at::Tensor& lse,
                               at::Tensor& row_loss, at::Tensor& grad, double scale,
                               const at::Tensor& row_scale) {
-  if (kernels.backward == nullptr) {  // the forward writes the gradient
-    kernels.forward(row, lse, row_loss, grad, row_scale.defined() ? 1.0 : scale);
-    if (grad.defined() && row_scale.defined()) grad.mul_(row_scale.unsqueeze(1).to(grad.scalar_type()));
+  if (kernels.backward == nullptr) {  // the forward writes the gradient, row scales and all
+    RowLossArgs scaled = row;
+    scaled.row_scale = row_scale;
+    kernels.forward(scaled, lse, row_loss, grad, scale);
     return;
   }
   at::Tensor no_grad;
@@ -168,7 +168,11 @@ inline LinearPass linear_pass(const LinearArgs& args, const RowKernels& kernels,
                       row_scale.defined() ? row_scale.narrow(0, begin, n) : at::Tensor());
     if (!any_grad) continue;
     if (args.normalize && !in_place) grad.mul_(w_norms.inverse);  // G: the gradient of x̂·w_j
-    if (grad_features) grad_x_hat.narrow(0, begin, n).copy_(at::mm(grad, weight));
+    if (grad_features) {
+      at::Tensor rows_grad = grad_x_hat.narrow(0, begin, n);
+      if (dtype == compute) at::mm_out(rows_grad, grad, weight);
+      else rows_grad.copy_(at::mm(grad, weight));
+    }
     if (grad_weight) add_weight_gradient(grad_w, grad, x_chunk, begin == 0);
   }
 

@@ -16,6 +16,8 @@ struct RowLossArgs {
   at::Tensor class_weight;  // [C] contiguous in the compute dtype, or undefined
   at::Tensor column_scale;  // [C] contiguous in the compute dtype, or undefined (kernels with
                             // RowKernels::scales_columns only)
+  at::Tensor row_scale;     // [B] contiguous in the compute dtype, or undefined (kernels that
+                            // write the gradient in the forward only)
   at::Tensor weight_sum;    // 0-d, compute dtype, on cos's device: Σ_j w_j (C without weights)
   MarginKind margin = MarginKind::arc;
   MarginParams params;
@@ -26,8 +28,9 @@ struct RowLossArgs {
 /// Writes lse [B] and row_loss [B] (compute dtype; ignored rows get 0). Kernels that fuse
 /// the gradient into the forward (`RowKernels::backward == nullptr`) also write, when
 /// grad_cos is defined, the gradient of Σ_i scale·row_loss_i into it (cos's dtype).
-/// With RowKernels::scales_columns, column_scale q may be given: the cosines are then
-/// cos_ij·q_j, the gradient written is g_ij·q_j, and grad_cos may be cos itself.
+/// With row_scale s given, row i's gradient is that of scale·s_i·row_loss_i. With
+/// RowKernels::scales_columns, column_scale q may be given: the cosines are then cos_ij·q_j,
+/// the gradient written is g_ij·q_j, and grad_cos may be cos itself.
 using RowForward = void (*)(const RowLossArgs&, at::Tensor& lse, at::Tensor& row_loss,
                             at::Tensor& grad_cos, double scale);
 /// Writes grad_cos [B, C] (cos's dtype) from lse and row_grad [B] (compute dtype, the

@@ -14,7 +14,7 @@ struct FusedLinearMarginCrossEntropy : torch::autograd::Function<FusedLinearMarg
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& features,
                             const at::Tensor& weight, const at::Tensor& target, MarginKind margin,
                             MarginParams params, const CrossEntropySpec& spec, bool normalize,
-                            int64_t chunk_rows) {
+                            int64_t chunk_rows /* 0: automatic */) {
     const KernelPath path = kernel_path(features);
     const RowKernels kernels = row_kernels_for(path);
     const auto dtype = compute_dtype(features);
@@ -23,7 +23,7 @@ struct FusedLinearMarginCrossEntropy : torch::autograd::Function<FusedLinearMarg
     args.weight = weight;
     args.row = row_loss_args(target, margin, params, spec, weight.size(0), features.options().dtype(dtype));
     args.normalize = normalize;
-    args.chunk_rows = chunk_rows;
+    args.chunk_rows = resolve_chunk_rows(chunk_rows, weight, kernels);
 
     const bool mean = spec.reduction == at::Reduction::Mean;
     const at::Tensor divisor =
@@ -41,7 +41,7 @@ struct FusedLinearMarginCrossEntropy : torch::autograd::Function<FusedLinearMarg
       ctx->save_for_backward({features, weight, args.row.target, args.row.class_weight, args.row.weight_sum});
       save_row_settings(ctx, args.row, path);
       ctx->saved_data["normalize"] = normalize;
-      ctx->saved_data["chunk_rows"] = chunk_rows;
+      ctx->saved_data["chunk_rows"] = args.chunk_rows;
     }
     ctx->saved_data["gradient_in_forward"] = gradient_in_forward;
     return reduce_rows(pass.row_loss, spec.reduction, divisor);
@@ -53,12 +53,7 @@ struct FusedLinearMarginCrossEntropy : torch::autograd::Function<FusedLinearMarg
     const auto saved = ctx->get_saved_variables();
     const at::Tensor& upstream = grads[0];
     if (ctx->saved_data["gradient_in_forward"].toBool()) {
-      // The common `loss.backward()`: an upstream 1 needs no pass over [C, D].
-      const bool unit = upstream.numel() == 1 && upstream.item<double>() == 1.0;
-      const auto scaled = [&](const at::Tensor& grad) {
-        return !grad.defined() || unit ? grad : grad * upstream.to(grad.scalar_type());
-      };
-      return {scaled(saved[0]), scaled(saved[1]), {}, {}, {}, {}, {}, {}};
+      return {times_upstream(saved[0], upstream), times_upstream(saved[1], upstream), {}, {}, {}, {}, {}, {}};
     }
     LinearArgs args;
     args.features = saved[0];

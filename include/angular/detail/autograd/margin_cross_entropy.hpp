@@ -30,6 +30,13 @@ inline at::Tensor mean_divisor(const at::Tensor& target, const at::Tensor& class
   return (class_weight.index_select(0, labels) * kept).sum();
 }
 
+/// A gradient written during the forward for an upstream 1, scaled by the scalar upstream
+/// gradient; as it is for the common `loss.backward()`, with no pass over it.
+inline at::Tensor times_upstream(const at::Tensor& grad, const at::Tensor& upstream) {
+  if (!grad.defined() || upstream.item<double>() == 1.0) return grad;
+  return grad * upstream.to(grad.scalar_type());
+}
+
 /// The per-row losses reduced: as they are, summed, or summed over the mean's divisor.
 inline at::Tensor reduce_rows(const at::Tensor& row_loss, int64_t reduction, const at::Tensor& divisor) {
   if (reduction == at::Reduction::None) return row_loss;
@@ -137,10 +144,7 @@ struct FusedMarginCrossEntropy : torch::autograd::Function<FusedMarginCrossEntro
       const at::Tensor& grad_cos = saved[0];
       if (per_row)
         return {grad_cos * upstream.unsqueeze(1).to(grad_cos.scalar_type()), {}, {}, {}, {}};
-      // The common `loss.backward()`: an upstream 1 needs no pass over [B, C].
-      if (upstream.device().is_cpu() && upstream.item<double>() == 1.0)
-        return {grad_cos, {}, {}, {}, {}};
-      return {grad_cos * upstream.to(grad_cos.scalar_type()), {}, {}, {}, {}};
+      return {times_upstream(grad_cos, upstream), {}, {}, {}, {}};
     }
     RowLossArgs args;
     args.cos = saved[0];

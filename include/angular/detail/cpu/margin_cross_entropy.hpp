@@ -88,6 +88,7 @@ struct RowKernel {
   const int64_t* target;  // [B]
   const T* class_weight;  // [C] or nullptr
   const T* column_scale;  // [C] or nullptr: the cosines are cos_ij·q_j, the gradient g_ij·q_j
+  const T* row_scale;     // [B] or nullptr: row i's gradient is scaled by row_scale[i] too
   T weight_sum;           // Σ_j w_j (C without weights)
   int64_t classes;
   T smoothing;
@@ -245,7 +246,8 @@ ANGULAR_ALWAYS_INLINE void rows(const Kernel& kernel, int64_t begin, int64_t end
     if constexpr (std::is_same_v<scalar_t, T>) {
       if (grad_row != nullptr && grad != kernel.cos) buffer = grad_row;
     }
-    kernel.row(i, buffer, chunk_max, grad_row, scale, lse + i, loss + i);
+    const T row_scale = kernel.row_scale != nullptr ? scale * kernel.row_scale[i] : scale;
+    kernel.row(i, buffer, chunk_max, grad_row, row_scale, lse + i, loss + i);
   }
 }
 
@@ -305,6 +307,7 @@ void with_row_kernel(const RowLossArgs& args, F&& f) {
                               args.target.data_ptr<int64_t>(),
                               args.class_weight.defined() ? args.class_weight.data_ptr<T>() : nullptr,
                               args.column_scale.defined() ? args.column_scale.data_ptr<T>() : nullptr,
+                              args.row_scale.defined() ? args.row_scale.data_ptr<T>() : nullptr,
                               static_cast<T>(args.weight_sum.item<double>()),
                               args.cos.size(1),
                               static_cast<T>(args.label_smoothing),
