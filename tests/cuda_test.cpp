@@ -6,6 +6,7 @@
 #include "support/margins.hpp"
 
 #include <ATen/cuda/CUDAContext.h>
+#include <angular/evaluation.hpp>
 #include <angular/metrics.hpp>
 #include <c10/cuda/CUDACachingAllocator.h>
 
@@ -154,6 +155,29 @@ TEST_CASE("CUDA: angle metrics give the CPU's numbers", "[cuda][metrics]") {
   CHECK(b.intra == Approx(a.intra).epsilon(1e-12));
   CHECK(at::allclose(angular::metrics::target_angles(features.to(kCuda), labels.to(kCuda), weight.to(kCuda)).cpu(),
                      angular::metrics::target_angles(features, labels, weight), 1e-6, 1e-6));
+}
+
+TEST_CASE("CUDA: retrieval metrics give the CPU's numbers", "[cuda][evaluation]") {
+  // float64, so that CPU and GPU rank alike (no near-ties at float32 rounding).
+  const at::Tensor x = uniform({700, 16}, -1, 1, 15);
+  const at::Tensor y = at::randint(12, {700}, at::make_generator<at::CPUGeneratorImpl>(16), at::kLong);
+  for (const int64_t chunk : {0, 97}) {
+    const auto options = angular::evaluation::RetrievalOptions().chunk_size(chunk);
+    const auto a = angular::evaluation::retrieval_metrics(x, y, options);
+    const auto b = angular::evaluation::retrieval_metrics(x.to(kCuda), y.to(kCuda), options);
+    CHECK(b.queries == a.queries);
+    CHECK(b.precision_at_1 == Approx(a.precision_at_1).margin(1e-12));
+    CHECK(b.r_precision == Approx(a.r_precision).margin(1e-12));
+    CHECK(b.map_at_r == Approx(a.map_at_r).margin(1e-12));
+    CHECK(b.mean_reciprocal_rank == Approx(a.mean_reciprocal_rank).margin(1e-12));
+    CHECK(b.recall == a.recall);
+  }
+  const auto q = uniform({50, 16}, -1, 1, 17);
+  const auto qy = at::randint(14, {50}, at::make_generator<at::CPUGeneratorImpl>(18), at::kLong);
+  const auto a = angular::evaluation::retrieval_metrics(q, qy, x, y);
+  const auto b = angular::evaluation::retrieval_metrics(q.to(kCuda), qy.to(kCuda), x.to(kCuda), y.to(kCuda));
+  CHECK(b.queries_without_relevant == a.queries_without_relevant);
+  CHECK(b.map_at_r == Approx(a.map_at_r).margin(1e-12));
 }
 
 int main(int argc, char** argv) {

@@ -193,7 +193,10 @@ TEST_CASE("two training steps per loss on tiny data, and resume equals an uninte
     std::ifstream csv(fs::path(o.out) / "metrics.csv");
     std::string header;
     std::getline(csv, header);
-    CHECK(header == "epoch,lr,train_loss,train_acc,test_acc,wc_intra,w_inter,c_inter,seconds");
+    CHECK(header ==
+          "epoch,lr,train_loss,train_acc,test_acc,wc_intra,w_inter,c_inter,seconds,p_at_1,r_precision,map_at_r");
+    CHECK(r.rows[0].map_at_r >= 0.0);
+    CHECK(r.rows[0].map_at_r <= r.rows[0].r_precision + 1e-12);  // AP@R <= R-precision per query
   }
 
   // Resumption: 1 epoch, stop, resume for the other 2 = 3 epochs in one go.
@@ -214,6 +217,7 @@ TEST_CASE("two training steps per loss on tiny data, and resume equals an uninte
     CHECK(rest.rows[e].train_loss == Approx(whole.rows[e].train_loss).epsilon(1e-5));
     CHECK(rest.rows[e].test_acc == Approx(whole.rows[e].test_acc).epsilon(1e-5));
     CHECK(rest.rows[e].wc_intra == Approx(whole.rows[e].wc_intra).epsilon(1e-5));
+    CHECK(rest.rows[e].map_at_r == Approx(whole.rows[e].map_at_r).epsilon(1e-5));
     CHECK(rest.rows[e].lr == Approx(whole.rows[e].lr).epsilon(1e-7));  // CSV keeps 8 digits
   }
 }

@@ -17,9 +17,10 @@ int main(int argc, char** argv) {
   return train::run_cli(app, argc, argv, [&] {
     const std::string root = options.out;
     std::ostringstream csv, md;
-    csv << "loss,test_error_percent,w_inter,c_inter,wc_intra,seconds\n";
-    md << "| loss | test error % | WInter | CInter | WCIntra | seconds |\n|---|---|---|---|---|---|\n";
-    std::printf("%-8s %12s %8s %8s %8s %8s\n", "loss", "test error %", "WInter", "CInter", "WCIntra", "seconds");
+    csv << "loss,test_error_percent,map_at_r,w_inter,c_inter,wc_intra,seconds\n";
+    md << "| loss | test error % | MAP@R | WInter | CInter | WCIntra | seconds |\n|---|---|---|---|---|---|---|\n";
+    std::printf("%-8s %12s %8s %8s %8s %8s %8s\n", "loss", "test error %", "MAP@R", "WInter", "CInter", "WCIntra",
+                "seconds");
     for (const auto& loss : losses) {
       train::Options run = options;
       run.loss = loss;
@@ -30,13 +31,13 @@ int main(int argc, char** argv) {
       const auto& last = result.rows.back();
       const double error = 100 * (1 - last.test_acc);
       char line[256];
-      std::snprintf(line, sizeof line, "%-8s %12.2f %8.4f %8.4f %8.4f %8.1f\n", loss.c_str(), error, last.w_inter,
-                    last.c_inter, last.wc_intra, seconds);
+      std::snprintf(line, sizeof line, "%-8s %12.2f %8.4f %8.4f %8.4f %8.4f %8.1f\n", loss.c_str(), error,
+                    last.map_at_r, last.w_inter, last.c_inter, last.wc_intra, seconds);
       std::fputs(line, stdout);
       std::fflush(stdout);
-      csv << loss << ',' << error << ',' << last.w_inter << ',' << last.c_inter << ',' << last.wc_intra << ','
+      csv << loss << ',' << error << ',' << last.map_at_r << ',' << last.w_inter << ',' << last.c_inter << ',' << last.wc_intra << ','
           << seconds << "\n";
-      md << "| " << loss << " | " << error << " | " << last.w_inter << " | " << last.c_inter << " | "
+      md << "| " << loss << " | " << error << " | " << last.map_at_r << " | " << last.w_inter << " | " << last.c_inter << " | "
          << last.wc_intra << " | " << seconds << " |\n";
     }
     train::write_atomically(std::filesystem::path(root) / "compare.csv", csv.str());

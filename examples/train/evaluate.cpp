@@ -33,6 +33,7 @@ Evaluation evaluate(ResNet& model, const LossHead& head, const Normalizer& norma
   result.angles = stats.compute(weight);
   result.features = torch::cat(features);
   result.labels = torch::cat(labels);
+  result.retrieval = angular::evaluation::retrieval_metrics(result.features, result.labels);
   return result;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // One pass of a trained model over the test set: accuracy, the paper's angle metrics, the
-// target-angle histograms (Fig. 7) and the features for the plots. Computes only; RunFolder
+// target-angle histograms (Fig. 7), retrieval of the test features against themselves
+// (P@1, R-precision, MAP@R) and the features for the plots. Computes only; RunFolder
 // writes the result.
 
 #include "data.hpp"
@@ -8,6 +9,7 @@
 #include "resnet.hpp"
 
 #include <torch/torch.h>
+#include <angular/evaluation/retrieval.hpp>
 #include <angular/metrics.hpp>
 
 namespace train {
@@ -18,6 +20,7 @@ constexpr int64_t kHistogramBins = 36;
 struct Evaluation {
   double accuracy = 0;
   angular::metrics::AngleSummary angles;
+  angular::evaluation::RetrievalMetrics retrieval;  // the test features against themselves
   torch::Tensor histogram;  // [C, kHistogramBins] int64 counts, on the CPU
   torch::Tensor features;   // [N, D] test features, on the CPU
   torch::Tensor labels;     // [N] int64, on the CPU

@@ -3,6 +3,7 @@
 #include <angular/detail/constants.hpp>
 
 #include <cinttypes>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -32,7 +33,8 @@ std::string metrics_csv(const std::vector<EpochRow>& rows) {
   out.precision(8);
   for (const auto& r : rows)
     out << r.epoch << ',' << r.lr << ',' << r.train_loss << ',' << r.train_acc << ',' << r.test_acc << ',' << r.wc_intra
-        << ',' << r.w_inter << ',' << r.c_inter << ',' << r.seconds << "\n";
+        << ',' << r.w_inter << ',' << r.c_inter << ',' << r.seconds << ',' << r.p_at_1 << ',' << r.r_precision << ','
+        << r.map_at_r << "\n";
   return out.str();
 }
 
@@ -43,9 +45,11 @@ std::vector<EpochRow> read_metrics_csv(const fs::path& path, int64_t epochs) {
   std::getline(in, line);  // the header
   while (static_cast<int64_t>(rows.size()) < epochs && std::getline(in, line)) {
     EpochRow r{};
+    r.p_at_1 = r.r_precision = r.map_at_r = std::nan("");
     // sscanf, not streams: it reads the "nan" that an epoch's metrics may hold.
-    if (std::sscanf(line.c_str(), "%" SCNd64 ",%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf", &r.epoch, &r.lr, &r.train_loss,
-                    &r.train_acc, &r.test_acc, &r.wc_intra, &r.w_inter, &r.c_inter, &r.seconds) == 9)
+    if (std::sscanf(line.c_str(), "%" SCNd64 ",%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf", &r.epoch, &r.lr,
+                    &r.train_loss, &r.train_acc, &r.test_acc, &r.wc_intra, &r.w_inter, &r.c_inter, &r.seconds,
+                    &r.p_at_1, &r.r_precision, &r.map_at_r) >= 9)
       rows.push_back(r);
   }
   return rows;

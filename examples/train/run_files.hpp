@@ -28,12 +28,15 @@ void write_atomically(const std::filesystem::path& path, const std::string& text
 struct EpochRow {
   int64_t epoch;
   double lr, train_loss, train_acc, test_acc, wc_intra, w_inter, c_inter, seconds;
+  double p_at_1, r_precision, map_at_r;  // retrieval of the test set against itself
 };
 
-constexpr const char* kMetricsHeader = "epoch,lr,train_loss,train_acc,test_acc,wc_intra,w_inter,c_inter,seconds";
+constexpr const char* kMetricsHeader =
+    "epoch,lr,train_loss,train_acc,test_acc,wc_intra,w_inter,c_inter,seconds,p_at_1,r_precision,map_at_r";
 
 std::string metrics_csv(const std::vector<EpochRow>& rows);
-/// The first `epochs` rows of a metrics.csv (fewer if the file has fewer).
+/// The first `epochs` rows of a metrics.csv (fewer if the file has fewer); rows written
+/// before the retrieval columns existed read them as NaN.
 std::vector<EpochRow> read_metrics_csv(const std::filesystem::path& path, int64_t epochs);
 
 /// One optimizer step: the loss and accuracy of its batch.

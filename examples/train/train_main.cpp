@@ -12,9 +12,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"soft", "center", "arcface", "arc"}));
   return train::run_cli(app, argc, argv, [&] {
     const train::RunResult result = train::Trainer(options).run();
-    std::printf("%s: test accuracy %.4f (error %.2f %%), WCIntra %.4f, WInter %.4f, CInter %.4f; %s\n",
-                options.loss.c_str(), result.rows.back().test_acc, 100 * (1 - result.rows.back().test_acc),
-                result.rows.back().wc_intra, result.rows.back().w_inter, result.rows.back().c_inter,
-                options.out.c_str());
+    const train::EpochRow& last = result.rows.back();
+    std::printf("%s: test accuracy %.4f (error %.2f %%), MAP@R %.4f, WCIntra %.4f, WInter %.4f, CInter %.4f; %s\n",
+                options.loss.c_str(), last.test_acc, 100 * (1 - last.test_acc), last.map_at_r, last.wc_intra,
+                last.w_inter, last.c_inter, options.out.c_str());
   });
 }

@@ -82,6 +82,9 @@ RunResult Trainer::run() {
     row.wc_intra = evaluation.angles.wc_intra;
     row.w_inter = evaluation.angles.w_inter;
     row.c_inter = evaluation.angles.c_inter;
+    row.p_at_1 = evaluation.retrieval.precision_at_1;
+    row.r_precision = evaluation.retrieval.r_precision;
+    row.map_at_r = evaluation.retrieval.map_at_r;
     row.seconds = seconds_since(epoch_start);
     rows.push_back(row);
     folder.write_steps(steps);
@@ -91,8 +94,9 @@ RunResult Trainer::run() {
     if (!options_.quiet)
       std::fprintf(stderr,
                    "epoch %" PRId64
-                   ": train loss %.4f acc %.4f | test acc %.4f | WCIntra %.4f WInter %.4f CInter %.4f\n",
-                   epoch, row.train_loss, row.train_acc, row.test_acc, row.wc_intra, row.w_inter, row.c_inter);
+                   ": train loss %.4f acc %.4f | test acc %.4f MAP@R %.4f | WCIntra %.4f WInter %.4f CInter %.4f\n",
+                   epoch, row.train_loss, row.train_acc, row.test_acc, row.map_at_r, row.wc_intra, row.w_inter,
+                   row.c_inter);
   }
   if (rows.empty()) throw std::runtime_error(options_.out + ": nothing to do, every epoch is done");
   RunResult result{rows, summary(rows.back(), seconds_since(start))};
@@ -170,6 +174,9 @@ EpochRow Trainer::train_epoch(int64_t epoch, std::vector<StepRecord>& steps) {
           0,
           0,
           0,
+          0,
+          0,
+          0,
           0};
 }
 
@@ -202,6 +209,9 @@ nlohmann::json Trainer::summary(const EpochRow& last, double wall_seconds) const
           {"wc_intra", last.wc_intra},
           {"w_inter", last.w_inter},
           {"c_inter", last.c_inter},
+          {"p_at_1", last.p_at_1},
+          {"r_precision", last.r_precision},
+          {"map_at_r", last.map_at_r},
           {"epochs", o.epochs},
           {"epochs_done", last.epoch},
           {"options",

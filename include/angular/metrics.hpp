@@ -25,21 +25,6 @@
 
 namespace angular::detail {
 
-/// `x` itself, after refusing rows without a direction, whose angle to anything is
-/// undefined: rows with a NaN or an infinity, and zero rows.
-inline at::Tensor check_direction_rows(const at::Tensor& x, const char* name) {
-  if (x.size(0) == 0) return x;
-  const at::Tensor not_finite = at::isfinite(x).all(/*dim=*/1).logical_not().nonzero();
-  TORCH_CHECK(not_finite.numel() == 0, "angular: ", name, " row ",
-              not_finite.numel() > 0 ? not_finite[0][0].item<int64_t>() : -1,
-              " is not finite: its angle to anything is undefined");
-  const at::Tensor zero = (x.norm(2, /*dim=*/1) == 0).nonzero();
-  TORCH_CHECK(zero.numel() == 0, "angular: ", name, " row ",
-              zero.numel() > 0 ? zero[0][0].item<int64_t>() : -1,
-              " has zero norm: its angle to anything is undefined");
-  return x;
-}
-
 /// sums[y_i] += x_i / ‖x_i‖ for CPU features [B, D] (contiguous, any floating dtype), in
 /// float64 straight from the input: one pass for the norms, one to accumulate, no [B, D]
 /// temporary (index_add_ would need a float64 copy of the batch).

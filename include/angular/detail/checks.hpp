@@ -129,6 +129,21 @@ inline void check_cross_entropy_spec(const CrossEntropySpec& spec, const at::Ten
   check_same_device(input, "the input", w, "weight (class weights)");
 }
 
+/// `x` itself, after refusing rows without a direction, whose angle to anything is
+/// undefined: rows with a NaN or an infinity, and zero rows.
+inline at::Tensor check_direction_rows(const at::Tensor& x, const char* name) {
+  if (x.size(0) == 0) return x;
+  const at::Tensor not_finite = at::isfinite(x).all(/*dim=*/1).logical_not().nonzero();
+  TORCH_CHECK(not_finite.numel() == 0, "angular: ", name, " row ",
+              not_finite.numel() > 0 ? not_finite[0][0].item<int64_t>() : -1,
+              " is not finite: its angle to anything is undefined");
+  const at::Tensor zero = (x.norm(2, /*dim=*/1) == 0).nonzero();
+  TORCH_CHECK(zero.numel() == 0, "angular: ", name, " row ",
+              zero.numel() > 0 ? zero[0][0].item<int64_t>() : -1,
+              " has zero norm: its angle to anything is undefined");
+  return x;
+}
+
 /// Losses compute in float32, or float64 when an input is double; half and bfloat16 inputs
 /// are promoted.
 inline at::ScalarType compute_dtype(const at::Tensor& a, const at::Tensor& b = {}) {
