@@ -17,6 +17,7 @@
 namespace angular::detail::cpu {
 
 constexpr int64_t kQueryBlock = 64;
+constexpr int64_t kScanGroup = 32;  // similarities tested at once against a query's thresholds
 
 template <typename T>
 struct Neighbour {
@@ -40,6 +41,19 @@ void replace_last_ranked(Neighbour<T>* heap, int64_t size, Neighbour<T> item) {
     i = child;
   }
   heap[i] = item;
+}
+
+/// Whether one of values[0, count) is > threshold; a full group in fixed-length loops that
+/// the compiler turns into vector compares.
+template <typename T>
+bool any_above(const T* values, int64_t count, T threshold) {
+  int any = 0;
+  if (count == kScanGroup) {
+    for (int64_t k = 0; k < kScanGroup; ++k) any |= values[k] > threshold;
+  } else {
+    for (int64_t k = 0; k < count; ++k) any |= values[k] > threshold;
+  }
+  return any != 0;
 }
 
 /// For each block of kQueryBlock rows of `rows` (threads own blocks, each with its own
@@ -105,15 +119,24 @@ void search_cpu(const RetrievalProblem& p, RankedQueries& out) {
           int64_t& size = heaps.size[i];
           Neighbour<T>& best = heaps.best[i];
           const T* row = sims + i * (c1 - c0);
-          for (int64_t c = c0; c < c1; ++c) {
-            const T value = row[c - c0];
-            if (c == self) continue;
-            if (value > best.value && reference_labels[c] == label) best = {value, c};
-            if (size < capacity) {
-              heap[size++] = {value, c};
-              std::push_heap(heap, heap + size, ranks_before<T>);
-            } else if (value > heap[0].value) {
-              replace_last_ranked(heap, capacity, Neighbour<T>{value, c});
+          for (int64_t group = c0; group < c1; group += kScanGroup) {
+            const int64_t end = std::min(c1, group + kScanGroup);
+            // Most similarities change nothing: below both the heap's last and the best
+            // relevant one. One vectorised test skips a group of them.
+            if (size == capacity) {
+              const T threshold = std::min(heap[0].value, best.value);
+              if (!any_above(row + (group - c0), end - group, threshold)) continue;
+            }
+            for (int64_t c = group; c < end; ++c) {
+              const T value = row[c - c0];
+              if (c == self) continue;
+              if (value > best.value && reference_labels[c] == label) best = {value, c};
+              if (size < capacity) {
+                heap[size++] = {value, c};
+                std::push_heap(heap, heap + size, ranks_before<T>);
+              } else if (value > heap[0].value) {
+                replace_last_ranked(heap, capacity, Neighbour<T>{value, c});
+              }
             }
           }
         }
