@@ -65,11 +65,13 @@ struct ArcPolicy {
 
 template <class T, class Math>
 struct ArcFacePolicy {
-  T s, m, m_sin_m;
+  T s, m, m_sin_m, cos_m, sin_m;
   explicit ArcFacePolicy(MarginParams p)
       : s(static_cast<T>(p.scale)),
         m(static_cast<T>(p.margin)),
-        m_sin_m(static_cast<T>(p.margin * std::sin(p.margin))) {}
+        m_sin_m(static_cast<T>(p.margin * std::sin(p.margin))),
+        cos_m(static_cast<T>(std::cos(p.margin))),
+        sin_m(static_cast<T>(std::sin(p.margin))) {}
 
   template <class V>
   ANGULAR_HOST_DEVICE V logit(const V& c) const { return s * c; }
@@ -86,9 +88,10 @@ struct ArcFacePolicy {
     using Clamp = CosineClamp<T>;
     const T theta = Math::acos(Math::clamp(c, Clamp::lo, Clamp::hi));
     if (theta + m > static_cast<T>(kPi)) return s;
-    // d cos(θ + m)/dc = sin(θ + m) / √(1 − c²)
+    // d cos(θ + m)/dc = sin(θ + m) / sin θ = cos m + c·sin m / √(1 − c²): no θ, whose
+    // rounding near c = −1 (θ ≈ π) would be divided by the small sin θ.
     return Math::where_in(c, Clamp::lo, Clamp::hi,
-                          s * Math::sin(theta + m) * Math::rsqrt((T(1) - c) * (T(1) + c)));
+                          s * (cos_m + c * sin_m * Math::rsqrt((T(1) - c) * (T(1) + c))));
   }
 };
 
