@@ -121,6 +121,25 @@ TEST_CASE("retrieval equals the brute-force float64 oracle on random data", "[ev
   }
 }
 
+TEST_CASE("retrieval: bitwise repeatable, and the same on 1 and 2 threads", "[evaluation][determinism]") {
+  const at::Tensor x = uniform({300, 8}, -1, 1, 21).to(at::kFloat);
+  const at::Tensor y = at::arange(300, at::kLong) % 7;
+  const int threads = at::get_num_threads();
+  const auto run = [&](int n) {
+    at::set_num_threads(n);
+    return E::retrieval_metrics(x, y, E::RetrievalOptions().chunk_size(50));
+  };
+  const E::RetrievalMetrics a = run(2), b = run(2), c = run(1);
+  at::set_num_threads(threads);
+  for (const E::RetrievalMetrics* m : {&b, &c}) {
+    CHECK(m->precision_at_1 == a.precision_at_1);
+    CHECK(m->r_precision == a.r_precision);
+    CHECK(m->map_at_r == a.map_at_r);
+    CHECK(m->mean_reciprocal_rank == a.mean_reciprocal_rank);
+    CHECK(m->recall == a.recall);
+  }
+}
+
 TEST_CASE("retrieval: dtypes, devices of the API, empty inputs", "[evaluation]") {
   const at::Tensor x = uniform({40, 6}, -1, 1, 8).to(at::kHalf);
   const at::Tensor y = at::arange(40, at::kLong) % 5;
