@@ -45,8 +45,8 @@ Margin draw_margin(Draw& d) {
 CrossEntropyCase draw_cross_entropy(Draw& d, int64_t classes) {
   CrossEntropyCase c;
   const int64_t reduction = d.integer(0, 2);
-  c.reduction = reduction == 0 ? angular::reduction_t(torch::kMean)
-                               : reduction == 1 ? angular::reduction_t(torch::kSum) : angular::reduction_t(torch::kNone);
+  const std::vector<angular::reduction_t> reductions = {torch::kMean, torch::kSum, torch::kNone};
+  c.reduction = reductions[static_cast<size_t>(reduction)];
   c.name = reduction == 0 ? "mean" : reduction == 1 ? "sum" : "none";
   if (d.chance(0.3)) c.ignore_index = d.integer(0, classes - 1), c.name += "+ignore";
   if (d.chance(0.3)) c.label_smoothing = d.chance(0.1) ? 1.0 : d.uniform(0, 1), c.name += "+smoothing";

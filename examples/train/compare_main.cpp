@@ -35,10 +35,10 @@ int main(int argc, char** argv) {
                     last.map_at_r, last.w_inter, last.c_inter, last.wc_intra, seconds);
       std::fputs(line, stdout);
       std::fflush(stdout);
-      csv << loss << ',' << error << ',' << last.map_at_r << ',' << last.w_inter << ',' << last.c_inter << ',' << last.wc_intra << ','
-          << seconds << "\n";
-      md << "| " << loss << " | " << error << " | " << last.map_at_r << " | " << last.w_inter << " | " << last.c_inter << " | "
-         << last.wc_intra << " | " << seconds << " |\n";
+      csv << loss << ',' << error << ',' << last.map_at_r << ',' << last.w_inter << ',' << last.c_inter << ','
+          << last.wc_intra << ',' << seconds << "\n";
+      md << "| " << loss << " | " << error << " | " << last.map_at_r << " | " << last.w_inter << " | "
+         << last.c_inter << " | " << last.wc_intra << " | " << seconds << " |\n";
     }
     train::write_atomically(std::filesystem::path(root) / "compare.csv", csv.str());
     train::write_atomically(std::filesystem::path(root) / "compare.md", md.str());

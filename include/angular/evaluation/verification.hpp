@@ -166,7 +166,8 @@ inline Roc roc_curve(const at::Tensor& scores, const at::Tensor& same) {
   double* threshold = roc.thresholds.data_ptr<double>();
   double* tpr = roc.tpr.data_ptr<double>();
   double* fpr = roc.fpr.data_ptr<double>();
-  const double genuine = static_cast<double>(groups.genuine_total), impostor = static_cast<double>(groups.impostor_total);
+  const double genuine = static_cast<double>(groups.genuine_total);
+  const double impostor = static_cast<double>(groups.impostor_total);
   int64_t accepted_genuine = 0, accepted_impostor = 0;
   threshold[0] = std::numeric_limits<double>::infinity();
   tpr[0] = fpr[0] = 0;
