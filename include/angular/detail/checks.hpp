@@ -91,12 +91,9 @@ inline void check_features(const at::Tensor& features, const at::Tensor& vectors
   check_same_device(features, "features", vectors, vectors_name);
 }
 
-/// `labels` (called `name` in messages) are int64 [B] on the input's device, each in
-/// [0, C) or, where an ignore_index is given, equal to it. The range is checked on the host,
-/// so a bad label never reaches a kernel.
-inline void check_labels(const at::Tensor& labels, const char* name, const at::Tensor& input,
-                         const char* input_name, int64_t num_classes,
-                         std::optional<int64_t> ignore_index = std::nullopt) {
+/// `labels` (called `name` in messages) are int64 [B], one per row of the input, on its device.
+inline void check_label_tensor(const at::Tensor& labels, const char* name, const at::Tensor& input,
+                               const char* input_name) {
   TORCH_CHECK(labels.defined(), "angular: ", name, " is an undefined tensor");
   TORCH_CHECK(labels.scalar_type() == at::kLong, "angular: ", name,
               " must be int64 (torch::kLong), got ", labels.scalar_type());
@@ -104,6 +101,14 @@ inline void check_labels(const at::Tensor& labels, const char* name, const at::T
               " must be [", input.size(0), "] to match ", input_name, " ", input.sizes(),
               ", got shape ", labels.sizes());
   check_same_device(input, input_name, labels, name);
+}
+
+/// check_label_tensor, and each label in [0, C) or, where an ignore_index is given, equal to
+/// it. The range is checked on the host, so a bad label never reaches a kernel.
+inline void check_labels(const at::Tensor& labels, const char* name, const at::Tensor& input,
+                         const char* input_name, int64_t num_classes,
+                         std::optional<int64_t> ignore_index = std::nullopt) {
+  check_label_tensor(labels, name, input, input_name);
   const at::Tensor host = labels.device().is_cpu() ? labels.contiguous() : labels.cpu();
   const int64_t* data = host.data_ptr<int64_t>();
   for (int64_t i = 0; i < host.numel(); ++i) {

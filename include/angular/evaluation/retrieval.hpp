@@ -48,15 +48,10 @@ struct RetrievalMetrics {
 
 namespace angular::detail {
 
+/// Labels of any int64 values, one per embedding: check_label_tensor, made contiguous.
 inline at::Tensor check_embedding_labels(const at::Tensor& labels, const char* name, const at::Tensor& embeddings,
                                          const char* embeddings_name) {
-  TORCH_CHECK(labels.defined(), "angular: ", name, " is an undefined tensor");
-  TORCH_CHECK(labels.scalar_type() == at::kLong, "angular: ", name, " must be int64 (torch::kLong), got ",
-              labels.scalar_type());
-  TORCH_CHECK(labels.dim() == 1 && labels.size(0) == embeddings.size(0), "angular: ", name, " must be [",
-              embeddings.size(0), "] to match ", embeddings_name, " ", embeddings.sizes(), ", got shape ",
-              labels.sizes());
-  check_same_device(embeddings, embeddings_name, labels, name);
+  check_label_tensor(labels, name, embeddings, embeddings_name);
   return labels.contiguous();
 }
 

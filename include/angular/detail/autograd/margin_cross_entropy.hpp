@@ -31,9 +31,10 @@ inline at::Tensor mean_divisor(const at::Tensor& target, const at::Tensor& class
 }
 
 /// A gradient written during the forward for an upstream 1, scaled by the scalar upstream
-/// gradient; as it is for the common `loss.backward()`, with no pass over it.
+/// gradient; as it is for the common `loss.backward()`, with no pass over it. Only a CPU
+/// upstream is read: reading a device's would wait for it.
 inline at::Tensor times_upstream(const at::Tensor& grad, const at::Tensor& upstream) {
-  if (!grad.defined() || upstream.item<double>() == 1.0) return grad;
+  if (!grad.defined() || (upstream.device().is_cpu() && upstream.item<double>() == 1.0)) return grad;
   return grad * upstream.to(grad.scalar_type());
 }
 
