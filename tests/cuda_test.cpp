@@ -11,6 +11,7 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 
 #include <cstdio>
+#include <limits>
 
 using namespace testing;
 
@@ -93,6 +94,69 @@ TEST_CASE("CUDA: cos at ±1, non-contiguous and half-precision inputs", "[cuda]"
     for (auto dtype : {at::kHalf, at::kBFloat16, at::kDouble})
       check_cuda(margin, cos.index({at::indexing::Slice(), at::indexing::Slice(0, 20)}), y,
                  cross_entropy_cases(20)[4], dtype);
+  }
+}
+
+TEST_CASE("CUDA: a NaN or infinite cosine makes its row's loss and gradient NaN", "[cuda]") {
+  const at::Tensor y = at::tensor({2, 5, 7, 3}, at::kLong).to(kCuda);
+  const CrossEntropyCase none{"none", torch::kNone, -100, 0.0, {}};
+  for (const double bad : {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(),
+                           -std::numeric_limits<double>::infinity()}) {
+    at::Tensor cos = uniform({4, 2000}, -1, 1, 61);  // 2000 > 1024: the block-per-row kernels
+    cos[0][9] = bad;
+    cos[1][5] = bad;
+    cos[2][1999] = bad;
+    for (const auto& margin : margins()) {
+      INFO(margin.name << " with " << bad);
+      const at::Tensor c = cos.to(kCuda, at::kFloat).requires_grad_(true);
+      const at::Tensor loss = margin.loss(c, y, none);
+      loss.sum().backward();
+      const at::Tensor grad = c.grad().cpu();
+      for (int64_t i = 0; i < 4; ++i) {
+        INFO("row " << i);
+        CHECK(std::isnan(loss[i].item<double>()) == (i < 3));
+        CHECK(at::isnan(grad[i]).all().item<bool>() == (i < 3));
+        CHECK(at::isnan(grad[i]).any().item<bool>() == (i < 3));
+      }
+    }
+  }
+}
+
+TEST_CASE("CUDA: losses, gradients and the center update are bitwise repeatable, also in deterministic mode",
+          "[cuda][determinism]") {
+  const at::Tensor cos = uniform({300, 5000}, -1, 1, 41).to(kCuda, at::kFloat);
+  const at::Tensor y = labels(300, 5000, 6).to(kCuda);
+  const auto run = [&](const Margin& margin) {
+    const at::Tensor c = cos.clone().requires_grad_(true);
+    const at::Tensor loss = margin.loss(c, y, cross_entropy_cases(5000)[2]);
+    loss.sum().backward();
+    return std::make_pair(loss.detach(), c.grad());
+  };
+  const at::Tensor x = uniform({300, 16}, -1, 1, 42).to(kCuda, at::kFloat);
+  const auto centers_after = [&] {
+    at::Tensor centers = uniform({5000, 16}, -1, 1, 43).to(kCuda, at::kFloat);
+    angular::functional::update_centers_(centers, x, y, 0.5);
+    return centers;
+  };
+  for (const bool deterministic : {false, true}) {
+    INFO("deterministic algorithms " << deterministic);
+    const bool was = at::globalContext().deterministicAlgorithms();
+    const bool warn_only = at::globalContext().deterministicAlgorithmsWarnOnly();
+    at::globalContext().setDeterministicAlgorithms(deterministic, false);
+    for (const auto& margin : margins()) {
+      INFO(margin.name);
+      const auto [loss, grad] = run(margin);
+      for (int repeat = 0; repeat < 3; ++repeat) {
+        const auto [again, again_grad] = run(margin);
+        CHECK(at::equal(loss, again));
+        CHECK(at::equal(grad, again_grad));
+      }
+    }
+    // index_add_ on CUDA adds floats in no fixed order; in deterministic mode ATen takes its
+    // deterministic path, which must give one answer.
+    if (deterministic) CHECK(at::equal(centers_after(), centers_after()));
+    else CHECK_NOTHROW(centers_after());
+    at::globalContext().setDeterministicAlgorithms(was, warn_only);
   }
 }
 

@@ -82,24 +82,31 @@ TEST_CASE("float16, bfloat16 and float64 cosines", "[kernels][dtype]") {
   }
 }
 
-TEST_CASE("a NaN cosine makes its row's loss NaN, as in the reference", "[kernels]") {
-  // 4 rows of 20: a NaN off the label in row 0 (in the vector part), on the label in row 1,
-  // in the scalar tail in row 2 (columns 16–19); row 3 stays finite.
-  at::Tensor cos = cosines(4, 20, 61);
+TEST_CASE("a NaN or infinite cosine makes its row's loss and gradient NaN, as in the reference", "[kernels]") {
+  // 4 rows of 20: a bad value off the label in row 0 (in the vector part), on the label in row
+  // 1, in the scalar tail in row 2 (columns 16–19); row 3 stays finite. The clamp before
+  // arccos would make an infinite cosine finite, and an −∞ logit's exponential is 0.
   const at::Tensor y = at::tensor({2, 5, 7, 3}, at::kLong);
-  const double nan = std::numeric_limits<double>::quiet_NaN();
-  cos[0][9] = nan;
-  cos[1][5] = nan;
-  cos[2][18] = nan;
   CrossEntropyCase none{"none", torch::kNone, -100, 0.0, {}};
-  for (const auto& margin : margins()) {
-    INFO(margin.name);
-    const at::Tensor got = margin.loss(cos.to(at::kFloat), y, none);
-    const at::Tensor want = margin.reference(cos, y, none);
-    for (int64_t i = 0; i < 4; ++i) {
-      INFO("row " << i);
-      CHECK(std::isnan(want[i].item<double>()) == (i < 3));
-      CHECK(std::isnan(got[i].item<double>()) == (i < 3));
+  for (const double bad : {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(),
+                           -std::numeric_limits<double>::infinity()}) {
+    at::Tensor cos = cosines(4, 20, 61);
+    cos[0][9] = bad;
+    cos[1][5] = bad;
+    cos[2][18] = bad;
+    for (const auto& margin : margins()) {
+      INFO(margin.name << " with " << bad);
+      const at::Tensor c = cos.to(at::kFloat).requires_grad_(true);
+      const at::Tensor got = margin.loss(c, y, none);
+      got.sum().backward();
+      const at::Tensor want = margin.reference(cos, y, none);
+      for (int64_t i = 0; i < 4; ++i) {
+        INFO("row " << i);
+        CHECK(std::isnan(want[i].item<double>()) == (i < 3));
+        CHECK(std::isnan(got[i].item<double>()) == (i < 3));
+        CHECK(at::isnan(c.grad()[i]).all().item<bool>() == (i < 3));
+        CHECK(at::isnan(c.grad()[i]).any().item<bool>() == (i < 3));
+      }
     }
   }
 }

@@ -5,6 +5,8 @@
 #include "support/gradcheck.hpp"
 #include "support/linear.hpp"
 
+#include <limits>
+
 using namespace testing;
 
 TEST_CASE("features-level losses equal the float64 composite for every setting and chunking", "[linear]") {
@@ -70,6 +72,33 @@ TEST_CASE("zero rows of features and weight get the composite's value and gradie
   const at::Tensor y = labels(batch, classes);
   for (const auto& loss : losses())
     for (const auto& ce : cross_entropy_cases(classes)) check_against_composite(loss, x, w, y, ce, 2, 2e-5, 1e-6);
+}
+
+TEST_CASE("a NaN or infinite feature or class vector makes the losses it enters NaN, as in the composite",
+          "[linear]") {
+  const int64_t batch = 6, classes = 9, dim = 5;
+  const at::Tensor y = labels(batch, classes);
+  const CrossEntropyCase none{"none", torch::kNone, -100, 0.0, {}};
+  for (const double bad : {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(),
+                           -std::numeric_limits<double>::infinity()}) {
+    INFO("bad value " << bad);
+    at::Tensor x = uniform({batch, dim}, -1, 1, 7).to(at::kFloat);
+    const at::Tensor w = uniform({classes, dim}, -1, 1, 8).to(at::kFloat);
+    x[1][3] = bad;
+    x[4].fill_(bad);
+    for (const auto& loss : losses()) {
+      const at::Tensor value = evaluate(loss.fused, x, w, y, none, 2).loss;
+      for (int64_t i = 0; i < batch; ++i) CHECK(std::isnan(value[i].item<double>()) == (i == 1 || i == 4));
+      check_against_composite(loss, x, w, y, none, 2, 2e-5, 1e-6);
+    }
+    // A bad class vector enters every row.
+    at::Tensor bad_w = w.clone();
+    bad_w[5][0] = bad;
+    for (const auto& loss : losses()) {
+      CHECK(at::isnan(evaluate(loss.fused, x.clone().fill_(0.5), bad_w, y, none, 4).loss).all().item<bool>());
+      CHECK(at::isnan(reference(loss, x.clone().fill_(0.5), bad_w, y, none).loss).all().item<bool>());
+    }
+  }
 }
 
 TEST_CASE("features-level losses pass a float64 gradcheck of both inputs", "[linear][gradients]") {

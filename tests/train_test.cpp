@@ -26,6 +26,13 @@ void write_bytes(const fs::path& path, const std::vector<uint8_t>& bytes) {
   std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
 }
 
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void write_text(const fs::path& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
+
 void write_gzip(const fs::path& path, const std::vector<uint8_t>& bytes) {
   gzFile f = gzopen(path.c_str(), "wb");
   gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
@@ -70,9 +77,9 @@ TEST_CASE("IDX parser: valid, every truncated header, short payload, wrong magic
           "[train][data]") {
   const std::vector<uint8_t> payload(2 * 3 * 4, 7);
   const auto good = idx({2, 3, 4}, payload);
-  const torch::Tensor t = train::parse_idx(good, 3, "good");
-  CHECK(t.sizes() == torch::IntArrayRef{2, 3, 4});
-  CHECK(t.sum().item<int64_t>() == 7 * 24);
+  const train::IdxLayout layout = train::parse_idx(good, 3, "good");
+  CHECK(layout.sizes == std::vector<int64_t>{2, 3, 4});
+  CHECK(layout.payload_offset == 16);
   for (size_t length = 0; length < 16; ++length) {
     const std::vector<uint8_t> cut(good.begin(), good.begin() + length);
     CHECK_THROWS_WITH(train::parse_idx(cut, 3, "cut.gz"), Catch::Contains("cut.gz: truncated header"));
@@ -88,9 +95,64 @@ TEST_CASE("IDX parser: valid, every truncated header, short payload, wrong magic
   magic[2] = 0x0D;  // float data
   CHECK_THROWS_WITH(train::parse_idx(magic, 3, "magic.gz"), Catch::Contains("bad magic number"));
   CHECK_THROWS_WITH(train::parse_idx(good, 1, "rank.gz"), Catch::Contains("bad magic number"));
-  CHECK_THROWS_WITH(train::parse_idx(idx({0, 3, 4}, {}), 3, "zero.gz"), Catch::Contains("bad dimension 0"));
+  CHECK_THROWS_WITH(train::parse_idx(idx({0, 3, 4}, {}), 3, "zero.gz"), Catch::Contains("dimension 0 is 0"));
+  // Sizes whose product passes 2^40 (or would overflow 64 bits) are caught at the dimension
+  // that makes it so.
   CHECK_THROWS_WITH(train::parse_idx(idx({65536, 65536, 65536}, {}), 3, "huge.gz"),
-                    Catch::Contains("bad dimension"));
+                    Catch::Contains("dimension 2 is 65536, making an array of over 2^40 bytes"));
+  CHECK_THROWS_WITH(train::parse_idx(idx({2, 0xFFFFFFFF, 0xFFFFFFFF}, payload), 3, "huge.gz"),
+                    Catch::Contains("dimension 2 is 4294967295"));
+}
+
+namespace {
+
+/// `bytes` as one gzip member, in memory; `repeat` times over (a large file from a small buffer).
+std::vector<uint8_t> gzip(const std::vector<uint8_t>& bytes, int repeat = 1) {
+  z_stream s{};
+  REQUIRE(deflateInit2(&s, Z_BEST_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+  std::vector<uint8_t> out;
+  std::vector<uint8_t> chunk(1 << 16);
+  for (int r = 0; r < repeat; ++r) {
+    s.next_in = const_cast<Bytef*>(bytes.data());
+    s.avail_in = static_cast<uInt>(bytes.size());
+    const int flush = r + 1 == repeat ? Z_FINISH : Z_NO_FLUSH;
+    int code = Z_OK;
+    do {
+      s.next_out = chunk.data();
+      s.avail_out = static_cast<uInt>(chunk.size());
+      code = deflate(&s, flush);
+      out.insert(out.end(), chunk.data(), chunk.data() + (chunk.size() - s.avail_out));
+    } while (s.avail_out == 0 || (flush == Z_FINISH && code != Z_STREAM_END));
+  }
+  deflateEnd(&s);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("gzip: members, plain bytes, truncation, corruption, trailing bytes and the size cap", "[train][data]") {
+  const std::vector<uint8_t> text = {'a', 'n', 'g', 'u', 'l', 'a', 'r'};
+  const auto one = gzip(text);
+  CHECK(train::inflate_gzip(one, "one.gz") == text);
+  CHECK(train::inflate_gzip(text, "plain") == text);  // as gzread: a plain file reads as itself
+  auto two = one;
+  two.insert(two.end(), one.begin(), one.end());
+  auto twice = text;
+  twice.insert(twice.end(), text.begin(), text.end());
+  CHECK(train::inflate_gzip(two, "two.gz") == twice);
+  for (size_t length = 2; length < one.size(); ++length)
+    CHECK_THROWS_WITH(train::inflate_gzip(std::vector<uint8_t>(one.begin(), one.begin() + length), "cut.gz"),
+                      Catch::StartsWith("cut.gz: corrupt gzip data"));
+  auto flipped = one;
+  flipped[flipped.size() - 6] ^= 0x10;  // the CRC-32 in the trailer
+  CHECK_THROWS_WITH(train::inflate_gzip(flipped, "flip.gz"), Catch::Contains("flip.gz: corrupt gzip data"));
+  auto trailing = one;
+  trailing.push_back(0);
+  CHECK_THROWS_WITH(train::inflate_gzip(trailing, "tail.gz"), Catch::Contains("bytes after the end"));
+  // 257 MiB of zeros in 256 KiB of gzip: refused once the output passes the cap.
+  const auto bomb = gzip(std::vector<uint8_t>(1 << 20, 0), 257);
+  CHECK(bomb.size() < (size_t{1} << 20));
+  CHECK_THROWS_WITH(train::inflate_gzip(bomb, "bomb.gz"), Catch::Contains("decompresses to more than 256 MiB"));
 }
 
 TEST_CASE("Fashion-MNIST files: labels, counts and gzip are checked", "[train][data]") {
@@ -103,7 +165,7 @@ TEST_CASE("Fashion-MNIST files: labels, counts and gzip are checked", "[train][d
   write_gzip(dir / "t10k-labels-idx1-ubyte.gz", idx({19}, std::vector<uint8_t>(19, 1)));
   CHECK_THROWS_WITH(train::read_fashion_mnist(dir.string(), "t10k"), Catch::Contains("19 labels for 20 images"));
   write_gzip(dir / "t10k-labels-idx1-ubyte.gz", idx({20}, std::vector<uint8_t>(20, 10)));
-  CHECK_THROWS_WITH(train::read_fashion_mnist(dir.string(), "t10k"), Catch::Contains("a label is above 9"));
+  CHECK_THROWS_WITH(train::read_fashion_mnist(dir.string(), "t10k"), Catch::Contains("label 0 is 10, outside [0, 10)"));
   write_bytes(dir / "t10k-labels-idx1-ubyte.gz", {0x1f, 0x8b, 8, 0, 0, 0});
   CHECK_THROWS_AS(train::read_fashion_mnist(dir.string(), "t10k"), train::DataError);
   CHECK_THROWS_WITH(train::read_fashion_mnist((dir / "absent").string(), "train"), Catch::Contains("cannot open"));
@@ -111,16 +173,16 @@ TEST_CASE("Fashion-MNIST files: labels, counts and gzip are checked", "[train][d
 
 TEST_CASE("CIFAR parsers: record counts and label ranges", "[train][data]") {
   const auto ten = cifar10_records(4);
-  const train::Dataset d = train::parse_cifar(ten, "batch.bin", 1, 0, 10);
+  const train::Dataset d = train::parse_cifar(ten, train::kCifar10, "batch.bin");
   CHECK(d.images.sizes() == torch::IntArrayRef{4, 3, 32, 32});
   CHECK(d.labels[3].item<int64_t>() == 3);
   // One whole record less is a valid, shorter file; anything else is not.
-  CHECK(train::parse_cifar(std::vector<uint8_t>(ten.begin(), ten.end() - 3073), "three.bin", 1, 0, 10).size() == 3);
+  CHECK(train::parse_cifar(std::vector<uint8_t>(ten.begin(), ten.end() - 3073), train::kCifar10, "three.bin").size() == 3);
   for (size_t cut : {size_t{1}, size_t{2}, size_t{3072}, size_t{3074}, size_t{6000}})
-    CHECK_THROWS_WITH(train::parse_cifar(std::vector<uint8_t>(ten.begin(), ten.end() - cut), "cut.bin", 1, 0, 10),
+    CHECK_THROWS_WITH(train::parse_cifar(std::vector<uint8_t>(ten.begin(), ten.end() - cut), train::kCifar10, "cut.bin"),
                       Catch::Contains("cut.bin") && Catch::Contains("whole number"));
-  CHECK_THROWS_WITH(train::parse_cifar({}, "empty.bin", 1, 0, 10), Catch::Contains("empty.bin: 0 bytes"));
-  CHECK_THROWS_WITH(train::parse_cifar(cifar10_records(3, 10), "label.bin", 1, 0, 10),
+  CHECK_THROWS_WITH(train::parse_cifar({}, train::kCifar10, "empty.bin"), Catch::Contains("empty.bin: 0 bytes"));
+  CHECK_THROWS_WITH(train::parse_cifar(cifar10_records(3, 10), train::kCifar10, "label.bin"),
                     Catch::Contains("record 1 has label 10"));
   // CIFAR-100: coarse (< 20) then fine (< 100) label bytes.
   std::vector<uint8_t> hundred;
@@ -129,9 +191,9 @@ TEST_CASE("CIFAR parsers: record counts and label ranges", "[train][data]") {
     hundred.push_back(99);
     hundred.insert(hundred.end(), 3072, 1);
   }
-  CHECK_THROWS_WITH(train::parse_cifar(hundred, "c100.bin", 2, 1, 100), Catch::Contains("record 1 has label 20"));
+  CHECK_THROWS_WITH(train::parse_cifar(hundred, train::kCifar100, "c100.bin"), Catch::Contains("record 1 has label 20"));
   hundred[3074] = 3;
-  const train::Dataset h = train::parse_cifar(hundred, "c100.bin", 2, 1, 100);
+  const train::Dataset h = train::parse_cifar(hundred, train::kCifar100, "c100.bin");
   CHECK(h.labels[0].item<int64_t>() == 99);
   CHECK(h.classes == 100);
 }
@@ -235,7 +297,52 @@ TEST_CASE("a non-finite loss stops the run and keeps the last good checkpoint", 
   o.lr = 1e38;
   CHECK_THROWS_AS(train::Trainer(o).run(), train::Diverged);
   CHECK(fs::file_size(fs::path(o.out) / "checkpoint.pt") == good);
-  CHECK(train::read_metrics_csv(fs::path(o.out) / "metrics.csv", 10).size() == 1);
+  const std::string metrics = read_text(fs::path(o.out) / "metrics.csv");
+  CHECK(train::parse_metrics_csv(metrics, 1, "metrics.csv").size() == 1);
+  CHECK_THROWS_WITH(train::parse_metrics_csv(metrics, 2, "metrics.csv"),
+                    Catch::Contains("1 rows for the 2 epochs the checkpoint holds"));
+}
+
+TEST_CASE("resume refuses a corrupt checkpoint, one of other options, and a metrics.csv without its rows",
+          "[train][smoke]") {
+  train::Options o = tiny_run("refuse", 2);
+  o.loss = "arc";
+  o.embedding_dim = 2;
+  o.out = fresh_dir("refuse").string();
+  o.stop_after = 1;
+  train::Trainer(o).run();
+  const fs::path checkpoint = fs::path(o.out) / "checkpoint.pt", metrics = fs::path(o.out) / "metrics.csv";
+  const std::string good = read_text(checkpoint), good_metrics = read_text(metrics);
+  o.stop_after = 0;
+  o.resume = true;
+  const auto refused = [&](const std::string& bytes, const std::string& message) {
+    write_text(checkpoint, bytes);
+    CHECK_THROWS_WITH(train::Trainer(o).run(), Catch::Contains("checkpoint.pt: " + message));
+  };
+  refused(good.substr(0, good.size() / 2), "the header says");
+  refused(good.substr(0, 10), "not a checkpoint of angular-train");
+  std::string flipped = good;
+  flipped[flipped.size() / 2] ^= 0x04;
+  refused(flipped, "corrupt (its CRC-32 does not match)");
+  std::string oversized = good;
+  oversized[15] = '\x7f';  // the length's top byte
+  refused(oversized, "the header says");
+  // A checkpoint of a run with another embedding width: its tensors do not fit this model.
+  write_text(checkpoint, good);
+  train::Options other = o;
+  other.embedding_dim = 3;
+  CHECK_THROWS_WITH(train::Trainer(other).run(), Catch::Contains("(a checkpoint of other options?)"));
+  write_text(metrics, good_metrics.substr(0, good_metrics.find('\n') + 1));
+  CHECK_THROWS_WITH(train::Trainer(o).run(), Catch::Contains("metrics.csv: 0 rows for the 1 epochs"));
+  write_text(metrics, good_metrics);
+  CHECK(train::Trainer(o).run().rows.size() == 2);  // the good files still resume
+}
+
+TEST_CASE("epoch logs keep the rows of the epochs done and drop the rest", "[train][data]") {
+  const std::string log = "epoch,step,loss\n1,1,0.5\n2,1,0.4\nnot a row\n3,1,0.3\n0,1,9\n-2,1,9\n2,2,0.2\n";
+  CHECK(train::epoch_rows_up_to(log, 2) == "1,1,0.5\n2,1,0.4\n2,2,0.2\n");
+  CHECK(train::epoch_rows_up_to(log, 0).empty());
+  CHECK(train::epoch_rows_up_to("", 5).empty());
 }
 
 TEST_CASE("ForeachSGD takes torch::optim::SGD's steps", "[train]") {

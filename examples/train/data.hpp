@@ -1,11 +1,11 @@
 #pragma once
 // Datasets of the reference trainers: Fashion-MNIST (gzip IDX, from Debian's
-// dataset-fashion-mnist by default) and CIFAR-10 / CIFAR-100 (their binary distributions).
-// Every field is validated; errors name the file and what is wrong, and nothing is read past
-// a buffer. Images come out as float [N, C, H, W] in [0, 1], labels as int64 [N].
+// dataset-fashion-mnist by default) and CIFAR-10 / CIFAR-100 (their binary distributions),
+// decoded by data_formats.hpp. Images come out as float [N, C, H, W] in [0, 1], labels as int64 [N].
+
+#include "data_formats.hpp"
 
 #include <torch/torch.h>
-#include <zlib.h>
 
 #include <cstdint>
 #include <fstream>
@@ -15,11 +15,6 @@
 
 namespace train {
 
-/// A data file is missing, truncated or malformed.
-struct DataError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
 struct Dataset {
   torch::Tensor images;  // [N, C, H, W] float in [0, 1]
   torch::Tensor labels;  // [N] int64
@@ -27,99 +22,41 @@ struct Dataset {
   int64_t size() const { return labels.size(0); }
 };
 
-/// The whole decompressed content of a gzip file (a plain file reads as itself).
-inline std::vector<uint8_t> read_gzip(const std::string& path) {
-  gzFile file = gzopen(path.c_str(), "rb");
-  if (file == nullptr) throw DataError(path + ": cannot open");
-  std::vector<uint8_t> bytes;
-  std::vector<uint8_t> chunk(1 << 16);
-  int n = 0;
-  while ((n = gzread(file, chunk.data(), static_cast<unsigned>(chunk.size()))) > 0)
-    bytes.insert(bytes.end(), chunk.begin(), chunk.begin() + n);
-  int code = Z_OK;
-  const char* message = gzerror(file, &code);
-  const std::string error = n < 0 || code != Z_OK ? std::string(message) : std::string();
-  gzclose(file);
-  if (!error.empty()) throw DataError(path + ": corrupt gzip data (" + error + ")");
-  return bytes;
-}
-
-/// An IDX array of unsigned bytes (type 0x08) with `rank` dimensions, from raw bytes.
-inline torch::Tensor parse_idx(const std::vector<uint8_t>& bytes, int rank, const std::string& path) {
-  const size_t header = 4 + 4 * static_cast<size_t>(rank);
-  if (bytes.size() < header)
-    throw DataError(path + ": truncated header (" + std::to_string(bytes.size()) + " of " +
-                    std::to_string(header) + " bytes)");
-  if (bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08 || bytes[3] != rank)
-    throw DataError(path + ": bad magic number: not an IDX file of unsigned bytes with " +
-                    std::to_string(rank) + " dimension(s)");
-  std::vector<int64_t> sizes;
-  uint64_t count = 1;
-  for (int d = 0; d < rank; ++d) {
-    const uint8_t* p = bytes.data() + 4 + 4 * d;
-    const uint64_t size = (uint64_t{p[0]} << 24) | (uint64_t{p[1]} << 16) | (uint64_t{p[2]} << 8) | p[3];
-    if (size == 0 || count > (uint64_t{1} << 40) / size)
-      throw DataError(path + ": bad dimension " + std::to_string(d) + " (" + std::to_string(size) + ")");
-    count *= size;
-    sizes.push_back(static_cast<int64_t>(size));
-  }
-  if (bytes.size() - header != count)
-    throw DataError(path + ": payload is " + std::to_string(bytes.size() - header) +
-                    " bytes, the header says " + std::to_string(count));
-  return torch::from_blob(const_cast<uint8_t*>(bytes.data() + header), sizes, torch::kUInt8).clone();
-}
-
-/// One split ("train" or "t10k") of Fashion-MNIST from `dir`.
-inline Dataset read_fashion_mnist(const std::string& dir, const std::string& split) {
-  const std::string images_path = dir + "/" + split + "-images-idx3-ubyte.gz";
-  const std::string labels_path = dir + "/" + split + "-labels-idx1-ubyte.gz";
-  const torch::Tensor images = parse_idx(read_gzip(images_path), 3, images_path);
-  const torch::Tensor labels = parse_idx(read_gzip(labels_path), 1, labels_path).to(torch::kLong);
-  if (images.size(1) != 28 || images.size(2) != 28)
-    throw DataError(images_path + ": images are " + std::to_string(images.size(1)) + "x" +
-                    std::to_string(images.size(2)) + ", not 28x28");
-  if (images.size(0) != labels.size(0))
-    throw DataError(labels_path + ": " + std::to_string(labels.size(0)) + " labels for " +
-                    std::to_string(images.size(0)) + " images");
-  if (labels.max().item<int64_t>() > 9) throw DataError(labels_path + ": a label is above 9");
-  return {images.unsqueeze(1).to(torch::kFloat).div_(255), labels, 10};
-}
-
 inline std::vector<uint8_t> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw DataError(path + ": cannot open");
   return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-/// Records of a CIFAR binary file: `label_bytes` label bytes (the one used is `label_index`,
-/// whose values must be < classes; CIFAR-100's coarse label < 20) and a 3x32x32 image each.
-/// The file must hold a whole, non-zero number of records (the distributions have 10 000 per
-/// file, 50 000 in CIFAR-100's train.bin).
-inline Dataset parse_cifar(const std::vector<uint8_t>& bytes, const std::string& path, int label_bytes,
-                           int label_index, int64_t classes) {
-  constexpr int64_t kPixels = 3 * 32 * 32;
-  const int64_t record = label_bytes + kPixels;
-  const int64_t size = static_cast<int64_t>(bytes.size());
-  if (size == 0 || size % record != 0)
-    throw DataError(path + ": " + std::to_string(size) + " bytes is not a whole number of " +
-                    std::to_string(record) + "-byte records");
-  const int64_t records = size / record;
+/// An IDX file's array as a tensor of unsigned bytes, after `check` has read its layout from
+/// the decompressed bytes.
+template <class Check>
+torch::Tensor read_idx(const std::string& path, Check check) {
+  const std::vector<uint8_t> bytes = inflate_gzip(read_file(path), path);
+  const IdxLayout layout = check(bytes, path);
+  return torch::from_blob(const_cast<uint8_t*>(bytes.data() + layout.payload_offset), layout.sizes, torch::kUInt8)
+      .clone();
+}
+
+/// One split ("train" or "t10k") of Fashion-MNIST from `dir`.
+inline Dataset read_fashion_mnist(const std::string& dir, const std::string& split) {
+  const std::string images_path = dir + "/" + split + "-images-idx3-ubyte.gz";
+  const std::string labels_path = dir + "/" + split + "-labels-idx1-ubyte.gz";
+  const torch::Tensor images = read_idx(images_path, fashion_mnist_images);
+  const torch::Tensor labels = read_idx(labels_path, fashion_mnist_labels).to(torch::kLong);
+  if (images.size(0) != labels.size(0))
+    throw DataError(labels_path + ": " + std::to_string(labels.size(0)) + " labels for " +
+                    std::to_string(images.size(0)) + " images");
+  return {images.unsqueeze(1).to(torch::kFloat).div_(255), labels, 10};
+}
+
+/// The images and labels of CIFAR records.
+inline Dataset parse_cifar(const std::vector<uint8_t>& bytes, const CifarLayout& layout, const std::string& name) {
+  const int64_t records = cifar_records(bytes, layout, name);
   torch::Tensor images = torch::empty({records, 3, 32, 32}, torch::kUInt8);
   torch::Tensor labels = torch::empty({records}, torch::kLong);
-  uint8_t* pixels = images.data_ptr<uint8_t>();
-  int64_t* label = labels.data_ptr<int64_t>();
-  for (int64_t r = 0; r < records; ++r) {
-    const uint8_t* p = bytes.data() + r * record;
-    for (int b = 0; b < label_bytes; ++b) {
-      const int64_t limit = b == label_index ? classes : (classes == 100 ? 20 : classes);
-      if (p[b] >= limit)
-        throw DataError(path + ": record " + std::to_string(r) + " has label " + std::to_string(p[b]) +
-                        ", outside [0, " + std::to_string(limit) + ")");
-    }
-    label[r] = p[label_index];
-    std::copy(p + label_bytes, p + record, pixels + r * kPixels);
-  }
-  return {images.to(torch::kFloat).div_(255), labels, classes};
+  decode_cifar(bytes, layout, name, images.data_ptr<uint8_t>(), labels.data_ptr<int64_t>());
+  return {images.to(torch::kFloat).div_(255), labels, layout.classes};
 }
 
 /// CIFAR-10 from DIR/cifar-10-batches-bin/ (or DIR itself): 5 training files, 1 test file.
@@ -135,7 +72,7 @@ inline Dataset read_cifar10(const std::string& dir, bool train) {
   }
   std::vector<torch::Tensor> images, labels;
   for (const auto& file : files) {
-    Dataset part = parse_cifar(read_file(file), file, 1, 0, 10);
+    Dataset part = parse_cifar(read_file(file), kCifar10, file);
     images.push_back(part.images);
     labels.push_back(part.labels);
   }
@@ -148,7 +85,7 @@ inline Dataset read_cifar100(const std::string& dir, bool train) {
                                ? dir + "/cifar-100-binary"
                                : dir;
   const std::string file = base + (train ? "/train.bin" : "/test.bin");
-  return parse_cifar(read_file(file), file, 2, 1, 100);
+  return parse_cifar(read_file(file), kCifar100, file);
 }
 
 /// The training and test splits of `dataset` (fashion-mnist, cifar10 or cifar100) in `dir`.

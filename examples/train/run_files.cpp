@@ -1,5 +1,7 @@
 #include "run_files.hpp"
 
+#include "data.hpp"
+
 #include <angular/detail/constants.hpp>
 
 #include <cinttypes>
@@ -27,44 +29,17 @@ void write_atomically(const fs::path& path, const std::string& text) {
   });
 }
 
-std::string metrics_csv(const std::vector<EpochRow>& rows) {
-  std::ostringstream out;
-  out << kMetricsHeader << "\n";
-  out.precision(8);
-  for (const auto& r : rows)
-    out << r.epoch << ',' << r.lr << ',' << r.train_loss << ',' << r.train_acc << ',' << r.test_acc << ',' << r.wc_intra
-        << ',' << r.w_inter << ',' << r.c_inter << ',' << r.seconds << ',' << r.p_at_1 << ',' << r.r_precision << ','
-        << r.map_at_r << "\n";
-  return out.str();
+namespace {
+
+std::string read_text(const fs::path& path) {
+  const std::vector<uint8_t> bytes = read_file(path.string());
+  return std::string(bytes.begin(), bytes.end());
 }
 
-std::vector<EpochRow> read_metrics_csv(const fs::path& path, int64_t epochs) {
-  std::vector<EpochRow> rows;
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);  // the header
-  while (static_cast<int64_t>(rows.size()) < epochs && std::getline(in, line)) {
-    EpochRow r{};
-    r.p_at_1 = r.r_precision = r.map_at_r = std::nan("");
-    // sscanf, not streams: it reads the "nan" that an epoch's metrics may hold.
-    if (std::sscanf(line.c_str(), "%" SCNd64 ",%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf", &r.epoch, &r.lr,
-                    &r.train_loss, &r.train_acc, &r.test_acc, &r.wc_intra, &r.w_inter, &r.c_inter, &r.seconds,
-                    &r.p_at_1, &r.r_precision, &r.map_at_r) >= 9)
-      rows.push_back(r);
-  }
-  return rows;
-}
+}  // namespace
 
 void EpochLog::resume(int64_t epochs_done) {
-  rows_.clear();
-  std::ifstream in(path_);
-  std::string line;
-  std::getline(in, line);  // the header
-  while (std::getline(in, line)) {
-    int64_t epoch = 0;
-    if (std::sscanf(line.c_str(), "%" SCNd64 ",", &epoch) == 1 && epoch >= 1 && epoch <= epochs_done)
-      rows_ += line + "\n";
-  }
+  rows_ = fs::exists(path_) ? epoch_rows_up_to(read_text(path_), epochs_done) : std::string();
 }
 
 void EpochLog::append(const std::string& rows) {
@@ -84,7 +59,8 @@ bool RunFolder::has_checkpoint() const { return fs::exists(checkpoint_path()); }
 std::vector<EpochRow> RunFolder::resume(int64_t epochs_done) {
   steps_.resume(epochs_done);
   histograms_.resume(epochs_done);
-  return read_metrics_csv(dir_ / "metrics.csv", epochs_done);
+  const fs::path metrics = dir_ / "metrics.csv";
+  return parse_metrics_csv(read_text(metrics), epochs_done, metrics.string());
 }
 
 void RunFolder::write_metrics(const std::vector<EpochRow>& rows) const {
@@ -156,22 +132,54 @@ void save_checkpoint(const fs::path& path, int64_t epoch, const torch::nn::Modul
   archive.write("loss", loss_archive);
   archive.write("optimizer", optimizer_archive);
   archive.write("epoch", torch::tensor(epoch));
-  write_atomically(path, [&](const std::string& temporary) { archive.save_to(temporary); });
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  write_atomically(path, frame_checkpoint(bytes.str()));
 }
+
+namespace {
+
+/// The shapes of a module's parameters and buffers, by name.
+std::vector<std::pair<std::string, std::vector<int64_t>>> shapes(const torch::nn::Module& module) {
+  std::vector<std::pair<std::string, std::vector<int64_t>>> out;
+  for (const auto& p : module.named_parameters()) out.emplace_back(p.key(), p.value().sizes().vec());
+  for (const auto& b : module.named_buffers()) out.emplace_back(b.key(), b.value().sizes().vec());
+  return out;
+}
+
+/// Loads `archive` into `module`, which must keep the shapes it had (LibTorch replaces a
+/// tensor by the archive's whatever its shape).
+void load_same_shapes(torch::nn::Module& module, torch::serialize::InputArchive& archive, const std::string& what,
+                      const fs::path& path) {
+  const auto before = shapes(module);
+  module.load(archive);
+  const auto after = shapes(module);
+  for (size_t i = 0; i < before.size(); ++i)
+    if (after[i].second != before[i].second)
+      throw DataError(path.string() + ": " + what + " " + before[i].first + " is " +
+                      c10::str(c10::IntArrayRef(after[i].second)) + ", this run's is " +
+                      c10::str(c10::IntArrayRef(before[i].second)) + " (a checkpoint of other options?)");
+}
+
+}  // namespace
 
 int64_t load_checkpoint(const fs::path& path, torch::Device device, torch::nn::Module& model, torch::nn::Module& loss,
                         torch::optim::Optimizer& optimizer) {
+  const std::string bytes = read_text(path);
+  const std::string_view archive_bytes = unframe_checkpoint(bytes, path.string());
   torch::serialize::InputArchive archive, model_archive, loss_archive, optimizer_archive;
-  archive.load_from(path.string(), device);
+  archive.load_from(archive_bytes.data(), archive_bytes.size(), device);
   archive.read("model", model_archive);
   archive.read("loss", loss_archive);
   archive.read("optimizer", optimizer_archive);
-  model.load(model_archive);
-  loss.load(loss_archive);
+  load_same_shapes(model, model_archive, "model tensor", path);
+  load_same_shapes(loss, loss_archive, "loss tensor", path);
   optimizer.load(optimizer_archive);
   torch::Tensor epoch;
   archive.read("epoch", epoch);
-  return epoch.item<int64_t>();
+  const int64_t done = epoch.item<int64_t>();
+  if (done < 1) throw DataError(path.string() + ": epoch " + std::to_string(done) + " is not a completed epoch");
+  return done;
 }
 
 }  // namespace train

@@ -9,6 +9,7 @@
 //   checkpoint.pt      model, loss and optimizer after the last completed epoch
 
 #include "evaluate.hpp"
+#include "run_formats.hpp"
 
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
@@ -24,20 +25,6 @@ namespace train {
 /// the old file or the new one, never half of one.
 void write_atomically(const std::filesystem::path& path, const std::function<void(const std::string&)>& write);
 void write_atomically(const std::filesystem::path& path, const std::string& text);
-
-struct EpochRow {
-  int64_t epoch;
-  double lr, train_loss, train_acc, test_acc, wc_intra, w_inter, c_inter, seconds;
-  double p_at_1, r_precision, map_at_r;  // retrieval of the test set against itself
-};
-
-constexpr const char* kMetricsHeader =
-    "epoch,lr,train_loss,train_acc,test_acc,wc_intra,w_inter,c_inter,seconds,p_at_1,r_precision,map_at_r";
-
-std::string metrics_csv(const std::vector<EpochRow>& rows);
-/// The first `epochs` rows of a metrics.csv (fewer if the file has fewer); rows written
-/// before the retrieval columns existed read them as NaN.
-std::vector<EpochRow> read_metrics_csv(const std::filesystem::path& path, int64_t epochs);
 
 /// One optimizer step: the loss and accuracy of its batch.
 struct StepRecord {
@@ -81,7 +68,8 @@ class RunFolder {
 /// The state a run resumes from, as one archive.
 void save_checkpoint(const std::filesystem::path& path, int64_t epoch, const torch::nn::Module& model,
                      const torch::nn::Module& loss, const torch::optim::Optimizer& optimizer);
-/// Loads into the given objects (tensors onto `device`); returns the checkpoint's epoch.
+/// Loads into the given objects (tensors onto `device`), whose parameters and buffers must have
+/// the checkpoint's shapes; returns the checkpoint's epoch (>= 1).
 int64_t load_checkpoint(const std::filesystem::path& path, torch::Device device, torch::nn::Module& model,
                         torch::nn::Module& loss, torch::optim::Optimizer& optimizer);
 

@@ -64,7 +64,9 @@ inline std::vector<LossUnderTest> losses() {
          return F::softmax_loss(x, w, y, with_case(F::SoftmaxLossFuncOptions(), ce, rows));
        },
        [](auto& x, auto& w, auto& y, auto& ce, auto) {
-         return D::cross_entropy(D::linear_logits(x, w), y, D::cross_entropy_spec(ce.apply(F::SoftmaxLossFuncOptions())));
+         // + 0·z: a non-finite logit makes its row NaN (an −∞ one would otherwise vanish).
+         const at::Tensor z = D::linear_logits(x, w);
+         return D::cross_entropy(z + z * 0, y, D::cross_entropy_spec(ce.apply(F::SoftmaxLossFuncOptions())));
        }},
   };
 }

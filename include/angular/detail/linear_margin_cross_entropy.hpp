@@ -29,7 +29,9 @@ inline at::Tensor linear_margin_cross_entropy(const at::Tensor& features, const 
   if (kernel_path(features) == KernelPath::composite) {
     if (!linear.normalize) {
       warn_if_cuda_kernels_missing(features.device());
-      return cross_entropy(linear_logits(features, weight), target, spec);
+      const at::Tensor logits = margin_logits(linear_logits(features, weight), target,
+                                              kIdentityMargin, kIdentityParams, spec.ignore_index);
+      return cross_entropy(logits, target, spec);
     }
     const auto dtype = compute_dtype(features);
     return margin_cross_entropy(cosine_matrix(features.to(dtype), weight.to(dtype)), target, margin,

@@ -11,8 +11,8 @@
 
 namespace angular::detail {
 
-/// Composite logits of a margin, for the reference path.
-inline at::Tensor margin_logits(const at::Tensor& cos, const at::Tensor& target, MarginKind margin,
+/// Composite logits of a margin for finite cosines.
+inline at::Tensor policy_logits(const at::Tensor& cos, const at::Tensor& target, MarginKind margin,
                                 MarginParams params, int64_t ignore_index) {
   switch (margin) {
     case MarginKind::arc: return arc_logits(cos, params.scale);
@@ -23,6 +23,14 @@ inline at::Tensor margin_logits(const at::Tensor& cos, const at::Tensor& target,
     case MarginKind::normface: return cos * params.scale;
   }
   TORCH_CHECK(false, "angular: unknown MarginKind ", static_cast<int>(margin));
+}
+
+/// Composite logits of a margin, for the reference path: policy_logits + 0·cos, NaN wherever
+/// a cosine is NaN or infinite, which the clamp before arccos (or an −∞ logit's zero
+/// exponential) would otherwise hide; the row's loss is then NaN, as the fused kernels give it.
+inline at::Tensor margin_logits(const at::Tensor& cos, const at::Tensor& target, MarginKind margin,
+                                MarginParams params, int64_t ignore_index) {
+  return policy_logits(cos, target, margin, params, ignore_index) + cos * 0;
 }
 
 /// Warns, once per program, that CUDA tensors on `device` take the composite path because

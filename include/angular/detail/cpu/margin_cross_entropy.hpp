@@ -145,7 +145,10 @@ struct RowKernel {
     const scalar_t* row = cos + i * classes;
     const bool smoothed = smoothing != T(0);
     const T c_y = cosine(row, y);
-    const T z_y = policy.target_logit(c_y);
+    // Every logit is z + 0·c: NaN where a cosine is NaN or infinite, which the policies' clamp
+    // would otherwise turn into a finite logit; a NaN logit makes the row's lse, loss and
+    // gradient NaN.
+    const T z_y = policy.target_logit(c_y) + T(0) * c_y;
     constexpr T lowest = -std::numeric_limits<T>::max();
     T running_max = lowest, sum = 0, weighted = 0;
     for (int64_t begin = 0, chunk = 0; begin < classes; begin += kChunk, ++chunk) {
@@ -156,13 +159,15 @@ struct RowKernel {
       V vector_weighted{};
       T top = running_max;
       for (int64_t j = begin; j < vector_end; j += kWidth) {
-        const V z = policy.logit(load_cos(row, j));
+        const V c = load_cos(row, j);
+        const V z = policy.logit(c) + T(0) * c;
         store(buffer + j, z);
         vector_max = select(z > vector_max, z, vector_max);
         if (smoothed) vector_weighted += weights(j) * z;
       }
       for (int64_t j = vector_end; j < end; ++j) {
-        buffer[j] = policy.logit(cosine(row, j));
+        const T c = cosine(row, j);
+        buffer[j] = policy.logit(c) + T(0) * c;
         top = std::max(top, buffer[j]);
         if (smoothed) weighted += weight(j) * buffer[j];
       }

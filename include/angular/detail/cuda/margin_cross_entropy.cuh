@@ -199,7 +199,9 @@ ANGULAR_KERNEL void __launch_bounds__(kBlockThreads)
     for_each_column(row, static_cast<scalar_t*>(nullptr), data.classes, lane, kThreadsPerRow,
                     [&](int64_t j, scalar_t value) {
       const T c = static_cast<T>(value);
-      const T z = j == y ? policy.target_logit(c) : policy.logit(c);
+      // z + 0·c: NaN where a cosine is NaN or infinite (which the policies' clamp would make
+      // finite), so that the row's lse, loss and gradient are NaN.
+      const T z = (j == y ? policy.target_logit(c) : policy.logit(c)) + T(0) * c;
       online.add(z);
       if (smoothed) weighted += (data.class_weight != nullptr ? data.class_weight[j] : T(1)) * z;
     });
