@@ -41,7 +41,8 @@ def corpus():
     rows = b"1,0.1,2.3,0.1,0.1,0.5,1.5,1.4,3.2,0.1,0.1,0.05\n2,0.05,1.9,0.3,0.3,0.4,1.5,1.4,3.1,nan,nan,nan\n"
     old_rows = b"1,0.1,2.3,0.1,0.1,0.5,1.5,1.4,3.2\n"
     yield "run_csv", "metrics-2.csv", bytes([2]) + METRICS_HEADER + rows
-    yield "run_csv", "metrics-old.csv", bytes([1]) + METRICS_HEADER[:58] + b"\n" + old_rows
+    old_header = b"epoch,lr,train_loss,train_acc,test_acc,wc_intra,w_inter,c_inter,seconds\n"
+    yield "run_csv", "metrics-old.csv", bytes([1]) + old_header + old_rows
     yield "run_csv", "steps.csv", bytes([1]) + b"epoch,step,loss,accuracy\n1,1,2.3,0.1\n1,2,2.2,0.2\n2,1,2.0,0.3\n"
 
 

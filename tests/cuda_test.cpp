@@ -108,7 +108,7 @@ TEST_CASE("CUDA: a NaN or infinite cosine makes its row's loss and gradient NaN"
     cos[2][1999] = bad;
     for (const auto& margin : margins()) {
       INFO(margin.name << " with " << bad);
-      const at::Tensor c = cos.to(kCuda, at::kFloat).requires_grad_(true);
+      const at::Tensor c = cos.to(kCuda.dtype(at::kFloat)).requires_grad_(true);
       const at::Tensor loss = margin.loss(c, y, none);
       loss.sum().backward();
       const at::Tensor grad = c.grad().cpu();
@@ -124,7 +124,7 @@ TEST_CASE("CUDA: a NaN or infinite cosine makes its row's loss and gradient NaN"
 
 TEST_CASE("CUDA: losses, gradients and the center update are bitwise repeatable, also in deterministic mode",
           "[cuda][determinism]") {
-  const at::Tensor cos = uniform({300, 5000}, -1, 1, 41).to(kCuda, at::kFloat);
+  const at::Tensor cos = uniform({300, 5000}, -1, 1, 41).to(kCuda.dtype(at::kFloat));
   const at::Tensor y = labels(300, 5000, 6).to(kCuda);
   const auto run = [&](const Margin& margin) {
     const at::Tensor c = cos.clone().requires_grad_(true);
@@ -132,9 +132,9 @@ TEST_CASE("CUDA: losses, gradients and the center update are bitwise repeatable,
     loss.sum().backward();
     return std::make_pair(loss.detach(), c.grad());
   };
-  const at::Tensor x = uniform({300, 16}, -1, 1, 42).to(kCuda, at::kFloat);
+  const at::Tensor x = uniform({300, 16}, -1, 1, 42).to(kCuda.dtype(at::kFloat));
   const auto centers_after = [&] {
-    at::Tensor centers = uniform({5000, 16}, -1, 1, 43).to(kCuda, at::kFloat);
+    at::Tensor centers = uniform({5000, 16}, -1, 1, 43).to(kCuda.dtype(at::kFloat));
     angular::functional::update_centers_(centers, x, y, 0.5);
     return centers;
   };

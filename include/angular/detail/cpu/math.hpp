@@ -15,15 +15,17 @@
 
 namespace angular::detail::cpu {
 
+// The bits of floats as unsigned integers: a shift of any float's bits (a NaN's included, which
+// exp's exponent arithmetic meets) is then defined.
 template <class V>
 struct Lanes {  // scalar
-  using Int = int32_t;
+  using Int = uint32_t;
 };
 
 #if defined(__GNUC__)
-/// 8 floats (one AVX2 register, two SSE ones) and their int32 twin.
+/// 8 floats (one AVX2 register, two SSE ones) and their uint32 twin.
 using FloatVec = float __attribute__((vector_size(32)));
-using IntVec = int32_t __attribute__((vector_size(32)));
+using IntVec = uint32_t __attribute__((vector_size(32)));
 template <>
 struct Lanes<FloatVec> {
   using Int = IntVec;
@@ -195,7 +197,7 @@ ANGULAR_ALWAYS_INLINE V fast_acos(const V& x) {
 template <class Ops = PortableOps, class V>
 ANGULAR_ALWAYS_INLINE V fast_asin(const V& x) {
   const V positive = static_cast<float>(kPi / 2) - acos_of_magnitude<Ops>(magnitude(x));
-  const auto sign = bit_cast_float<IntFor<V>>(x) & static_cast<int32_t>(0x80000000u);
+  const auto sign = bit_cast_float<IntFor<V>>(x) & 0x80000000u;
   return bit_cast_float<V>(bit_cast_float<IntFor<V>>(positive) ^ sign);
 }
 
