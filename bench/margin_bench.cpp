@@ -1,5 +1,5 @@
 // Fused vs composite margin cross-entropy, forward + backward on cos [B, C], in one binary:
-//   BM_<loss>_<impl>/<B>/<C>        CPU (wall time)
+//   BM_<loss>_<impl>/<B>/<C>        CPU (wall time); sub-center ArcFace has 3 cosines per class
 //   BM_<loss>_<impl>_cuda/<B>/<C>   CUDA (CUDA events, registered when a GPU is present)
 // items = B·C cosines; bytes = 8·B·C, the least traffic of any implementation (read cos
 // once, write grad once, fp32). kept_bytes = memory the forward leaves alive for backward.
@@ -43,6 +43,40 @@ Loss arcface_composite() {
   };
 }
 
+constexpr int64_t kSubCenters = 3;
+
+Loss subcenter_arcface_fused() {
+  return [](const at::Tensor& cos, const at::Tensor& y) {
+    return F::subcenter_arcface_loss(
+        cos, y, F::SubCenterArcFaceLossFuncOptions().sub_centers(kSubCenters).scale(kScale).margin(kMargin));
+  };
+}
+Loss subcenter_arcface_composite() {
+  return [](const at::Tensor& cos, const at::Tensor& y) {
+    return D::cross_entropy(D::arcface_logits(D::class_cosines(cos, kSubCenters), y, kScale, kMargin, -100), y, {});
+  };
+}
+
+/// AdaFace's inputs besides the cosines: feature norms spread over [10, 30] and statistics.
+struct AdaFaceInputs {
+  at::Tensor norms, mean, std;
+  explicit AdaFaceInputs(int64_t rows)
+      : norms(at::linspace(10, 30, rows)), mean(at::full({1}, 20.0)), std(at::full({1}, 5.0)) {}
+};
+Loss adaface_fused() {
+  return [](const at::Tensor& cos, const at::Tensor& y) {
+    const AdaFaceInputs in(cos.size(0));
+    return F::adaface_loss(cos, in.norms, y, in.mean, in.std);
+  };
+}
+Loss adaface_composite() {
+  return [](const at::Tensor& cos, const at::Tensor& y) {
+    const AdaFaceInputs in(cos.size(0));
+    const at::Tensor margins = D::adaface_margins(in.norms, in.mean, in.std, 0.4, 0.333);
+    return D::cross_entropy(D::adaface_logits(cos, y, margins, kScale, -100), y, {});
+  };
+}
+
 void set_counters(benchmark::State& state, int64_t rows, int64_t classes, int64_t kept) {
   const int64_t elements = rows * classes;
   state.SetItemsProcessed(state.iterations() * elements);
@@ -51,11 +85,12 @@ void set_counters(benchmark::State& state, int64_t rows, int64_t classes, int64_
   state.counters["kept_per_BC"] = static_cast<double>(kept) / static_cast<double>(elements);
 }
 
-void run_cpu(benchmark::State& state, const Loss& loss) {
+/// cos [B, C·columns_per_class] (K sub-centers per class: C·K cosines per row).
+void run_cpu(benchmark::State& state, const Loss& loss, int64_t columns_per_class) {
   auto& memory = bench::CountingCpuAllocator::install();
   const int64_t rows = state.range(0), classes = state.range(1);
   torch::manual_seed(0);
-  at::Tensor cos = (at::rand({rows, classes}) * 2 - 1).requires_grad_(true);
+  at::Tensor cos = (at::rand({rows, classes * columns_per_class}) * 2 - 1).requires_grad_(true);
   const at::Tensor y = at::randint(classes, {rows}, at::kLong);
   int64_t kept = 0;
   for (auto _ : state) {
@@ -66,7 +101,7 @@ void run_cpu(benchmark::State& state, const Loss& loss) {
     benchmark::DoNotOptimize(cos.grad().data_ptr());
     cos.mutable_grad() = at::Tensor();
   }
-  set_counters(state, rows, classes, kept);
+  set_counters(state, rows, classes * columns_per_class, kept);
 }
 
 #ifdef ANGULAR_HAVE_CUDA_BENCH
@@ -100,8 +135,9 @@ void run_cuda(benchmark::State& state, const Loss& loss) {
 }
 #endif
 
-void register_cpu(const std::string& name, Loss loss) {
-  auto* b = benchmark::RegisterBenchmark(name.c_str(), [loss](benchmark::State& s) { run_cpu(s, loss); });
+void register_cpu(const std::string& name, Loss loss, int64_t columns_per_class = 1) {
+  auto* b = benchmark::RegisterBenchmark(
+      name.c_str(), [loss, columns_per_class](benchmark::State& s) { run_cpu(s, loss, columns_per_class); });
   for (int64_t classes : {10, 1000, 10000, 100000}) b->Args({256, classes});
   b->Unit(benchmark::kMillisecond)->UseRealTime();
 }
@@ -115,6 +151,10 @@ int main(int argc, char** argv) {
   register_cpu("BM_arc_composite", arc_composite());
   register_cpu("BM_arcface_fused", arcface_fused());
   register_cpu("BM_arcface_composite", arcface_composite());
+  register_cpu("BM_subcenter_arcface_fused", subcenter_arcface_fused(), kSubCenters);
+  register_cpu("BM_subcenter_arcface_composite", subcenter_arcface_composite(), kSubCenters);
+  register_cpu("BM_adaface_fused", adaface_fused());
+  register_cpu("BM_adaface_composite", adaface_composite());
 #ifdef ANGULAR_HAVE_CUDA_BENCH
   if (torch::cuda::is_available()) {
     const std::vector<std::pair<std::string, Loss>> cuda = {

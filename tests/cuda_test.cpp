@@ -160,6 +160,31 @@ TEST_CASE("CUDA: losses, gradients and the center update are bitwise repeatable,
   }
 }
 
+TEST_CASE("CUDA: sub-center ArcFace takes each class's max in the kernel, over cosines and features",
+          "[cuda][margins]") {
+  Margin subcenter{"subcenter-arcface", angular::detail::MarginKind::arcface, margin_params(32, 0.5), 32};
+  subcenter.params.sub_centers = 3;
+  for (const int64_t classes : {10, 400, 2000}) {  // warp- and block-per-row
+    const at::Tensor cos = uniform({9, classes * 3}, -1, 1, 31 + classes);
+    const at::Tensor y = labels(9, classes, 32);
+    const auto cases = cross_entropy_cases(classes);
+    for (const int index : {0, 4, 10, 14}) check_cuda(subcenter, cos, y, cases[index]);
+    check_cuda(subcenter, cos, y, cases[0], at::kHalf);
+  }
+  const at::Tensor x = uniform({11, 6}, -1, 1, 33).to(at::kFloat), w = uniform({21, 6}, -1, 1, 34).to(at::kFloat);
+  const at::Tensor y = labels(11, 7, 35);
+  const LossUnderTest linear{"subcenter-arcface",
+                             [](auto& xx, auto& ww, auto& yy, auto& ce, auto rows) {
+                               return F::linear_subcenter_arcface_loss(xx, ww, yy, with_case(F::SubCenterArcFaceLossFuncOptions().scale(16), ce, rows));
+                             },
+                             [](auto& xx, auto& ww, auto& yy, auto& ce, auto rows) {
+                               return F::subcenter_arcface_loss(angular::detail::cosine_matrix(xx, ww), yy,
+                                                                with_case(F::SubCenterArcFaceLossFuncOptions().scale(16), ce, rows));
+                             }};
+  for (const int index : {0, 4, 10, 14})
+    check_against_composite(linear, x, w, y, cross_entropy_cases(7)[index], 4, 5e-5, 1e-5, at::kCUDA);
+}
+
 TEST_CASE("CUDA: four million classes stream through without [B, C] temporaries", "[cuda][large]") {
   const int64_t classes = 4'000'000;
   const at::Tensor cos = uniform({2, classes}, -1, 1, 99);

@@ -1,5 +1,5 @@
-// Differential fuzzing of the losses: seeded random cases — margin and hyper-parameters,
-// shapes, dtypes, strides, reductions, ignore_index, smoothing, class weights, cosines at and
+// Differential fuzzing of the losses: seeded random cases — every margin and its
+// hyper-parameters (sub-centers, feature norms, running statistics included), shapes, dtypes, strides, reductions, ignore_index, smoothing, class weights, cosines at and
 // next to ±1 and θ + m near π, chunk sizes — each compared with the float64 composite. A
 // failure names its seed; ANGULAR_FUZZ_SEED=<seed> replays that case alone and
 // ANGULAR_FUZZ_CASES=<n> changes how many run. CTest runs the file on the AVX2 and the
@@ -31,14 +31,60 @@ struct Draw {
   bool chance(double p) { return uniform(0, 1) < p; }
 };
 
-/// A random margin with hyper-parameters over their whole valid range.
+/// A random margin with hyper-parameters over their whole valid range (and its per-row
+/// inputs: feature norms, running statistics, curriculum weight).
 Margin draw_margin(Draw& d) {
   using angular::detail::MarginKind;
-  switch (d.integer(0, 3)) {
-    case 0: return {"arc", MarginKind::arc, {d.uniform(0.25, 8), 0}};
-    case 1: return {"arcface", MarginKind::arcface, {d.uniform(1, 64), d.chance(0.1) ? 0.0 : d.uniform(0, 1.5)}};
-    case 2: return {"cosface", MarginKind::cosface, {d.uniform(1, 64), d.uniform(0, 0.8)}};
-    default: return {"normface", MarginKind::normface, {d.uniform(1, 32), 0}};
+  const auto params = [](double scale, double margin) { return margin_params(scale, margin); };
+  switch (d.integer(0, 8)) {
+    case 0: return {"arc", MarginKind::arc, params(d.uniform(0.25, 8), 0), 1};
+    case 1: {
+      auto p = params(d.uniform(1, 64), d.chance(0.1) ? 0.0 : d.uniform(0, 1.5));
+      p.exact_gradient = !d.chance(0.2);
+      return {"arcface", MarginKind::arcface, p, p.scale};
+    }
+    case 2: {
+      const double s = d.uniform(1, 64);
+      return {"cosface", MarginKind::cosface, params(s, d.uniform(0, 0.8)), s};
+    }
+    case 3: {
+      const double s = d.uniform(1, 32);
+      return {"normface", MarginKind::normface, params(s, 0), s};
+    }
+    case 4: {
+      auto p = params(d.uniform(1, 64), d.uniform(0, 1.5));
+      p.angle_factor = d.chance(0.2) ? 1.0 : d.uniform(0.5, 3);
+      p.cosine_margin = d.chance(0.3) ? 0.0 : d.uniform(0, 0.5);
+      return {"combined", MarginKind::combined, p, p.scale};
+    }
+    case 5: {
+      auto p = params(1, static_cast<double>(d.integer(1, 5)));
+      p.lambda = d.chance(0.3) ? 0.0 : d.uniform(0, 10);
+      const double norm_hi = d.uniform(0.5, 10);
+      return {"sphereface", MarginKind::sphereface, p, norm_hi * (2 * p.margin - 1), norm_hi / 4, norm_hi, d.rng()};
+    }
+    case 6: {
+      Margin m{"adaface", MarginKind::adaface, params(d.uniform(1, 64), d.uniform(0, 0.8))};
+      m.logit_size = m.params.scale;
+      m.norm_lo = d.uniform(0.5, 20);
+      m.norm_hi = m.norm_lo + d.uniform(0, 30);
+      m.seed = d.rng();
+      m.norm_mean = d.uniform(m.norm_lo, m.norm_hi);
+      m.norm_std = d.uniform(0.01, 20);
+      m.h = d.uniform(0.1, 1);
+      return m;
+    }
+    case 7: {
+      Margin m{"curricularface", MarginKind::curricularface, params(d.uniform(1, 64), d.uniform(0, 1.5))};
+      m.logit_size = 2 * m.params.scale;
+      m.t = d.uniform(-1, 1);
+      return m;
+    }
+    default: {
+      auto p = params(d.uniform(1, 64), d.uniform(0, 1.5));
+      p.sub_centers = d.integer(2, 4);
+      return {"subcenter-arcface", MarginKind::arcface, p, p.scale};
+    }
   }
 }
 
@@ -96,10 +142,14 @@ TEST_CASE("differential fuzzing: 8000 seeded cosine-level cases against the floa
     const CrossEntropyCase c = draw_cross_entropy(d, classes);
     at::Tensor y = at::randint(classes, {rows}, at::make_generator<at::CPUGeneratorImpl>(d.rng()), at::kLong);
     if (c.ignore_index >= 0 && rows > 0) y[0] = c.ignore_index;
-    const at::Tensor cos = draw_layout(d, draw_cosines(d, rows, classes, y));
+    const at::Tensor cos = draw_layout(d, draw_cosines(d, rows, classes * margin.params.sub_centers, y));
     const at::ScalarType dtype = draw_dtype(d);
-    INFO("seed " << seed << " (replay: ANGULAR_FUZZ_SEED=" << seed << "): " << margin.name << " scale "
-                 << margin.params.scale << " margin " << margin.params.margin
+    const auto& p = margin.params;
+    INFO("seed " << seed << " (replay: ANGULAR_FUZZ_SEED=" << seed << "): " << margin.name << " scale " << p.scale
+                 << " margin " << p.margin << " m1 " << p.angle_factor << " m3 " << p.cosine_margin << " lambda "
+                 << p.lambda << (p.exact_gradient ? "" : " straight-through") << " K " << p.sub_centers << " norms ["
+                 << margin.norm_lo << ", " << margin.norm_hi << "] mean " << margin.norm_mean << " std "
+                 << margin.norm_std << " h " << margin.h << " t " << margin.t
                  << (cos.is_contiguous() ? "" : " non-contiguous"));
     check_against_reference(margin, cos, y, c, dtype);
   }

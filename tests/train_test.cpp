@@ -241,9 +241,9 @@ static train::Options tiny_run(const std::string& name, int64_t epochs) {
 TEST_CASE("two training steps per loss on tiny data, and resume equals an uninterrupted run",
           "[train][smoke]") {
   train::Options o = tiny_run("smoke", 1);
-  for (const char* loss : {"soft", "center", "arcface", "arc"}) {
+  for (const std::string& loss : train::kLosses) {
     o.loss = loss;
-    o.out = fresh_dir(std::string("smoke-") + loss).string();
+    o.out = fresh_dir("smoke-" + loss).string();
     const train::RunResult r = train::Trainer(o).run();
     INFO(loss);
     CHECK(r.rows.size() == 1);

@@ -23,10 +23,21 @@ inline void add_run_options(CLI::App& app, Options& o) {
   app.add_option("--lr", o.lr, "peak learning rate of the one-cycle policy (default: Table 1)")
       ->check(CLI::PositiveNumber);
   app.add_option("--k", o.k, "Arc's k (default: max(3, (2/pi) ln(99 (C-1))))")->check(CLI::PositiveNumber);
-  app.add_option("--scale", o.scale, "ArcFace's s (default: 16 for 10 classes, 32 for 100)")
+  app.add_option("--scale", o.scale, "s of the scaled-cosine margins (default: 16 for 10 classes, 32 for 100)")
       ->check(CLI::PositiveNumber);
-  app.add_option("--margin", o.margin, "ArcFace's m in radians (default 0.2)")
+  app.add_option("--margin", o.margin,
+                 "angular margin m in radians of arcface, subcenter-arcface, curricularface, combined (m2) "
+                 "(default 0.2) and adaface (default 0.4)")
       ->check(CLI::Range(0.0, angular::detail::kPi));
+  app.add_option("--m1", o.m1, "combined: multiplicative angular margin (default 1)")->check(CLI::PositiveNumber);
+  app.add_option("--m3", o.m3, "combined: additive cosine margin (default 0)")->check(CLI::NonNegativeNumber);
+  app.add_option("--sphereface-m", o.sphereface_m, "sphereface: integer angular margin (default 4)")
+      ->check(CLI::Range(1, 64));
+  app.add_option("--sphereface-lambda", o.sphereface_lambda,
+                 "sphereface: weight of the plain logit (default 5, the paper's final one)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--sub-centers", o.sub_centers, "subcenter-arcface: sub-centers per class (default 3)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--lambda", o.lambda, "center loss weight (default 0.003)")->check(CLI::NonNegativeNumber);
   app.add_option("--alpha", o.alpha, "center learning rate (default 0.5)")->check(CLI::Range(1e-9, 1.0));
   app.add_option("--embedding-dim", o.embedding_dim, "extra linear embedding of this width (2 for plots)")

@@ -12,14 +12,13 @@ int main(int argc, char** argv) {
   std::vector<std::string> losses = {"soft", "center", "arcface", "arc"};
   CLI::App app{"Train the same ResNet with each of the four losses and compare them", "angular-compare"};
   train::add_run_options(app, options);
-  app.add_option("--losses", losses, "which losses (default: all four)")
-      ->check(CLI::IsMember({"soft", "center", "arcface", "arc"}));
+  app.add_option("--losses", losses, "which losses (default: the paper's four)")->check(CLI::IsMember(train::kLosses));
   return train::run_cli(app, argc, argv, [&] {
     const std::string root = options.out;
     std::ostringstream csv, md;
     csv << "loss,test_error_percent,map_at_r,w_inter,c_inter,wc_intra,seconds\n";
     md << "| loss | test error % | MAP@R | WInter | CInter | WCIntra | seconds |\n|---|---|---|---|---|---|---|\n";
-    std::printf("%-8s %12s %8s %8s %8s %8s %8s\n", "loss", "test error %", "MAP@R", "WInter", "CInter", "WCIntra",
+    std::printf("%-17s %12s %8s %8s %8s %8s %8s\n", "loss", "test error %", "MAP@R", "WInter", "CInter", "WCIntra",
                 "seconds");
     for (const auto& loss : losses) {
       train::Options run = options;
@@ -31,7 +30,7 @@ int main(int argc, char** argv) {
       const auto& last = result.rows.back();
       const double error = 100 * (1 - last.test_acc);
       char line[256];
-      std::snprintf(line, sizeof line, "%-8s %12.2f %8.4f %8.4f %8.4f %8.4f %8.1f\n", loss.c_str(), error,
+      std::snprintf(line, sizeof line, "%-17s %12.2f %8.4f %8.4f %8.4f %8.4f %8.1f\n", loss.c_str(), error,
                     last.map_at_r, last.w_inter, last.c_inter, last.wc_intra, seconds);
       std::fputs(line, stdout);
       std::fflush(stdout);

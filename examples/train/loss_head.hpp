@@ -17,14 +17,29 @@ struct LossHead {
   std::shared_ptr<torch::nn::Module> module;
   std::function<torch::Tensor(const torch::Tensor& features, const torch::Tensor& labels)> loss;
   std::function<torch::Tensor(const torch::Tensor& features)> logits;
-  torch::Tensor weight() const { return module->named_parameters()["weight"]; }
+  /// One vector per class [C, D] for the angle metrics, given the classes' mean features
+  /// [C, D]: the class vectors, or with sub-centers each class's nearest to its mean.
+  std::function<torch::Tensor(const torch::Tensor& class_means)> class_vectors;
 };
 
-/// A LossHead over a module with forward(features, labels) and logits(features).
+/// A LossHead over a module with forward(features, labels), logits(features) and a weight
+/// [C·K, D] of K vectors per class.
 template <class Impl>
-LossHead bind_loss(std::shared_ptr<Impl> impl) {
+LossHead bind_loss(std::shared_ptr<Impl> impl, int64_t vectors_per_class = 1) {
   return {impl, [impl](const torch::Tensor& f, const torch::Tensor& y) { return impl->forward(f, y); },
-          [impl](const torch::Tensor& f) { return impl->logits(f); }};
+          [impl](const torch::Tensor& f) { return impl->logits(f); },
+          [impl, vectors_per_class](const torch::Tensor& means) {
+            const torch::Tensor w = impl->weight.detach();
+            if (vectors_per_class == 1) return w;
+            const int64_t classes = w.size(0) / vectors_per_class;
+            const torch::Tensor cos = angular::detail::cosine_matrix(means.to(w.options()), w)
+                                          .view({classes, classes, vectors_per_class})
+                                          .diagonal(0, 0, 1)  // [K, C]: class c's sub-centers to its mean
+                                          .t();
+            const torch::Tensor nearest = cos.argmax(1) + torch::arange(classes, cos.options().dtype(torch::kLong)) *
+                                                              vectors_per_class;
+            return w.index_select(0, nearest);
+          }};
 }
 
 /// The loss module a run asks for, with its hyper-parameters or the dataset's defaults.
@@ -47,6 +62,33 @@ inline LossHead make_loss(const RunConfig& config, int64_t classes, int64_t dim)
     angular::ArcLossOptions options(classes, dim);
     if (o.k) options.k(*o.k);
     return bind_loss(std::make_shared<angular::ArcLossImpl>(options));
+  }
+  const double scale = o.scale.value_or(config.defaults.arcface_scale);
+  const double margin = o.margin.value_or(config.defaults.arcface_margin);
+  if (o.loss == "combined") {
+    angular::CombinedMarginLossOptions options(classes, dim);
+    options.scale(scale).m1(o.m1.value_or(1.0)).m2(margin).m3(o.m3.value_or(0.0));
+    return bind_loss(std::make_shared<angular::CombinedMarginLossImpl>(options));
+  }
+  if (o.loss == "sphereface") {
+    angular::SphereFaceLossOptions options(classes, dim);
+    options.margin(o.sphereface_m).lambda(o.sphereface_lambda);
+    return bind_loss(std::make_shared<angular::SphereFaceLossImpl>(options));
+  }
+  if (o.loss == "subcenter-arcface") {
+    angular::SubCenterArcFaceLossOptions options(classes, dim, o.sub_centers);
+    options.scale(scale).margin(margin);
+    return bind_loss(std::make_shared<angular::SubCenterArcFaceLossImpl>(options), o.sub_centers);
+  }
+  if (o.loss == "adaface") {
+    angular::AdaFaceLossOptions options(classes, dim);
+    options.scale(scale).margin(o.margin.value_or(0.4));
+    return bind_loss(std::make_shared<angular::AdaFaceLossImpl>(options));
+  }
+  if (o.loss == "curricularface") {
+    angular::CurricularFaceLossOptions options(classes, dim);
+    options.scale(scale).margin(margin);
+    return bind_loss(std::make_shared<angular::CurricularFaceLossImpl>(options));
   }
   throw std::invalid_argument("unknown loss " + o.loss);
 }

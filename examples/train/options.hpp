@@ -2,23 +2,33 @@
 // The options of a training run, and the paper's defaults (Table 1) that resolve() fills in
 // for those left at zero.
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace train {
 
 /// Where Debian's dataset-fashion-mnist package puts its four gzip IDX files.
 constexpr const char* kDebianFashionMnist = "/usr/share/datasets/fashion-mnist";
 
+/// The losses a run can train with: the paper's four, then the other margins.
+inline const std::vector<std::string> kLosses = {"soft",       "center",     "arcface",           "arc",
+                                                 "combined",   "sphereface", "subcenter-arcface", "adaface",
+                                                 "curricularface"};
+
 struct Options {
   std::string dataset = "fashion-mnist";  // fashion-mnist | cifar10 | cifar100
   std::string data;                       // default: Debian's Fashion-MNIST folder
-  std::string loss = "arc";               // soft | center | arcface | arc
+  std::string loss = "arc";               // one of kLosses
   int64_t epochs = 0, batch_size = 0;     // 0: the paper's Table 1 value
   double lr = 0;                          // 0: Table 1's value for the loss
   std::optional<double> k, scale, margin, lambda, alpha;
+  std::optional<double> m1, m3;           // the combined margin's
+  double sphereface_m = 4, sphereface_lambda = 5;
+  int64_t sub_centers = 3;
   int64_t embedding_dim = 0;  // 0: the network's pooled features
   bool augment = false;
   int64_t train_limit = 0, test_limit = 0;
@@ -48,11 +58,12 @@ inline DatasetDefaults defaults_for(const std::string& dataset) {
   throw std::invalid_argument("unknown dataset " + dataset);
 }
 
+/// Table 1's learning rate for the paper's losses; ArcFace's for the other margins.
 inline double default_lr(const DatasetDefaults& d, const std::string& loss) {
   if (loss == "soft") return d.lr_soft;
   if (loss == "center") return d.lr_center;
-  if (loss == "arcface") return d.lr_arcface;
   if (loss == "arc") return d.lr_arc;
+  if (std::find(kLosses.begin(), kLosses.end(), loss) != kLosses.end()) return d.lr_arcface;
   throw std::invalid_argument("unknown loss " + loss);
 }
 

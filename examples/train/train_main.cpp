@@ -1,4 +1,4 @@
-// angular-train: one reference training run (a CIFAR-style ResNet with one of the four
+// angular-train: one reference training run (a CIFAR-style ResNet with one of angular's
 // losses), writing metrics.csv, summary.json, checkpoints, histograms and test features.
 
 #include "cli.hpp"
@@ -7,9 +7,11 @@ int main(int argc, char** argv) {
   train::Options options;
   CLI::App app{"Train a ResNet with one of angular's losses and measure its angles", "angular-train"};
   train::add_run_options(app, options);
-  app.add_option("--loss", options.loss, "soft, center, arcface or arc")
+  app.add_option("--loss", options.loss,
+                 "soft, center, arcface, arc (the paper's), combined, sphereface, subcenter-arcface, adaface or "
+                 "curricularface")
       ->required()
-      ->check(CLI::IsMember({"soft", "center", "arcface", "arc"}));
+      ->check(CLI::IsMember(train::kLosses));
   return train::run_cli(app, argc, argv, [&] {
     const train::RunResult result = train::Trainer(options).run();
     const train::EpochRow& last = result.rows.back();

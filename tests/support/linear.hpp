@@ -26,6 +26,11 @@ Options with_case(Options options, const CrossEntropyCase& ce, int64_t chunk_row
   return ce.apply(options).chunk_rows(chunk_rows);
 }
 
+/// A combined margin with all three parts.
+inline F::CombinedMarginLossFuncOptions combined_options() {
+  return F::CombinedMarginLossFuncOptions().scale(16).m1(1.35).m2(0.3).m3(0.2);
+}
+
 inline std::vector<LossUnderTest> losses() {
   namespace D = angular::detail;
   return {
@@ -58,6 +63,49 @@ inline std::vector<LossUnderTest> losses() {
        },
        [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
          return F::normface_loss(D::cosine_matrix(x, w), y, with_case(F::NormFaceLossFuncOptions(), ce, rows));
+       }},
+      {"arcface-straight-through",
+       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
+         return F::linear_arcface_loss(
+             x, w, y, with_case(F::ArcFaceLossFuncOptions().scale(16).exact_gradient(false), ce, rows));
+       },
+       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
+         return F::arcface_loss(D::cosine_matrix(x, w), y,
+                                with_case(F::ArcFaceLossFuncOptions().scale(16).exact_gradient(false), ce, rows));
+       }},
+      {"combined",
+       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
+         return F::linear_combined_margin_loss(x, w, y, with_case(combined_options(), ce, rows));
+       },
+       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
+         return F::combined_margin_loss(D::cosine_matrix(x, w), y, with_case(combined_options(), ce, rows));
+       }},
+      {"sphereface",
+       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
+         return F::linear_sphereface_loss(x, w, y, with_case(F::SphereFaceLossFuncOptions().lambda(0.5), ce, rows));
+       },
+       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
+         return F::sphereface_loss(D::cosine_matrix(x, w), D::feature_norms(x), y,
+                                   with_case(F::SphereFaceLossFuncOptions().lambda(0.5), ce, rows));
+       }},
+      {"adaface",
+       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
+         return F::linear_adaface_loss(x, w, y, at::full({1}, 1.2, x.options()), at::full({1}, 0.5, x.options()),
+                                       with_case(F::AdaFaceLossFuncOptions().scale(16), ce, rows));
+       },
+       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
+         return F::adaface_loss(D::cosine_matrix(x, w), x.norm(2, 1), y, at::full({1}, 1.2, x.options()),
+                                at::full({1}, 0.5, x.options()),
+                                with_case(F::AdaFaceLossFuncOptions().scale(16), ce, rows));
+       }},
+      {"curricularface",
+       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
+         return F::linear_curricularface_loss(x, w, y, at::full({1}, 0.3, x.options()),
+                                              with_case(F::CurricularFaceLossFuncOptions().scale(16), ce, rows));
+       },
+       [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
+         return F::curricularface_loss(D::cosine_matrix(x, w), y, at::full({1}, 0.3, x.options()),
+                                       with_case(F::CurricularFaceLossFuncOptions().scale(16), ce, rows));
        }},
       {"softmax",
        [](auto& x, auto& w, auto& y, auto& ce, auto rows) {

@@ -1,30 +1,83 @@
 #pragma once
-// The four margins over cosines, called through their public functional API, and their
-// composite float64 reference (the oracle of the fused kernels).
+// The margins over cosines, called through their public functional API, and their composite
+// float64 reference (the oracle of the fused kernels).
 
 #include "common.hpp"
 
 namespace testing {
 
+/// A margin with its hyper-parameters and, for the margins that have them, its per-row inputs:
+/// feature norms (SphereFace, AdaFace) drawn in [norm_lo, norm_hi] from `seed` for each batch
+/// size, AdaFace's running statistics, CurricularFace's t.
 struct Margin {
   std::string name;
   angular::detail::MarginKind kind;
   angular::detail::MarginParams params;
+  double logit_size = 1;  // the size of the logits, for the comparison's rounding allowance
+  double norm_lo = 1, norm_hi = 1;
+  uint64_t seed = 0;
+  double norm_mean = 20, norm_std = 100, h = 0.333;  // AdaFace
+  double t = 0;                                      // CurricularFace
+
+  /// The feature norms of a batch of `rows`, float64.
+  at::Tensor norms(int64_t rows) const { return uniform({rows}, norm_lo, norm_hi, seed); }
+
+  /// The per-row parameters the kernels see, float64 [rows, P] (undefined where P = 0).
+  at::Tensor row_params(int64_t rows) const {
+    namespace D = angular::detail;
+    switch (kind) {
+      case D::MarginKind::sphereface: return norms(rows).unsqueeze(1);
+      case D::MarginKind::adaface:
+        return D::adaface_margins(norms(rows), at::scalar_tensor(norm_mean, at::kDouble),
+                                  at::scalar_tensor(norm_std, at::kDouble), params.margin, h);
+      case D::MarginKind::curricularface: return at::full({rows, 1}, t, at::kDouble);
+      default: return at::Tensor();
+    }
+  }
 
   /// The library's loss (fused where kernel_path says so).
   at::Tensor loss(const at::Tensor& cos, const at::Tensor& y, const CrossEntropyCase& c) const {
     namespace F = angular::functional;
+    namespace D = angular::detail;
+    const auto on_cos = [&](const at::Tensor& t) { return t.to(cos.device()); };
+    const at::Tensor stat_mean = on_cos(at::full({1}, norm_mean)), stat_std = on_cos(at::full({1}, norm_std));
     switch (kind) {
-      case angular::detail::MarginKind::arc:
-        return F::arc_loss(cos, y, c.apply(F::ArcLossFuncOptions().k(params.scale)));
-      case angular::detail::MarginKind::arcface:
-        return F::arcface_loss(
-            cos, y, c.apply(F::ArcFaceLossFuncOptions().scale(params.scale).margin(params.margin)));
-      case angular::detail::MarginKind::cosface:
+      case D::MarginKind::arc: return F::arc_loss(cos, y, c.apply(F::ArcLossFuncOptions().k(params.scale)));
+      case D::MarginKind::arcface:
+        if (params.sub_centers > 1)
+          return F::subcenter_arcface_loss(cos, y,
+                                           c.apply(F::SubCenterArcFaceLossFuncOptions()
+                                                       .sub_centers(params.sub_centers)
+                                                       .scale(params.scale)
+                                                       .margin(params.margin)));
+        return F::arcface_loss(cos, y,
+                               c.apply(F::ArcFaceLossFuncOptions()
+                                           .scale(params.scale)
+                                           .margin(params.margin)
+                                           .exact_gradient(params.exact_gradient)));
+      case D::MarginKind::cosface:
         return F::cosface_loss(
             cos, y, c.apply(F::CosFaceLossFuncOptions().scale(params.scale).margin(params.margin)));
-      case angular::detail::MarginKind::normface:
+      case D::MarginKind::normface:
         return F::normface_loss(cos, y, c.apply(F::NormFaceLossFuncOptions().scale(params.scale)));
+      case D::MarginKind::combined:
+        return F::combined_margin_loss(cos, y,
+                                       c.apply(F::CombinedMarginLossFuncOptions()
+                                                   .scale(params.scale)
+                                                   .m1(params.angle_factor)
+                                                   .m2(params.margin)
+                                                   .m3(params.cosine_margin)));
+      case D::MarginKind::sphereface:
+        return F::sphereface_loss(
+            cos, on_cos(norms(cos.size(0))), y,
+            c.apply(F::SphereFaceLossFuncOptions().margin(params.margin).lambda(params.lambda)));
+      case D::MarginKind::adaface:
+        return F::adaface_loss(cos, on_cos(norms(cos.size(0))), y, stat_mean, stat_std,
+                               c.apply(F::AdaFaceLossFuncOptions().scale(params.scale).margin(params.margin).h(h)));
+      case D::MarginKind::curricularface:
+        return F::curricularface_loss(
+            cos, y, on_cos(at::full({1}, t)),
+            c.apply(F::CurricularFaceLossFuncOptions().scale(params.scale).margin(params.margin)));
     }
     FAIL("unknown MarginKind");
     return {};
@@ -33,7 +86,7 @@ struct Margin {
   /// |∂z_ij/∂c_ij| of the reference logits (each logit depends on its own cosine only).
   at::Tensor logit_slope(const at::Tensor& cos, const at::Tensor& y, int64_t ignore_index) const {
     const at::Tensor c64 = cos.detach().to(at::kDouble).requires_grad_(true);
-    angular::detail::margin_logits(c64, y, kind, params, ignore_index).sum().backward();
+    angular::detail::margin_logits(c64, y, kind, params, row_params(cos.size(0)), ignore_index).sum().backward();
     return c64.grad().abs();
   }
 
@@ -42,16 +95,38 @@ struct Margin {
     const at::Tensor c64 = cos.to(at::kDouble);
     const auto spec = angular::detail::cross_entropy_spec(c.apply(angular::functional::ArcLossFuncOptions()));
     return angular::detail::cross_entropy(
-        angular::detail::margin_logits(c64, y, kind, params, spec.ignore_index), y, spec);
+        angular::detail::margin_logits(c64, y, kind, params, row_params(cos.size(0)), spec.ignore_index), y, spec);
   }
 };
 
+/// Margin parameters from their common fields.
+inline angular::detail::MarginParams margin_params(double scale, double margin) {
+  angular::detail::MarginParams p;
+  p.scale = scale;
+  p.margin = margin;
+  return p;
+}
+
 inline std::vector<Margin> margins() {
   using angular::detail::MarginKind;
-  return {{"arc", MarginKind::arc, {4.0, 0.0}},
-          {"arcface", MarginKind::arcface, {64.0, 0.5}},
-          {"cosface", MarginKind::cosface, {30.0, 0.35}},
-          {"normface", MarginKind::normface, {16.0, 0.0}}};
+  auto combined = margin_params(32.0, 0.3);
+  combined.angle_factor = 1.35;
+  combined.cosine_margin = 0.2;
+  auto sphereface = margin_params(1.0, 4);
+  sphereface.lambda = 0.5;
+  auto straight_through = margin_params(64.0, 0.5);
+  straight_through.exact_gradient = false;
+  std::vector<Margin> out = {{"arc", MarginKind::arc, margin_params(4.0, 0.0), 1},
+                             {"arcface", MarginKind::arcface, margin_params(64.0, 0.5), 64},
+                             {"arcface-straight-through", MarginKind::arcface, straight_through, 64},
+                             {"cosface", MarginKind::cosface, margin_params(30.0, 0.35), 30},
+                             {"normface", MarginKind::normface, margin_params(16.0, 0.0), 16},
+                             {"combined", MarginKind::combined, combined, 32},
+                             {"sphereface", MarginKind::sphereface, sphereface, 5 * 7, 0.5, 5, 11},
+                             {"adaface", MarginKind::adaface, margin_params(64.0, 0.4), 64, 10, 40, 12, 22, 6},
+                             {"curricularface", MarginKind::curricularface, margin_params(64.0, 0.5), 128}};
+  out.back().t = 0.4;
+  return out;
 }
 
 /// Loss and gradient of the library's path for cosines on `device` against the float64
@@ -74,7 +149,7 @@ inline void check_against_reference(const Margin& margin, const at::Tensor& cos,
   const at::Tensor reference_input = input.detach().cpu().to(at::kDouble).requires_grad_(true);
   const at::Tensor want = margin.reference(reference_input, y, c);
   CHECK(got.scalar_type() == (dtype == at::kDouble ? at::kDouble : at::kFloat));
-  const double logit_scale = std::max(1.0, margin.kind == angular::detail::MarginKind::arc ? 1.0 : margin.params.scale);
+  const double logit_scale = std::max(1.0, margin.logit_size);
   const bool summed = std::holds_alternative<torch::enumtype::kSum>(c.reduction);
   const double loss_atol = 1e-5 * logit_scale * (summed ? std::max<int64_t>(1, cos.size(0)) : 1);
   CHECK(close(got, want, 1e-4, loss_atol));

@@ -60,6 +60,37 @@ inline void check_cosface_scale_margin(double scale, double margin) {
   check_hyperparameter("margin", margin, margin >= 0, "a finite number >= 0");
 }
 
+/// The combined margin cos(m1·θ + m2) − m3.
+inline void check_combined_margins(double scale, double m1, double m2, double m3) {
+  check_scale(scale);
+  check_hyperparameter("m1", m1, m1 > 0, "a finite number > 0");
+  check_hyperparameter("m2", m2, m2 >= 0 && m2 < kPi, "in [0, pi) radians");
+  check_hyperparameter("m3", m3, m3 >= 0, "a finite number >= 0");
+}
+
+/// SphereFace's integer angular margin m and annealing λ.
+inline void check_sphereface_margin(double margin, double lambda) {
+  check_hyperparameter("margin", margin, margin >= 1 && margin <= 64 && std::floor(margin) == margin,
+                       "an integer in [1, 64] (SphereFace's m)");
+  check_hyperparameter("lambda", lambda, lambda >= 0, "a finite number >= 0");
+}
+
+inline void check_sub_centers(int64_t sub_centers) {
+  TORCH_CHECK(sub_centers >= 1, "angular: sub_centers must be >= 1, got ", sub_centers);
+}
+
+/// An exponential moving average's momentum (the weight of the new value).
+inline void check_momentum(double momentum) {
+  check_hyperparameter("momentum", momentum, momentum > 0 && momentum <= 1, "in (0, 1]");
+}
+
+/// AdaFace's scale s, margin m and concentration h.
+inline void check_adaface(double scale, double margin, double h) {
+  check_scale(scale);
+  check_hyperparameter("margin", margin, margin >= 0 && margin < kPi / 2, "in [0, pi/2) radians");
+  check_hyperparameter("h", h, h > 0, "a finite number > 0");
+}
+
 inline void check_module_sizes(const char* options, int64_t num_classes, int64_t embedding_dim) {
   TORCH_CHECK(num_classes >= 1, "angular: ", options, "::num_classes must be >= 1, got ",
               num_classes);
@@ -78,6 +109,24 @@ inline void check_same_device(const at::Tensor& a, const char* a_name, const at:
                               const char* b_name) {
   TORCH_CHECK(a.device() == b.device(), "angular: ", b_name, " is on ", b.device(), " but ",
               a_name, " is on ", a.device());
+}
+
+/// A per-row vector `t` ([B] floating, on `input`'s device, one per row of input).
+inline void check_row_vector(const at::Tensor& t, const char* name, const at::Tensor& input, const char* input_name) {
+  TORCH_CHECK(t.defined(), "angular: ", name, " is an undefined tensor");
+  TORCH_CHECK(at::isFloatingType(t.scalar_type()), "angular: ", name, " must be floating-point, got ",
+              t.scalar_type());
+  TORCH_CHECK(t.dim() == 1 && t.size(0) == input.size(0), "angular: ", name, " must be [", input.size(0),
+              "] to match ", input_name, " ", input.sizes(), ", got shape ", t.sizes());
+  check_same_device(input, input_name, t, name);
+}
+
+/// A running statistic `t`: one floating-point element on `input`'s device.
+inline void check_statistic(const at::Tensor& t, const char* name, const at::Tensor& input, const char* input_name) {
+  TORCH_CHECK(t.defined(), "angular: ", name, " is an undefined tensor");
+  TORCH_CHECK(at::isFloatingType(t.scalar_type()) && t.numel() == 1, "angular: ", name,
+              " must hold one floating-point number, got ", t.scalar_type(), " of shape ", t.sizes());
+  check_same_device(input, input_name, t, name);
 }
 
 /// features [B, D] against class vectors [C, D] (weight, centers).
@@ -161,21 +210,27 @@ inline at::ScalarType compute_dtype(const at::Tensor& a, const at::Tensor& b = {
 
 namespace angular::detail {
 
-/// Inputs of a loss over cosines: cos [B, C] floating with C >= 1, labels, class weights.
+/// Inputs of a loss over cosines: cos [B, C·K] floating with C >= 1 (K sub-centers per class),
+/// labels, class weights.
 inline void check_cosine_loss_inputs(const at::Tensor& cos, const at::Tensor& target,
-                                     const CrossEntropySpec& spec) {
+                                     const CrossEntropySpec& spec, int64_t sub_centers = 1) {
   check_floating_matrix(cos, "cos");
+  check_sub_centers(sub_centers);
   TORCH_CHECK(cos.size(1) >= 1, "angular: cos must have at least one class column, got shape ",
               cos.sizes());
-  check_cross_entropy_spec(spec, cos, cos.size(1));
-  check_labels(target, "target", cos, "cos", cos.size(1), spec.ignore_index);
+  TORCH_CHECK(cos.size(1) % sub_centers == 0, "angular: cos must have sub_centers (", sub_centers,
+              ") columns per class, got shape ", cos.sizes());
+  const int64_t classes = cos.size(1) / sub_centers;
+  check_cross_entropy_spec(spec, cos, classes);
+  check_labels(target, "target", cos, "cos", classes, spec.ignore_index);
 }
 
-/// Inputs of a loss over features: features [B, D], class vectors weight [C, D] with C >= 1
-/// and the same dtype, labels, class weights, and the chunking option.
+/// Inputs of a loss over features: features [B, D], class vectors weight [C·K, D] (K
+/// sub-centers per class) with C >= 1 and the same dtype, labels, class weights, and the chunking
+/// option.
 inline void check_feature_loss_inputs(const at::Tensor& features, const at::Tensor& weight,
                                       const at::Tensor& target, const CrossEntropySpec& spec,
-                                      int64_t chunk_rows) {
+                                      int64_t chunk_rows, int64_t sub_centers = 1) {
   check_features(features, weight, "weight");
   TORCH_CHECK(features.scalar_type() == weight.scalar_type(), "angular: features are ",
               features.scalar_type(), " but weight is ", weight.scalar_type(),
@@ -184,8 +239,12 @@ inline void check_feature_loss_inputs(const at::Tensor& features, const at::Tens
               weight.sizes());
   TORCH_CHECK(chunk_rows >= 0, "angular: chunk_rows must be >= 1, or 0 to size the chunks from "
               "kDefaultWorkspaceBytes, got ", chunk_rows);
-  check_cross_entropy_spec(spec, features, weight.size(0));
-  check_labels(target, "target", features, "features", weight.size(0), spec.ignore_index);
+  check_sub_centers(sub_centers);
+  TORCH_CHECK(weight.size(0) % sub_centers == 0, "angular: weight must have sub_centers (", sub_centers,
+              ") rows per class, got shape ", weight.sizes());
+  const int64_t classes = weight.size(0) / sub_centers;
+  check_cross_entropy_spec(spec, features, classes);
+  check_labels(target, "target", features, "features", classes, spec.ignore_index);
 }
 
 }  // namespace angular::detail

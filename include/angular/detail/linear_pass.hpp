@@ -16,6 +16,7 @@
 #include <angular/detail/constants.hpp>
 #include <angular/detail/cpu/margin_cross_entropy.hpp>
 #include <angular/detail/row_loss.hpp>
+#include <angular/detail/row_parameters.hpp>
 #include <angular/options/cross_entropy.hpp>
 
 #include <ATen/ATen.h>
@@ -60,23 +61,24 @@ inline RowNorms row_norms(const at::Tensor& m, at::ScalarType dtype) {
   return {norm.clamp_min(kNormEps).reciprocal(), norm >= kNormEps};
 }
 
-/// The row kernels on one chunk: lse, row_loss and, where `grad` is defined, the cosine
-/// gradient of Σ_i s_i·loss_i with s_i = row_scale[i], or `scale` where row_scale is undefined.
-inline void chunk_row_kernels(const RowKernels& kernels, const RowLossArgs& row, at::Tensor& lse,
-                              at::Tensor& row_loss, at::Tensor& grad, double scale,
+/// The row kernels on one chunk: out's lse, row_loss (and entropy where defined) and, where
+/// out.grad_cos is defined, the cosine gradient of Σ_i s_i·loss_i with s_i = row_scale[i], or
+/// `scale` where row_scale is undefined.
+inline void chunk_row_kernels(const RowKernels& kernels, const RowLossArgs& row, RowOutputs& out, double scale,
                               const at::Tensor& row_scale) {
   if (kernels.backward == nullptr) {  // the forward writes the gradient, row scales and all
     RowLossArgs scaled = row;
     scaled.row_scale = row_scale;
-    kernels.forward(scaled, lse, row_loss, grad, scale);
+    kernels.forward(scaled, out, scale);
     return;
   }
-  at::Tensor no_grad;
-  kernels.forward(row, lse, row_loss, no_grad, 1.0);
-  if (!grad.defined()) return;
+  RowOutputs values = out;
+  values.grad_cos = at::Tensor();
+  kernels.forward(row, values, 1.0);
+  if (!out.grad_cos.defined()) return;
   const at::Tensor row_grad =
-      row_scale.defined() ? row_scale.contiguous() : at::full({lse.size(0)}, scale, lse.options());
-  kernels.backward(row, lse, row_grad, grad);
+      row_scale.defined() ? row_scale.contiguous() : at::full({out.lse.size(0)}, scale, out.lse.options());
+  kernels.backward(row, out.lse, row_grad, out.grad_cos);
 }
 
 /// An uninitialised tensor; on the CPU in huge pages where Linux gives them (a fresh [C, D]
@@ -125,21 +127,28 @@ inline LinearPass linear_pass(const LinearArgs& args, const RowKernels& kernels,
   const at::Tensor& weight = args.weight;
   const at::ScalarType dtype = weight.scalar_type();  // of the products
   const at::ScalarType compute = args.row.weight_sum.scalar_type();
+  // `classes` counts the product's columns: C·K with sub-centers.
   const int64_t rows = args.features.size(0), classes = weight.size(0), dim = weight.size(1);
   const auto compute_options = args.features.options().dtype(compute);
 
   at::Tensor x = args.features.to(compute);
   RowNorms x_norms, w_norms;
+  RowLossArgs row_args = args.row;
   if (args.normalize) {
     x_norms = row_norms(x, compute);
     x = x * x_norms.inverse.unsqueeze(1);  // x̂, [B, D]
     w_norms = row_norms(weight, compute);  // q, [C]: no normalised copy of W
+    // A margin scaled by the feature norm (SphereFace) has it as its row parameter.
+    if (margin_scales_rows(row_args.margin)) row_args.row_params = x_norms.inverse.reciprocal().unsqueeze(1);
   }
   const at::Tensor operand = x.to(dtype).contiguous();  // x̂ in the products' dtype
 
   LinearPass out;
   out.lse = at::empty({rows}, compute_options);
   out.row_loss = at::empty({rows}, compute_options);
+  // The norm's own gradient (SphereFace) follows from each row's loss and entropy.
+  const bool norm_grad = grad_features && args.normalize && margin_scales_rows(row_args.margin);
+  const at::Tensor entropy = norm_grad ? at::empty({rows}, compute_options) : at::Tensor();
   const bool any_grad = grad_features || grad_weight;
   at::Tensor grad_x_hat = grad_features ? at::empty({rows, dim}, compute_options) : at::Tensor();
   at::Tensor grad_w;
@@ -157,16 +166,19 @@ inline LinearPass linear_pass(const LinearArgs& args, const RowKernels& kernels,
     const at::Tensor x_chunk = operand.narrow(0, begin, n);
     at::Tensor products = products_workspace.narrow(0, 0, n);
     at::mm_out(products, x_chunk, weight.t());
-    RowLossArgs row = args.row;
+    RowLossArgs row = row_args;
     row.cos = products;  // the cosines once scaled by q
     if (args.normalize && in_place) row.column_scale = w_norms.inverse;
     else if (args.normalize) products.mul_(w_norms.inverse);
-    row.target = args.row.target.narrow(0, begin, n);
-    at::Tensor lse = out.lse.narrow(0, begin, n), loss = out.row_loss.narrow(0, begin, n);
-    at::Tensor grad = !any_grad ? at::Tensor() : in_place ? products : grad_workspace.narrow(0, 0, n);
-    chunk_row_kernels(kernels, row, lse, loss, grad, scale,
+    row.target = row_args.target.narrow(0, begin, n);
+    if (row.row_params.defined()) row.row_params = row_args.row_params.narrow(0, begin, n);
+    RowOutputs chunk_out{out.lse.narrow(0, begin, n), out.row_loss.narrow(0, begin, n),
+                         norm_grad ? entropy.narrow(0, begin, n) : at::Tensor(),
+                         !any_grad ? at::Tensor() : in_place ? products : grad_workspace.narrow(0, 0, n)};
+    chunk_row_kernels(kernels, row, chunk_out, scale,
                       row_scale.defined() ? row_scale.narrow(0, begin, n) : at::Tensor());
     if (!any_grad) continue;
+    const at::Tensor& grad = chunk_out.grad_cos;
     if (args.normalize && !in_place) grad.mul_(w_norms.inverse);  // G: the gradient of x̂·w_j
     if (grad_features) {
       at::Tensor rows_grad = grad_x_hat.narrow(0, begin, n);
@@ -178,8 +190,15 @@ inline LinearPass linear_pass(const LinearArgs& args, const RowKernels& kernels,
 
   if (grad_features) {
     if (args.normalize) {
-      const at::Tensor along = (x * grad_x_hat).sum(1) * x_norms.passes;
+      at::Tensor along = (x * grad_x_hat).sum(1) * x_norms.passes;
       grad_x_hat = (grad_x_hat - x * along.unsqueeze(1)) * x_norms.inverse.unsqueeze(1);
+      if (norm_grad) {  // + ∂L/∂‖x_i‖ · x̂_i
+        const at::Tensor factor = row_scale.defined() ? row_scale : at::scalar_tensor(scale, compute_options);
+        const int64_t logit_classes = classes / row_args.params.sub_centers;
+        const at::Tensor norm_gradient =
+            row_factor_gradient(row_args, logit_classes, out.row_loss, entropy, factor, row_args.row_params.select(1, 0));
+        grad_x_hat.addcmul_(x, (norm_gradient * x_norms.passes).unsqueeze(1));
+      }
     }
     out.grad_features = grad_x_hat.to(args.features.scalar_type());
   }

@@ -11,26 +11,36 @@
 
 namespace angular::detail {
 
-/// Composite logits of a margin for finite cosines.
+/// Composite logits of a margin for finite class cosines [B, C]; `row_params` [B, P] holds
+/// the margin's per-row parameters (row_parameter_count).
 inline at::Tensor policy_logits(const at::Tensor& cos, const at::Tensor& target, MarginKind margin,
-                                MarginParams params, int64_t ignore_index) {
+                                const MarginParams& params, const at::Tensor& row_params, int64_t ignore_index) {
+  const double s = params.scale, m = params.margin;
   switch (margin) {
-    case MarginKind::arc: return arc_logits(cos, params.scale);
-    case MarginKind::arcface:
-      return arcface_logits(cos, target, params.scale, params.margin, ignore_index);
-    case MarginKind::cosface:
-      return cosface_logits(cos, target, params.scale, params.margin, ignore_index);
-    case MarginKind::normface: return cos * params.scale;
+    case MarginKind::arc: return arc_logits(cos, s);
+    case MarginKind::arcface: return arcface_logits(cos, target, s, m, ignore_index, params.exact_gradient);
+    case MarginKind::cosface: return cosface_logits(cos, target, s, m, ignore_index);
+    case MarginKind::normface: return cos * s;
+    case MarginKind::combined:
+      return combined_logits(cos, target, s, params.angle_factor, m, params.cosine_margin, ignore_index);
+    case MarginKind::sphereface:
+      return sphereface_logits(cos, target, row_params.select(1, 0), static_cast<int64_t>(m), params.lambda,
+                               ignore_index);
+    case MarginKind::adaface: return adaface_logits(cos, target, row_params, s, ignore_index);
+    case MarginKind::curricularface:
+      return curricularface_logits(cos, target, row_params.select(1, 0), s, m, ignore_index);
   }
   TORCH_CHECK(false, "angular: unknown MarginKind ", static_cast<int>(margin));
 }
 
-/// Composite logits of a margin, for the reference path: policy_logits + 0·cos, NaN wherever
-/// a cosine is NaN or infinite, which the clamp before arccos (or an −∞ logit's zero
-/// exponential) would otherwise hide; the row's loss is then NaN, as the fused kernels give it.
+/// Composite logits of a margin, for the reference path, from cos [B, C·K] (K sub-centers per
+/// class): policy_logits of the class cosines + 0·c, NaN wherever a cosine is NaN or infinite,
+/// which the clamp before arccos (or an −∞ logit's zero exponential) would otherwise hide; the
+/// row's loss is then NaN, as the fused kernels give it.
 inline at::Tensor margin_logits(const at::Tensor& cos, const at::Tensor& target, MarginKind margin,
-                                MarginParams params, int64_t ignore_index) {
-  return policy_logits(cos, target, margin, params, ignore_index) + cos * 0;
+                                const MarginParams& params, const at::Tensor& row_params, int64_t ignore_index) {
+  const at::Tensor c = class_cosines(cos, params.sub_centers);
+  return policy_logits(c, target, margin, params, row_params, ignore_index) + c * 0;
 }
 
 /// Warns, once per program, that CUDA tensors on `device` take the composite path because
@@ -44,16 +54,20 @@ inline void warn_if_cuda_kernels_missing(const at::Device& device) {
       "call angular::register_cuda_kernels() once.");
 }
 
-/// The margin cross-entropy of cosines. Inputs are validated by the caller.
-inline at::Tensor margin_cross_entropy(const at::Tensor& cos, const at::Tensor& target,
-                                       MarginKind margin, MarginParams params,
+/// The margin cross-entropy of cosines [B, C·K] with the margin's per-row parameters
+/// (row_params [B, P], or undefined where P = 0). Inputs are validated by the caller.
+inline at::Tensor margin_cross_entropy(const at::Tensor& cos, const at::Tensor& target, MarginKind margin,
+                                       const MarginParams& params, const at::Tensor& row_params,
                                        const CrossEntropySpec& spec) {
   if (kernel_path(cos) == KernelPath::composite) {
     warn_if_cuda_kernels_missing(cos.device());
-    const at::Tensor c = cos.to(compute_dtype(cos));
-    return cross_entropy(margin_logits(c, target, margin, params, spec.ignore_index), target, spec);
+    const auto dtype = compute_dtype(cos);
+    const at::Tensor c = cos.to(dtype);
+    const at::Tensor p = row_params.defined() ? row_params.to(dtype) : row_params;
+    return cross_entropy(margin_logits(c, target, margin, params, p, spec.ignore_index), target, spec);
   }
-  return FusedMarginCrossEntropy::apply(cos, target, margin, params, spec);
+  return FusedMarginCrossEntropy::apply(cos, row_params.defined() ? row_params : at::empty({0}, cos.options()),
+                                        target, margin, params, spec);
 }
 
 }  // namespace angular::detail

@@ -1,13 +1,21 @@
 #pragma once
 // Margin policies: how each loss turns a cosine into a logit, and that logit's derivative to
 // the cosine. The fused kernels are written once against this interface:
+//   at_row(params, c_y)                 the policy of one row, given the row's kRowParams
+//                                       per-row numbers (feature norm, adaptive margins,
+//                                       curriculum weight) and its label's cosine
 //   logit(c), dlogit(c)                 every column but the sample's label; templates over
 //                                       V, a scalar or a SIMD vector of cosines
 //   target_logit(c), target_dlogit(c)   the label's column (one scalar per row)
-// `Math` supplies acos, asin, rsqrt, clamp, where_in and broadcast for V (and cos, sin for scalars)
-// on the device and precision at hand. Arc and ArcFace follow the composite reference
-// (detail/reference.hpp) formula for formula: the clamp to [lo, hi] = [−1 + eps, 1 − eps]
-// before arccos, and the gradient passing only on the closed interval, as at::clamp's.
+//   kScalesRows                         logits are proportional to the row's first parameter
+//                                       (SphereFace's ‖x‖): the kernels then report each
+//                                       row's softmax entropy, from which that parameter's
+//                                       gradient follows (detail/row_parameters.hpp)
+// `Math` supplies acos, asin, rsqrt, clamp, where_in, where_greater and broadcast for V (and
+// cos, sin, next_below for scalars) on the device and precision at hand. Every policy follows the
+// composite reference (detail/reference.hpp) formula for formula: the clamp to [lo, hi] =
+// [−1 + eps, 1 − eps] before arccos, and the gradient passing only on the closed interval, as
+// at::clamp's.
 
 #include <angular/detail/constants.hpp>
 #include <angular/detail/macros.hpp>
@@ -27,14 +35,19 @@
 
 namespace angular::detail {
 
-/// Which margin a fused kernel applies. Arc: k(π/2 − θ). ArcFace: s·cos(θ + m) on the
-/// label. CosFace: s·(c − m) on the label. NormFace: s·c.
-enum class MarginKind { arc, arcface, cosface, normface };
+/// Which margin a fused kernel applies (the README's loss table has the formulas).
+enum class MarginKind { arc, arcface, cosface, normface, combined, sphereface, adaface, curricularface };
 
-/// The numbers of a margin: Arc uses `scale` as k; ArcFace and CosFace use both.
+/// The numbers of a margin. Arc uses `scale` as k. `margin`: ArcFace's, CosFace's and
+/// CurricularFace's m, the combined margin's m2, SphereFace's integer m.
 struct MarginParams {
   double scale = 1.0;
   double margin = 0.0;
+  double angle_factor = 1.0;   // the combined margin's m1
+  double cosine_margin = 0.0;  // the combined margin's m3
+  double lambda = 0.0;         // SphereFace's annealing λ
+  bool exact_gradient = true;  // ArcFace: false takes the margin's slope as 1 (straight through)
+  int64_t sub_centers = 1;     // K cosine columns per class, of which the kernels take the max
 };
 
 template <class T>
@@ -43,10 +56,59 @@ struct CosineClamp {
   static constexpr T hi = static_cast<T>(1 - kAcosEps);
 };
 
+/// Policies whose logits do not depend on the row: at_row is the policy itself.
+template <class Self>
+struct SameForEveryRow {
+  static constexpr int kRowParams = 0;
+  static constexpr bool kScalesRows = false;
+  template <class T>
+  ANGULAR_HOST_DEVICE Self at_row(const T*, T) const { return static_cast<const Self&>(*this); }
+};
+
+/// Logits s·c off the label.
 template <class T, class Math>
-struct ArcPolicy {
+struct ScaledCosine {
+  T s;
+  template <class V>
+  ANGULAR_HOST_DEVICE V logit(const V& c) const { return s * c; }
+  template <class V>
+  ANGULAR_HOST_DEVICE V dlogit(const V&) const { return Math::template broadcast<V>(s); }
+};
+
+/// cos(θ + m) while θ + m ≤ π, then the monotone continuation c − m sin m, and its slope
+/// (optionally 1, the straight-through gradient): ArcFace's and CurricularFace's label column.
+template <class T, class Math>
+struct AdditiveAngularMargin {
+  T m, m_sin_m, cos_m, sin_m;
+  bool exact_gradient;
+  explicit AdditiveAngularMargin(double margin, bool exact = true)
+      : m(static_cast<T>(margin)),
+        m_sin_m(static_cast<T>(margin * std::sin(margin))),
+        cos_m(static_cast<T>(std::cos(margin))),
+        sin_m(static_cast<T>(std::sin(margin))),
+        exact_gradient(exact) {}
+
+  ANGULAR_HOST_DEVICE T value(T c) const {
+    using Clamp = CosineClamp<T>;
+    const T theta = Math::acos(Math::clamp(c, Clamp::lo, Clamp::hi));
+    if (theta + m <= static_cast<T>(kPi)) return Math::cos(theta + m);
+    return c - m_sin_m;
+  }
+  ANGULAR_HOST_DEVICE T slope(T c) const {
+    using Clamp = CosineClamp<T>;
+    if (!exact_gradient) return T(1);
+    const T theta = Math::acos(Math::clamp(c, Clamp::lo, Clamp::hi));
+    if (theta + m > static_cast<T>(kPi)) return T(1);
+    // d cos(θ + m)/dc = sin(θ + m) / sin θ = cos m + c·sin m / √(1 − c²): no θ, whose
+    // rounding near c = −1 (θ ≈ π) would be divided by the small sin θ.
+    return Math::where_in(c, Clamp::lo, Clamp::hi, cos_m + c * sin_m * Math::rsqrt((T(1) - c) * (T(1) + c)));
+  }
+};
+
+template <class T, class Math>
+struct ArcPolicy : SameForEveryRow<ArcPolicy<T, Math>> {
   T k;
-  explicit ArcPolicy(MarginParams p) : k(static_cast<T>(p.scale)) {}
+  explicit ArcPolicy(const MarginParams& p) : k(static_cast<T>(p.scale)) {}
 
   template <class V>
   ANGULAR_HOST_DEVICE V logit(const V& c) const {
@@ -64,75 +126,219 @@ struct ArcPolicy {
 };
 
 template <class T, class Math>
-struct ArcFacePolicy {
-  T s, m, m_sin_m, cos_m, sin_m;
-  explicit ArcFacePolicy(MarginParams p)
-      : s(static_cast<T>(p.scale)),
-        m(static_cast<T>(p.margin)),
-        m_sin_m(static_cast<T>(p.margin * std::sin(p.margin))),
-        cos_m(static_cast<T>(std::cos(p.margin))),
-        sin_m(static_cast<T>(std::sin(p.margin))) {}
+struct ArcFacePolicy : SameForEveryRow<ArcFacePolicy<T, Math>>, ScaledCosine<T, Math> {
+  AdditiveAngularMargin<T, Math> target;
+  explicit ArcFacePolicy(const MarginParams& p)
+      : ScaledCosine<T, Math>{static_cast<T>(p.scale)}, target(p.margin, p.exact_gradient) {}
 
-  template <class V>
-  ANGULAR_HOST_DEVICE V logit(const V& c) const { return s * c; }
-  template <class V>
-  ANGULAR_HOST_DEVICE V dlogit(const V&) const { return Math::template broadcast<V>(s); }
-  /// s·cos(θ + m) while θ + m ≤ π, then the monotone continuation s·(c − m sin m).
+  ANGULAR_HOST_DEVICE T target_logit(T c) const { return this->s * target.value(c); }
+  ANGULAR_HOST_DEVICE T target_dlogit(T c) const { return this->s * target.slope(c); }
+};
+
+template <class T, class Math>
+struct CosFacePolicy : SameForEveryRow<CosFacePolicy<T, Math>>, ScaledCosine<T, Math> {
+  T m;
+  explicit CosFacePolicy(const MarginParams& p)
+      : ScaledCosine<T, Math>{static_cast<T>(p.scale)}, m(static_cast<T>(p.margin)) {}
+
+  ANGULAR_HOST_DEVICE T target_logit(T c) const { return this->s * (c - m); }
+  ANGULAR_HOST_DEVICE T target_dlogit(T) const { return this->s; }
+};
+
+template <class T, class Math>
+struct NormFacePolicy : SameForEveryRow<NormFacePolicy<T, Math>>, ScaledCosine<T, Math> {
+  explicit NormFacePolicy(const MarginParams& p) : ScaledCosine<T, Math>{static_cast<T>(p.scale)} {}
+
+  ANGULAR_HOST_DEVICE T target_logit(T c) const { return this->s * c; }
+  ANGULAR_HOST_DEVICE T target_dlogit(T) const { return this->s; }
+};
+
+/// The combined margin cos(m1·θ + m2) − m3 on the label while m1·θ + m2 ≤ π; past that,
+/// c − m3 − (cos θ₀ + cos m2 + m2·sin m2) with θ₀ = (π − m2)/m1 the switch: slope 1 in c, and
+/// at θ₀ a step down to −m3 − (cos m2 + m2·sin m2) ≤ −1 − m3, as ArcFace's continuation
+/// (which it is for m1 = 1).
+template <class T, class Math>
+struct CombinedPolicy : SameForEveryRow<CombinedPolicy<T, Math>>, ScaledCosine<T, Math> {
+  T m1, m2, m3, continuation_offset, cos_m2, sin_m2;
+  bool unit_factor;
+  explicit CombinedPolicy(const MarginParams& p)
+      : ScaledCosine<T, Math>{static_cast<T>(p.scale)},
+        m1(static_cast<T>(p.angle_factor)),
+        m2(static_cast<T>(p.margin)),
+        m3(static_cast<T>(p.cosine_margin)),
+        continuation_offset(static_cast<T>(std::cos((kPi - p.margin) / p.angle_factor) + std::cos(p.margin) +
+                                           p.margin * std::sin(p.margin) + p.cosine_margin)),
+        cos_m2(static_cast<T>(std::cos(p.margin))),
+        sin_m2(static_cast<T>(std::sin(p.margin))),
+        unit_factor(p.angle_factor == 1.0) {}
+
   ANGULAR_HOST_DEVICE T target_logit(T c) const {
     using Clamp = CosineClamp<T>;
-    const T theta = Math::acos(Math::clamp(c, Clamp::lo, Clamp::hi));
-    if (theta + m <= static_cast<T>(kPi)) return s * Math::cos(theta + m);
-    return s * (c - m_sin_m);
+    const T angle = m1 * Math::acos(Math::clamp(c, Clamp::lo, Clamp::hi)) + m2;
+    if (angle <= static_cast<T>(kPi)) return this->s * (Math::cos(angle) - m3);
+    return this->s * (c - continuation_offset);
   }
   ANGULAR_HOST_DEVICE T target_dlogit(T c) const {
     using Clamp = CosineClamp<T>;
     const T theta = Math::acos(Math::clamp(c, Clamp::lo, Clamp::hi));
-    if (theta + m > static_cast<T>(kPi)) return s;
-    // d cos(θ + m)/dc = sin(θ + m) / sin θ = cos m + c·sin m / √(1 − c²): no θ, whose
-    // rounding near c = −1 (θ ≈ π) would be divided by the small sin θ.
-    return Math::where_in(c, Clamp::lo, Clamp::hi,
-                          s * (cos_m + c * sin_m * Math::rsqrt((T(1) - c) * (T(1) + c))));
+    if (m1 * theta + m2 > static_cast<T>(kPi)) return this->s;
+    const T inverse_sin = Math::rsqrt((T(1) - c) * (T(1) + c));
+    // m1·sin(m1θ + m2)/sin θ; for m1 = 1 without θ, as ArcFace's.
+    const T slope = unit_factor ? cos_m2 + c * sin_m2 * inverse_sin : m1 * Math::sin(m1 * theta + m2) * inverse_sin;
+    return Math::where_in(c, Clamp::lo, Clamp::hi, this->s * slope);
   }
 };
 
+/// SphereFace (A-Softmax): logits ‖x‖·c, and on the label ‖x‖·(λc + ψ(θ))/(1 + λ) with
+/// ψ(θ) = (−1)^k cos(mθ) − 2k on θ ∈ [kπ/m, (k + 1)π/m]. The row's parameter is ‖x‖. cos(mθ)
+/// and its slope are Chebyshev polynomials of c (T_m and m·U_{m−1}): exact next to c = ±1,
+/// where θ's rounding would be divided by a small sin θ. ψ is continuous with a continuous
+/// slope, so the segment of a c on a boundary does not matter.
 template <class T, class Math>
-struct CosFacePolicy {
-  T s, m;
-  explicit CosFacePolicy(MarginParams p)
-      : s(static_cast<T>(p.scale)), m(static_cast<T>(p.margin)) {}
+struct SphereFacePolicy {
+  static constexpr int kRowParams = 1;
+  static constexpr bool kScalesRows = true;
+  int m;
+  T lambda, norm;
+  explicit SphereFacePolicy(const MarginParams& p)
+      : m(static_cast<int>(p.margin)), lambda(static_cast<T>(p.lambda)), norm(T(1)) {}
 
+  ANGULAR_HOST_DEVICE SphereFacePolicy at_row(const T* params, T) const {
+    SphereFacePolicy row = *this;
+    row.norm = params[0];
+    return row;
+  }
   template <class V>
-  ANGULAR_HOST_DEVICE V logit(const V& c) const { return s * c; }
+  ANGULAR_HOST_DEVICE V logit(const V& c) const { return norm * c; }
   template <class V>
-  ANGULAR_HOST_DEVICE V dlogit(const V&) const { return Math::template broadcast<V>(s); }
-  ANGULAR_HOST_DEVICE T target_logit(T c) const { return s * (c - m); }
-  ANGULAR_HOST_DEVICE T target_dlogit(T) const { return s; }
+  ANGULAR_HOST_DEVICE V dlogit(const V&) const { return Math::template broadcast<V>(norm); }
+
+  /// ψ(c) (`slope` false) or dψ/dc inside the clamp (`slope` true).
+  ANGULAR_HOST_DEVICE T psi(T c, bool slope) const {
+    using Clamp = CosineClamp<T>;
+    const T x = Math::clamp(c, Clamp::lo, Clamp::hi);
+    int k = static_cast<int>(static_cast<T>(m) * Math::acos(x) / static_cast<T>(kPi));
+    k = k < m - 1 ? k : m - 1;
+    T t_prev = 1, t = x, u_prev = 1, u = 2 * x;  // T_0, T_1, U_0, U_1
+    for (int n = 1; n < m; ++n) {
+      const T t_next = 2 * x * t - t_prev, u_next = 2 * x * u - u_prev;
+      t_prev = t, t = t_next, u_prev = u, u = u_next;
+    }
+    const T sign = k % 2 == 0 ? T(1) : T(-1);
+    if (slope) return sign * static_cast<T>(m) * u_prev;  // U_{m−1}
+    return sign * t - static_cast<T>(2 * k);
+  }
+  ANGULAR_HOST_DEVICE T target_logit(T c) const { return norm * (lambda * c + psi(c, false)) / (1 + lambda); }
+  ANGULAR_HOST_DEVICE T target_dlogit(T c) const {
+    using Clamp = CosineClamp<T>;
+    return norm * (lambda + Math::where_in(c, Clamp::lo, Clamp::hi, psi(c, true))) / (1 + lambda);
+  }
 };
 
+/// AdaFace: on the label s·(cos(clamp(θ + g_angle, eps, π − eps)) − g_add), the two margins
+/// per row (from the feature norm's batch statistics, detail/row_parameters.hpp).
 template <class T, class Math>
-struct NormFacePolicy {
-  T s;
-  explicit NormFacePolicy(MarginParams p) : s(static_cast<T>(p.scale)) {}
+struct AdaFacePolicy : ScaledCosine<T, Math> {
+  static constexpr int kRowParams = 2;
+  static constexpr bool kScalesRows = false;
+  T g_angle = 0, g_add = 0, cos_g = 1, sin_g = 0;
+  explicit AdaFacePolicy(const MarginParams& p) : ScaledCosine<T, Math>{static_cast<T>(p.scale)} {}
 
-  template <class V>
-  ANGULAR_HOST_DEVICE V logit(const V& c) const { return s * c; }
-  template <class V>
-  ANGULAR_HOST_DEVICE V dlogit(const V&) const { return Math::template broadcast<V>(s); }
-  ANGULAR_HOST_DEVICE T target_logit(T c) const { return s * c; }
-  ANGULAR_HOST_DEVICE T target_dlogit(T) const { return s; }
+  ANGULAR_HOST_DEVICE AdaFacePolicy at_row(const T* params, T) const {
+    AdaFacePolicy row = *this;
+    row.g_angle = params[0];
+    row.g_add = params[1];
+    row.cos_g = Math::cos(row.g_angle);
+    row.sin_g = Math::sin(row.g_angle);
+    return row;
+  }
+  ANGULAR_HOST_DEVICE T target_logit(T c) const {
+    using Clamp = CosineClamp<T>;
+    const T lo = static_cast<T>(kAdaFaceEps), hi = static_cast<T>(kPi - kAdaFaceEps);
+    const T angle = Math::clamp(Math::acos(Math::clamp(c, Clamp::lo, Clamp::hi)) + g_angle, lo, hi);
+    return this->s * (Math::cos(angle) - g_add);
+  }
+  ANGULAR_HOST_DEVICE T target_dlogit(T c) const {
+    using Clamp = CosineClamp<T>;
+    const T lo = static_cast<T>(kAdaFaceEps), hi = static_cast<T>(kPi - kAdaFaceEps);
+    const T angle = Math::acos(Math::clamp(c, Clamp::lo, Clamp::hi)) + g_angle;
+    if (!(angle >= lo && angle <= hi)) return T(0);
+    // sin(θ + g)/sin θ = cos g + c·sin g/√(1 − c²), as ArcFace's.
+    return Math::where_in(c, Clamp::lo, Clamp::hi,
+                          this->s * (cos_g + c * sin_g * Math::rsqrt((T(1) - c) * (T(1) + c))));
+  }
 };
+
+/// CurricularFace: ArcFace's label column; off the label, a cosine above the label's
+/// cos(θ_y + m) (a hard negative) becomes c·(t + c), t the row's parameter (the running mean
+/// of the label cosines).
+template <class T, class Math>
+struct CurricularFacePolicy {
+  static constexpr int kRowParams = 1;
+  static constexpr bool kScalesRows = false;
+  T s, t = 0, threshold = 0;
+  double margin;
+  AdditiveAngularMargin<T, Math> target;
+  explicit CurricularFacePolicy(const MarginParams& p)
+      : s(static_cast<T>(p.scale)), margin(p.margin), target(p.margin) {}
+
+  /// The threshold in float64, rounded down to T: then c > threshold for a cosine c in T is
+  /// the comparison of float64 math (next to c = −1, where θ_y + m ≈ π, float rounding of
+  /// the threshold would flip cosines between the two branches).
+  ANGULAR_HOST_DEVICE CurricularFacePolicy at_row(const T* params, T c_y) const {
+    using Clamp = CosineClamp<double>;
+    CurricularFacePolicy row = *this;
+    row.t = params[0];
+    const double c = static_cast<double>(c_y);
+    const double exact = ::cos(::acos(c < Clamp::lo ? Clamp::lo : (c > Clamp::hi ? Clamp::hi : c)) + margin);
+    row.threshold = static_cast<T>(exact);
+    if (static_cast<double>(row.threshold) > exact) row.threshold = Math::next_below(row.threshold);
+    return row;
+  }
+  template <class V>
+  ANGULAR_HOST_DEVICE V logit(const V& c) const {
+    return s * Math::where_greater(c, threshold, c * (t + c), c);
+  }
+  template <class V>
+  ANGULAR_HOST_DEVICE V dlogit(const V& c) const {
+    return s * Math::where_greater(c, threshold, t + T(2) * c, Math::template broadcast<V>(T(1)));
+  }
+  ANGULAR_HOST_DEVICE T target_logit(T c) const { return s * target.value(c); }
+  ANGULAR_HOST_DEVICE T target_dlogit(T c) const { return s * target.slope(c); }
+};
+
+/// Per-row parameters each margin reads (at_row's `params`).
+inline int row_parameter_count(MarginKind kind) {
+  switch (kind) {
+    case MarginKind::sphereface: return 1;
+    case MarginKind::adaface: return 2;
+    case MarginKind::curricularface: return 1;
+    case MarginKind::arc:
+    case MarginKind::arcface:
+    case MarginKind::cosface:
+    case MarginKind::normface:
+    case MarginKind::combined: return 0;
+  }
+  TORCH_CHECK(false, "angular: unknown MarginKind ", static_cast<int>(kind));
+}
+
+/// Whether every logit of a row scales with the row's first parameter (kScalesRows).
+inline bool margin_scales_rows(MarginKind kind) { return kind == MarginKind::sphereface; }
 
 /// Calls f(Policy<T, Math>{params}) for the runtime `kind`.
 template <class T, class Math, class F>
-decltype(auto) with_margin_policy(MarginKind kind, MarginParams params, F&& f) {
+decltype(auto) with_margin_policy(MarginKind kind, const MarginParams& params, F&& f) {
   switch (kind) {
     case MarginKind::arc: return f(ArcPolicy<T, Math>(params));
     case MarginKind::arcface: return f(ArcFacePolicy<T, Math>(params));
     case MarginKind::cosface: return f(CosFacePolicy<T, Math>(params));
     case MarginKind::normface: return f(NormFacePolicy<T, Math>(params));
+    case MarginKind::combined: return f(CombinedPolicy<T, Math>(params));
+    case MarginKind::sphereface: return f(SphereFacePolicy<T, Math>(params));
+    case MarginKind::adaface: return f(AdaFacePolicy<T, Math>(params));
+    case MarginKind::curricularface: return f(CurricularFacePolicy<T, Math>(params));
   }
   TORCH_CHECK(false, "angular: unknown MarginKind ", static_cast<int>(kind));
 }
 
 }  // namespace angular::detail
-

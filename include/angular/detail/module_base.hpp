@@ -40,13 +40,14 @@ class LossModuleBase : public torch::nn::Cloneable<Derived> {
   }
 
  protected:
-  /// Validates the sizes and registers `weight`, initialised like torch::nn::Linear's
-  /// (U(−1/√D, 1/√D)), and `class_weight`.
-  void reset_class_vectors(const char* options_name) {
+  /// Validates the sizes and registers `weight` [C·vectors_per_class, D], initialised like
+  /// torch::nn::Linear's (U(−1/√D, 1/√D)), and `class_weight`.
+  void reset_class_vectors(const char* options_name, int64_t vectors_per_class = 1) {
     const int64_t classes = options.num_classes(), dim = options.embedding_dim();
     check_module_sizes(options_name, classes, dim);
     const double bound = 1.0 / std::sqrt(static_cast<double>(dim));
-    weight = this->register_parameter("weight", at::empty({classes, dim}).uniform_(-bound, bound));
+    weight = this->register_parameter("weight",
+                                      at::empty({classes * vectors_per_class, dim}).uniform_(-bound, bound));
     class_weight = at::Tensor();
     if (options.weight().defined()) {
       check_cross_entropy_spec(cross_entropy_spec(options), options.weight(), classes);

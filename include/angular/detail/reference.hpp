@@ -8,11 +8,14 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
+
 namespace angular::detail {
 
-inline at::Tensor l2_normalize_rows(const at::Tensor& x) {
-  return x / x.norm(2, /*dim=*/1, /*keepdim=*/true).clamp_min(kNormEps);
-}
+/// max(‖x_i‖, kNormEps) per row ([B]): the divisor of F::normalize.
+inline at::Tensor feature_norms(const at::Tensor& x) { return x.norm(2, /*dim=*/1).clamp_min(kNormEps); }
+
+inline at::Tensor l2_normalize_rows(const at::Tensor& x) { return x / feature_norms(x).unsqueeze(1); }
 
 /// x Wᵀ [B, C] in float32 (float64 if either is double).
 inline at::Tensor linear_logits(const at::Tensor& features, const at::Tensor& weight) {
@@ -57,14 +60,77 @@ at::Tensor replace_target_column(const at::Tensor& cos, const at::Tensor& target
   return cos.scatter(1, column, at::where(kept.unsqueeze(1), f(c), c));
 }
 
-/// ArcFace: s·c off target; s·cos(θ + m) on the target while θ + m ≤ π, else s·(c − m sin m).
+/// cos(θ + m) while θ + m ≤ π, else c − m sin m: ArcFace's label column before the scale.
+inline at::Tensor arcface_target(const at::Tensor& c, double margin) {
+  const at::Tensor theta = clamped_angle(c);
+  return at::where(theta + margin <= kPi, at::cos(theta + margin), c - margin * std::sin(margin));
+}
+
+/// ArcFace: s·c off target; s·cos(θ + m) on the target while θ + m ≤ π, else s·(c − m sin m);
+/// with `exact_gradient` false the target's slope is that of s·c (straight through).
 inline at::Tensor arcface_logits(const at::Tensor& cos, const at::Tensor& target, double scale,
-                                 double margin, int64_t ignore_index) {
+                                 double margin, int64_t ignore_index, bool exact_gradient = true) {
   return replace_target_column(cos, target, ignore_index, [&](const at::Tensor& c) {
-           const at::Tensor theta = clamped_angle(c);
-           return at::where(theta + margin <= kPi, at::cos(theta + margin),
-                            c - margin * std::sin(margin));
+           const at::Tensor value = arcface_target(c, margin);
+           return exact_gradient ? value : c + (value - c).detach();
          }) * scale;
+}
+
+/// The combined margin: s·c off target; s·(cos(m1·θ + m2) − m3) on the target while
+/// m1·θ + m2 ≤ π, else s·(c − m3 − (cos θ₀ + cos m2 + m2·sin m2)), θ₀ = (π − m2)/m1.
+inline at::Tensor combined_logits(const at::Tensor& cos, const at::Tensor& target, double scale, double m1,
+                                  double m2, double m3, int64_t ignore_index) {
+  const double offset = std::cos((kPi - m2) / m1) + std::cos(m2) + m2 * std::sin(m2) + m3;
+  return replace_target_column(cos, target, ignore_index, [&](const at::Tensor& c) {
+           const at::Tensor angle = clamped_angle(c) * m1 + m2;
+           return at::where(angle <= kPi, at::cos(angle) - m3, c - offset);
+         }) * scale;
+}
+
+/// SphereFace's ψ(θ) = (−1)^k cos(mθ) − 2k, k = ⌊mθ/π⌋ (at most m − 1), θ the clamped angle.
+inline at::Tensor sphereface_psi(const at::Tensor& c, int64_t m) {
+  const at::Tensor theta = clamped_angle(c);
+  const at::Tensor k = at::floor(theta * (static_cast<double>(m) / kPi)).clamp_max(m - 1).detach();
+  const at::Tensor sign = 1 - 2 * at::remainder(k, 2);
+  return sign * at::cos(theta * static_cast<double>(m)) - 2 * k;
+}
+
+/// SphereFace: ‖x_i‖·c off target, ‖x_i‖·(λc + ψ(θ))/(1 + λ) on the target; `norms` [B].
+inline at::Tensor sphereface_logits(const at::Tensor& cos, const at::Tensor& target, const at::Tensor& norms,
+                                    int64_t m, double lambda, int64_t ignore_index) {
+  return replace_target_column(cos, target, ignore_index,
+                               [&](const at::Tensor& c) { return (lambda * c + sphereface_psi(c, m)) / (1 + lambda); }) *
+         norms.unsqueeze(1);
+}
+
+/// AdaFace: s·c off target, s·(cos(clamp(θ + g_angle, eps, π − eps)) − g_add) on the target;
+/// `margins` [B, 2] holds (g_angle, g_add) per row.
+inline at::Tensor adaface_logits(const at::Tensor& cos, const at::Tensor& target, const at::Tensor& margins,
+                                 double scale, int64_t ignore_index) {
+  const at::Tensor g_angle = margins.select(1, 0).unsqueeze(1), g_add = margins.select(1, 1).unsqueeze(1);
+  return replace_target_column(cos, target, ignore_index, [&](const at::Tensor& c) {
+           const at::Tensor angle = at::clamp(clamped_angle(c) + g_angle, kAdaFaceEps, kPi - kAdaFaceEps);
+           return at::cos(angle) - g_add;
+         }) * scale;
+}
+
+/// CurricularFace: off target, c where c ≤ cos(θ_y + m) and c·(t + c) above it (hard
+/// negatives); ArcFace's label column; all times s. `t` [B] (the running mean, per row).
+inline at::Tensor curricularface_logits(const at::Tensor& cos, const at::Tensor& target, const at::Tensor& t,
+                                        double scale, double margin, int64_t ignore_index) {
+  const auto [labels, kept] = indexable_target(target, ignore_index);
+  const at::Tensor threshold = at::cos(clamped_angle(cos.gather(1, labels.unsqueeze(1))) + margin).detach();
+  const at::Tensor negatives = at::where(cos > threshold, cos * (t.unsqueeze(1) + cos), cos);
+  return replace_target_column(negatives, target, ignore_index, [&](const at::Tensor&) {
+           return arcface_target(cos.gather(1, labels.unsqueeze(1)), margin);
+         }) * scale;
+}
+
+/// The class cosines of K sub-centers per class: cos [B, C·K] → [B, C], each class's max
+/// (its gradient on the first max).
+inline at::Tensor class_cosines(const at::Tensor& cos, int64_t sub_centers) {
+  if (sub_centers == 1) return cos;
+  return std::get<0>(cos.view({cos.size(0), cos.size(1) / sub_centers, sub_centers}).max(2));
 }
 
 /// CosFace: s·c off target, s·(c − m) on the target.

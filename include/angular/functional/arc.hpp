@@ -24,7 +24,7 @@ inline at::Tensor arc_loss(const at::Tensor& cos, const at::Tensor& target,
   detail::check_cosine_loss_inputs(cos, target, spec);
   const double k = options.k().value_or(default_arc_k(cos.size(1)));
   detail::check_arc_k(k);
-  return detail::margin_cross_entropy(cos, target, detail::MarginKind::arc, {k, 0.0}, spec);
+  return detail::margin_cross_entropy(cos, target, detail::MarginKind::arc, {k, 0.0}, at::Tensor(), spec);
 }
 
 /// Angular loss of features [B, D] and class vectors `weight` [C, D] (one dtype and device):
@@ -36,7 +36,7 @@ inline at::Tensor linear_arc_loss(const at::Tensor& features, const at::Tensor& 
   detail::check_feature_loss_inputs(features, weight, target, spec, options.chunk_rows());
   const double k = options.k().value_or(default_arc_k(weight.size(0)));
   detail::check_arc_k(k);
-  return detail::linear_margin_cross_entropy(features, weight, target, detail::MarginKind::arc, {k, 0.0},
+  return detail::linear_margin_cross_entropy(features, weight, target, detail::MarginKind::arc, {k, 0.0}, at::Tensor(),
                                              spec, {true, options.chunk_rows()});
 }
 

@@ -6,18 +6,31 @@
 #include <angular/detail/margin_cross_entropy.hpp>
 #include <angular/options/arcface.hpp>
 
+namespace angular::detail {
+
+/// The margin numbers of ArcFace options.
+template <class Options>
+MarginParams arcface_params(const Options& options) {
+  MarginParams params{options.scale(), options.margin()};
+  params.exact_gradient = options.exact_gradient();
+  return params;
+}
+
+}  // namespace angular::detail
+
 namespace angular::functional {
 
 /// ArcFace loss of cosines `cos` [B, C] and labels `target` [B] (int64). The gradient is the
-/// exact derivative, including the θ + m > π continuation s·(c − m sin m). Runs the fused
+/// exact derivative, including the θ + m > π continuation s·(c − m sin m), unless
+/// options.exact_gradient() is false (then s on the label, straight through). Runs the fused
 /// kernel of kernel_path(cos), else the composite reference.
 inline at::Tensor arcface_loss(const at::Tensor& cos, const at::Tensor& target,
                                const ArcFaceLossFuncOptions& options = {}) {
   const auto spec = detail::cross_entropy_spec(options);
   detail::check_cosine_loss_inputs(cos, target, spec);
   detail::check_arcface_scale_margin(options.scale(), options.margin());
-  return detail::margin_cross_entropy(cos, target, detail::MarginKind::arcface,
-                                      {options.scale(), options.margin()}, spec);
+  return detail::margin_cross_entropy(cos, target, detail::MarginKind::arcface, detail::arcface_params(options),
+                                      at::Tensor(), spec);
 }
 
 /// ArcFace loss of features [B, D] and class vectors `weight` [C, D] (one dtype and device):
@@ -29,7 +42,7 @@ inline at::Tensor linear_arcface_loss(const at::Tensor& features, const at::Tens
   detail::check_feature_loss_inputs(features, weight, target, spec, options.chunk_rows());
   detail::check_arcface_scale_margin(options.scale(), options.margin());
   return detail::linear_margin_cross_entropy(features, weight, target, detail::MarginKind::arcface,
-                                             {options.scale(), options.margin()}, spec,
+                                             detail::arcface_params(options), at::Tensor(), spec,
                                              {true, options.chunk_rows()});
 }
 
@@ -38,7 +51,10 @@ inline at::Tensor arcface_loss(const at::Tensor& cos, const at::Tensor& target,
                                const ArcFaceLossOptions& options) {
   return arcface_loss(cos, target,
                       detail::with_cross_entropy_args(
-                          ArcFaceLossFuncOptions().scale(options.scale()).margin(options.margin()),
+                          ArcFaceLossFuncOptions()
+                              .scale(options.scale())
+                              .margin(options.margin())
+                              .exact_gradient(options.exact_gradient()),
                           options));
 }
 

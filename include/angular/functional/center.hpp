@@ -49,7 +49,7 @@ inline at::Tensor center_loss(const at::Tensor& features, const at::Tensor& weig
                                "a finite number >= 0");
   const auto dtype = detail::compute_dtype(features);
   const at::Tensor ce = detail::linear_margin_cross_entropy(features, weight, target, detail::kIdentityMargin,
-                                                            detail::kIdentityParams, spec,
+                                                            detail::kIdentityParams, at::Tensor(), spec,
                                                             {false, options.chunk_rows()});
   return ce + options.lambda() * detail::center_term(features.to(dtype), centers.to(dtype), target,
                                                      spec.reduction, spec.ignore_index);

@@ -15,7 +15,7 @@ inline at::Tensor cosface_loss(const at::Tensor& cos, const at::Tensor& target,
   detail::check_cosine_loss_inputs(cos, target, spec);
   detail::check_cosface_scale_margin(options.scale(), options.margin());
   return detail::margin_cross_entropy(cos, target, detail::MarginKind::cosface,
-                                      {options.scale(), options.margin()}, spec);
+                                      {options.scale(), options.margin()}, at::Tensor(), spec);
 }
 
 /// CosFace loss of features [B, D] and class vectors `weight` [C, D] (one dtype and device),
@@ -26,7 +26,7 @@ inline at::Tensor linear_cosface_loss(const at::Tensor& features, const at::Tens
   detail::check_feature_loss_inputs(features, weight, target, spec, options.chunk_rows());
   detail::check_cosface_scale_margin(options.scale(), options.margin());
   return detail::linear_margin_cross_entropy(features, weight, target, detail::MarginKind::cosface,
-                                             {options.scale(), options.margin()}, spec,
+                                             {options.scale(), options.margin()}, at::Tensor(), spec,
                                              {true, options.chunk_rows()});
 }
 

@@ -15,7 +15,7 @@ inline at::Tensor normface_loss(const at::Tensor& cos, const at::Tensor& target,
   detail::check_cosine_loss_inputs(cos, target, spec);
   detail::check_scale(options.scale());
   return detail::margin_cross_entropy(cos, target, detail::MarginKind::normface,
-                                      {options.scale(), 0.0}, spec);
+                                      {options.scale(), 0.0}, at::Tensor(), spec);
 }
 
 /// NormFace loss of features [B, D] and class vectors `weight` [C, D] (one dtype and device),
@@ -26,7 +26,7 @@ inline at::Tensor linear_normface_loss(const at::Tensor& features, const at::Ten
   detail::check_feature_loss_inputs(features, weight, target, spec, options.chunk_rows());
   detail::check_scale(options.scale());
   return detail::linear_margin_cross_entropy(features, weight, target, detail::MarginKind::normface,
-                                             {options.scale(), 0.0}, spec, {true, options.chunk_rows()});
+                                             {options.scale(), 0.0}, at::Tensor(), spec, {true, options.chunk_rows()});
 }
 
 }  // namespace angular::functional

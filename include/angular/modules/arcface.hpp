@@ -28,7 +28,10 @@ class ArcFaceLossImpl : public detail::LossModuleBase<ArcFaceLossImpl, ArcFaceLo
     return functional::linear_arcface_loss(
         x, w, target,
         with_module_cross_entropy(
-            functional::ArcFaceLossFuncOptions().scale(options.scale()).margin(options.margin())));
+            functional::ArcFaceLossFuncOptions()
+                .scale(options.scale())
+                .margin(options.margin())
+                .exact_gradient(options.exact_gradient())));
   }
 
   /// Logits s·cos θ [B, C] for prediction (no margin): argmax is the class.

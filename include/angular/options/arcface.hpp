@@ -16,6 +16,9 @@ struct ArcFaceLossOptions {
   TORCH_ARG(double, scale) = 64.0;
   /// Additive angular margin m in radians, in [0, π) (ArcFace paper: 0.5).
   TORCH_ARG(double, margin) = 0.5;
+  /// true: the exact derivative of the label's logit; false: the slope of s·cos θ there, the
+  /// straight-through gradient of insightface's arcface_torch (margin added under no_grad).
+  TORCH_ARG(bool, exact_gradient) = true;
   ANGULAR_CROSS_ENTROPY_ARGS;
   ANGULAR_CHUNK_ARGS;
 };
@@ -26,6 +29,7 @@ namespace functional {
 struct ArcFaceLossFuncOptions {
   TORCH_ARG(double, scale) = 64.0;
   TORCH_ARG(double, margin) = 0.5;
+  TORCH_ARG(bool, exact_gradient) = true;
   ANGULAR_CROSS_ENTROPY_ARGS;
   ANGULAR_CHUNK_ARGS;
 };

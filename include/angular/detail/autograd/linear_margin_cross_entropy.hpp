@@ -11,17 +11,20 @@
 namespace angular::detail {
 
 struct FusedLinearMarginCrossEntropy : torch::autograd::Function<FusedLinearMarginCrossEntropy> {
+  // row_params: the margin's per-row parameters, which get no gradient (an empty tensor where
+  // the margin has none, or where it scales rows: the features' norms are computed here).
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& features,
-                            const at::Tensor& weight, const at::Tensor& target, MarginKind margin,
-                            MarginParams params, const CrossEntropySpec& spec, bool normalize,
-                            int64_t chunk_rows /* 0: automatic */) {
+                            const at::Tensor& weight, const at::Tensor& row_params, const at::Tensor& target,
+                            MarginKind margin, const MarginParams& params, const CrossEntropySpec& spec,
+                            bool normalize, int64_t chunk_rows /* 0: automatic */) {
     const KernelPath path = kernel_path(features);
     const RowKernels kernels = row_kernels_for(path);
     const auto dtype = compute_dtype(features);
     LinearArgs args;
     args.features = features;
     args.weight = weight;
-    args.row = row_loss_args(target, margin, params, spec, weight.size(0), features.options().dtype(dtype));
+    args.row = row_loss_args(target, margin, params, margin_scales_rows(margin) ? at::Tensor() : row_params, spec,
+                             weight.size(0) / params.sub_centers, features.options().dtype(dtype));
     args.normalize = normalize;
     args.chunk_rows = resolve_chunk_rows(chunk_rows, weight, kernels);
 
@@ -38,7 +41,8 @@ struct FusedLinearMarginCrossEntropy : torch::autograd::Function<FusedLinearMarg
     if (gradient_in_forward) {
       ctx->save_for_backward({pass.grad_features, pass.grad_weight});
     } else {
-      ctx->save_for_backward({features, weight, args.row.target, args.row.class_weight, args.row.weight_sum});
+      ctx->save_for_backward(
+          {features, weight, args.row.target, args.row.class_weight, args.row.weight_sum, args.row.row_params});
       save_row_settings(ctx, args.row, path);
       ctx->saved_data["normalize"] = normalize;
       ctx->saved_data["chunk_rows"] = args.chunk_rows;
@@ -53,7 +57,7 @@ struct FusedLinearMarginCrossEntropy : torch::autograd::Function<FusedLinearMarg
     const auto saved = ctx->get_saved_variables();
     const at::Tensor& upstream = grads[0];
     if (ctx->saved_data["gradient_in_forward"].toBool()) {
-      return {times_upstream(saved[0], upstream), times_upstream(saved[1], upstream), {}, {}, {}, {}, {}, {}};
+      return {times_upstream(saved[0], upstream), times_upstream(saved[1], upstream), {}, {}, {}, {}, {}, {}, {}};
     }
     LinearArgs args;
     args.features = saved[0];
@@ -61,13 +65,14 @@ struct FusedLinearMarginCrossEntropy : torch::autograd::Function<FusedLinearMarg
     args.row.target = saved[2];
     args.row.class_weight = saved[3];
     args.row.weight_sum = saved[4];
+    args.row.row_params = saved[5];
     const KernelPath path = restore_row_settings(ctx, args.row);
     args.normalize = ctx->saved_data["normalize"].toBool();
     args.chunk_rows = ctx->saved_data["chunk_rows"].toInt();
     const at::Tensor row_scale = upstream.to(args.row.weight_sum.scalar_type()).contiguous();
     LinearPass pass = linear_pass(args, row_kernels_for(path), ctx->needs_input_grad(0),
                                   ctx->needs_input_grad(1), 1.0, row_scale);
-    return {pass.grad_features, pass.grad_weight, {}, {}, {}, {}, {}, {}};
+    return {pass.grad_features, pass.grad_weight, {}, {}, {}, {}, {}, {}, {}};
   }
 };
 

@@ -7,6 +7,7 @@
 #include <angular/detail/cpu/margin_cross_entropy.hpp>
 #include <angular/detail/reference.hpp>
 #include <angular/detail/row_loss.hpp>
+#include <angular/detail/row_parameters.hpp>
 #include <angular/kernel_path.hpp>
 
 #include <torch/csrc/autograd/custom_function.h>
@@ -45,17 +46,19 @@ inline at::Tensor reduce_rows(const at::Tensor& row_loss, int64_t reduction, con
   return row_loss.sum() / divisor;
 }
 
-/// The row kernels' arguments but `cos`: `options` has the compute dtype and the device.
-inline RowLossArgs row_loss_args(const at::Tensor& target, MarginKind margin, MarginParams params,
-                                 const CrossEntropySpec& spec, int64_t classes,
+/// The row kernels' arguments but `cos`: `options` has the compute dtype and the device;
+/// `classes` is C (the cosines' columns over params.sub_centers).
+inline RowLossArgs row_loss_args(const at::Tensor& target, MarginKind margin, const MarginParams& params,
+                                 const at::Tensor& row_params, const CrossEntropySpec& spec, int64_t classes,
                                  const at::TensorOptions& options) {
   RowLossArgs args;
+  const auto dtype = options.dtype().toScalarType();
   args.target = target.contiguous();
-  if (spec.class_weight.defined())
-    args.class_weight = spec.class_weight.to(options.dtype().toScalarType()).contiguous();
+  if (spec.class_weight.defined()) args.class_weight = spec.class_weight.to(dtype).contiguous();
   args.weight_sum = args.class_weight.defined()
                         ? args.class_weight.sum()
                         : at::scalar_tensor(static_cast<double>(classes), options);
+  args.row_params = kernel_row_params(row_params, margin, dtype);
   args.margin = margin;
   args.params = params;
   args.label_smoothing = spec.label_smoothing;
@@ -66,10 +69,12 @@ inline RowLossArgs row_loss_args(const at::Tensor& target, MarginKind margin, Ma
 /// The row kernels' scalar settings and path, kept for a backward that recomputes.
 inline void save_row_settings(torch::autograd::AutogradContext* ctx, const RowLossArgs& args,
                               KernelPath path) {
+  const MarginParams& p = args.params;
   ctx->saved_data["path"] = static_cast<int64_t>(path);
   ctx->saved_data["margin"] = static_cast<int64_t>(args.margin);
-  ctx->saved_data["scale"] = args.params.scale;
-  ctx->saved_data["margin_value"] = args.params.margin;
+  ctx->saved_data["margin_params"] =
+      std::vector<double>{p.scale, p.margin, p.angle_factor, p.cosine_margin, p.lambda,
+                          p.exact_gradient ? 1.0 : 0.0, static_cast<double>(p.sub_centers)};
   ctx->saved_data["label_smoothing"] = args.label_smoothing;
   ctx->saved_data["ignore_index"] = args.ignore_index;
 }
@@ -77,7 +82,8 @@ inline void save_row_settings(torch::autograd::AutogradContext* ctx, const RowLo
 /// Restores what save_row_settings kept into `args`; returns the path.
 inline KernelPath restore_row_settings(torch::autograd::AutogradContext* ctx, RowLossArgs& args) {
   args.margin = static_cast<MarginKind>(ctx->saved_data["margin"].toInt());
-  args.params = {ctx->saved_data["scale"].toDouble(), ctx->saved_data["margin_value"].toDouble()};
+  const auto p = ctx->saved_data["margin_params"].toDoubleVector();
+  args.params = {p[0], p[1], p[2], p[3], p[4], p[5] != 0, static_cast<int64_t>(p[6])};
   args.label_smoothing = ctx->saved_data["label_smoothing"].toDouble();
   args.ignore_index = ctx->saved_data["ignore_index"].toInt();
   return static_cast<KernelPath>(ctx->saved_data["path"].toInt());
@@ -94,19 +100,29 @@ inline void check_differentiated_once() {
               "inside an angular::CompositePathGuard, which takes the composite ATen path.");
 }
 
+/// A [B] or [B, 1] gradient for an upstream 1, times the upstream: per row for per-row losses.
+inline at::Tensor times_row_upstream(const at::Tensor& grad, const at::Tensor& upstream, bool per_row) {
+  if (!grad.defined() || !per_row) return times_upstream(grad, upstream);
+  const at::Tensor u = upstream.to(grad.scalar_type());
+  return grad * (grad.dim() == 2 ? u.unsqueeze(1) : u);
+}
+
 /// The fused op. Two strategies, by what the device's kernels offer: the CPU writes the
 /// gradient during the forward and keeps only it (one [B, C] tensor); CUDA keeps cos and the
-/// per-row logsumexp and recomputes the logits in the backward.
+/// per-row logsumexp and recomputes the logits in the backward. Margins whose logits scale
+/// with a row parameter (SphereFace's feature norms) also get that parameter's gradient.
 struct FusedMarginCrossEntropy : torch::autograd::Function<FusedMarginCrossEntropy> {
   // The class weights travel inside `spec`, not as a tensor argument: they get no gradient
-  // and may be undefined, which autograd's input tracking does not accept.
+  // and may be undefined, which autograd's input tracking does not accept (row_params is an
+  // empty tensor where the margin has none).
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& cos,
-                            const at::Tensor& target, MarginKind margin, MarginParams params,
-                            const CrossEntropySpec& spec) {
+                            const at::Tensor& row_params, const at::Tensor& target, MarginKind margin,
+                            const MarginParams& params, const CrossEntropySpec& spec) {
     const KernelPath path = kernel_path(cos);
     const RowKernels kernels = row_kernels_for(path);
     const auto dtype = compute_dtype(cos);
-    RowLossArgs args = row_loss_args(target, margin, params, spec, cos.size(1), cos.options().dtype(dtype));
+    const int64_t classes = cos.size(1) / params.sub_centers;
+    RowLossArgs args = row_loss_args(target, margin, params, row_params, spec, classes, cos.options().dtype(dtype));
     args.cos = cos.contiguous();
 
     const int64_t rows = cos.size(0);
@@ -114,25 +130,36 @@ struct FusedMarginCrossEntropy : torch::autograd::Function<FusedMarginCrossEntro
     const at::Tensor divisor =
         mean ? mean_divisor(args.target, args.class_weight, spec.ignore_index, dtype)
              : at::Tensor();
-    at::Tensor lse = at::empty({rows}, cos.options().dtype(dtype));
-    at::Tensor row_loss = at::empty({rows}, cos.options().dtype(dtype));
+    RowOutputs out;
+    out.lse = at::empty({rows}, cos.options().dtype(dtype));
+    out.row_loss = at::empty({rows}, cos.options().dtype(dtype));
+    const bool row_factor_grad = margin_scales_rows(margin) && row_params.requires_grad();
+    if (row_factor_grad) out.entropy = at::empty({rows}, cos.options().dtype(dtype));
     const bool gradient_in_forward = kernels.backward == nullptr;
-    at::Tensor grad_cos;
-    if (gradient_in_forward && cos.requires_grad()) grad_cos = at::empty_like(args.cos);
+    if (gradient_in_forward && cos.requires_grad()) out.grad_cos = at::empty_like(args.cos);
     // The gradient written in the forward is that of the reduced loss for an upstream 1.
-    const double scale = mean && grad_cos.defined() ? 1.0 / divisor.item<double>() : 1.0;
-    if (rows > 0) kernels.forward(args, lse, row_loss, grad_cos, scale);
+    const double scale = mean && out.grad_cos.defined() ? 1.0 / divisor.item<double>() : 1.0;
+    if (rows > 0) kernels.forward(args, out, scale);
 
     if (gradient_in_forward) {
-      ctx->save_for_backward({grad_cos});
+      at::Tensor grad_rows;
+      if (row_factor_grad) {
+        const at::Tensor factor = mean ? divisor.reciprocal() : at::ones({}, out.lse.options());
+        grad_rows = row_factor_gradient(args, classes, out.row_loss, out.entropy, factor, args.row_params.select(1, 0))
+                        .unsqueeze(1)
+                        .to(row_params.scalar_type());
+      }
+      ctx->save_for_backward({out.grad_cos, grad_rows});
     } else {
-      ctx->save_for_backward(
-          {args.cos, args.target, args.class_weight, args.weight_sum, lse, divisor});
+      ctx->save_for_backward({args.cos, args.target, args.class_weight, args.weight_sum, out.lse, divisor,
+                              args.row_params, row_factor_grad ? out.row_loss.clone() : at::Tensor(),
+                              out.entropy});
       save_row_settings(ctx, args, path);
+      ctx->saved_data["row_params_dtype"] = row_params.scalar_type();
     }
     ctx->saved_data["gradient_in_forward"] = gradient_in_forward;
     ctx->saved_data["reduction"] = spec.reduction;
-    return reduce_rows(row_loss, spec.reduction, divisor);
+    return reduce_rows(out.row_loss, spec.reduction, divisor);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -142,10 +169,8 @@ struct FusedMarginCrossEntropy : torch::autograd::Function<FusedMarginCrossEntro
     const at::Tensor& upstream = grads[0];
     const bool per_row = ctx->saved_data["reduction"].toInt() == at::Reduction::None;
     if (ctx->saved_data["gradient_in_forward"].toBool()) {
-      const at::Tensor& grad_cos = saved[0];
-      if (per_row)
-        return {grad_cos * upstream.unsqueeze(1).to(grad_cos.scalar_type()), {}, {}, {}, {}};
-      return {times_upstream(grad_cos, upstream), {}, {}, {}, {}};
+      return {times_row_upstream(saved[0], upstream, per_row), times_row_upstream(saved[1], upstream, per_row),
+              {}, {}, {}, {}};
     }
     RowLossArgs args;
     args.cos = saved[0];
@@ -154,6 +179,7 @@ struct FusedMarginCrossEntropy : torch::autograd::Function<FusedMarginCrossEntro
     args.weight_sum = saved[3];
     const at::Tensor& lse = saved[4];
     const at::Tensor& divisor = saved[5];
+    args.row_params = saved[6];
     const KernelPath path = restore_row_settings(ctx, args);
 
     const int64_t rows = args.cos.size(0);
@@ -162,7 +188,14 @@ struct FusedMarginCrossEntropy : torch::autograd::Function<FusedMarginCrossEntro
     row_grad = row_grad.expand({rows}).contiguous();
     at::Tensor grad_cos = at::empty_like(args.cos);
     if (rows > 0) row_kernels_for(path).backward(args, lse, row_grad, grad_cos);
-    return {grad_cos, {}, {}, {}, {}};
+    at::Tensor grad_rows;
+    if (saved[7].defined()) {
+      const int64_t classes = args.cos.size(1) / args.params.sub_centers;
+      grad_rows = row_factor_gradient(args, classes, saved[7], saved[8], row_grad, args.row_params.select(1, 0))
+                      .unsqueeze(1)
+                      .to(ctx->saved_data["row_params_dtype"].toScalarType());
+    }
+    return {grad_cos, grad_rows, {}, {}, {}, {}};
   }
 };
 

@@ -84,31 +84,47 @@ struct RowKernel {
   using V = typename M::Vec;
   static constexpr int64_t kWidth = sizeof(V) / sizeof(T);
 
-  const scalar_t* cos;    // [B, C] contiguous
+  const scalar_t* cos;    // [B, C·K] contiguous
   const int64_t* target;  // [B]
   const T* class_weight;  // [C] or nullptr
-  const T* column_scale;  // [C] or nullptr: the cosines are cos_ij·q_j, the gradient g_ij·q_j
+  const T* column_scale;  // [C·K] or nullptr: the cosines are cos_ij·q_j, the gradient g_ij·q_j
   const T* row_scale;     // [B] or nullptr: row i's gradient is scaled by row_scale[i] too
+  const T* row_params;    // [B, Policy::kRowParams] or nullptr
   T weight_sum;           // Σ_j w_j (C without weights)
-  int64_t classes;
+  int64_t classes;        // C
+  int64_t sub_centers;    // K
   T smoothing;
   int64_t ignore_index;
-  Policy policy;
+  Policy margin;
 
-  /// Cosines row[j, j + kWidth) as V in T precision (times the column scales).
-  ANGULAR_ALWAYS_INLINE V load_cos(const scalar_t* row, int64_t j) const {
-    V c;
-    if constexpr (std::is_same_v<scalar_t, T>) {
-      c = load<V>(row + j);
-    } else {
-      T lanes[kWidth];
-      for (int64_t l = 0; l < kWidth; ++l) lanes[l] = static_cast<T>(row[j + l]);
-      c = load<V>(lanes);
-    }
-    return column_scale != nullptr ? c * load<V>(column_scale + j) : c;
+  /// Column k of a row, in T precision, times its column scale.
+  ANGULAR_ALWAYS_INLINE T column(const scalar_t* row, int64_t k) const {
+    return static_cast<T>(row[k]) * (column_scale != nullptr ? column_scale[k] : T(1));
   }
-  ANGULAR_ALWAYS_INLINE T cosine(const scalar_t* row, int64_t j) const {
-    return static_cast<T>(row[j]) * (column_scale != nullptr ? column_scale[j] : T(1));
+  /// Class j's cosine: its column, or with sub-centers the max of its K columns (a NaN
+  /// wins, as at::max's), and which of them it is.
+  ANGULAR_ALWAYS_INLINE T cosine(const scalar_t* row, int64_t j, int64_t* which = nullptr) const {
+    if (sub_centers == 1) return column(row, j);
+    T best = column(row, j * sub_centers);
+    int64_t best_k = 0;
+    for (int64_t k = 1; k < sub_centers; ++k) {
+      const T c = column(row, j * sub_centers + k);
+      if (c > best || (c != c && best == best)) best = c, best_k = k;
+    }
+    if (which != nullptr) *which = best_k;
+    return best;
+  }
+  /// Cosines of classes [j, j + kWidth) as V in T precision.
+  ANGULAR_ALWAYS_INLINE V load_cos(const scalar_t* row, int64_t j) const {
+    if constexpr (std::is_same_v<scalar_t, T>) {
+      if (sub_centers == 1) {
+        const V c = load<V>(row + j);
+        return column_scale != nullptr ? c * load<V>(column_scale + j) : c;
+      }
+    }
+    T lanes[kWidth];
+    for (int64_t l = 0; l < kWidth; ++l) lanes[l] = cosine(row, j + l);
+    return load<V>(lanes);
   }
   /// A gradient of cosines (U: V or T) as the gradient of what the row holds (times the
   /// column scales).
@@ -127,37 +143,44 @@ struct RowKernel {
   }
 
   /// Row i over `buffer` [C] (scratch, or the gradient row itself when it has the compute
-  /// dtype). Chunk by chunk, while the chunk is in L1: logits, then exponentials against the
-  /// running max (kept per chunk in `chunk_max`), with an online sum. Then, when grad_row is
+  /// dtype and one column per class). Chunk by chunk, while the chunk is in L1: logits, then
+  /// exponentials against the running max (kept per chunk in `chunk_max`), with an online sum
+  /// (and Σ e_j z_j for the entropy where the policy scales rows). Then, when grad_row is
   /// given, one more sweep writes the gradient of scale·loss_i:
   ///   grad_j = scale·(coef·p_j − (ε/C)·w_j − (1 − ε)·w_y·[j = y])·dz_j/dc_j,
   ///   coef = (1 − ε)·w_y + (ε/C)·Σ w,  p = softmax(z).
   /// The loss is (1 − ε)·w_y·(lse − z_y) + (ε/C)·Σ_j w_j·(lse − z_j).
   ANGULAR_ALWAYS_INLINE void row(int64_t i, T* buffer, T* chunk_max, scalar_t* grad_row, T scale,
-                                 T* lse_out, T* loss_out) const {
+                                 T* lse_out, T* loss_out, T* entropy_out) const {
     const int64_t y = target[i];
+    const int64_t width = classes * sub_centers;
     if (y == ignore_index) {
       *lse_out = T(0);
       *loss_out = T(0);
-      if (grad_row != nullptr) std::fill(grad_row, grad_row + classes, static_cast<scalar_t>(0));
+      if (entropy_out != nullptr) *entropy_out = T(0);
+      if (grad_row != nullptr) std::fill(grad_row, grad_row + width, static_cast<scalar_t>(0));
       return;
     }
-    const scalar_t* row = cos + i * classes;
+    const scalar_t* row = cos + i * width;
     const bool smoothed = smoothing != T(0);
-    const T c_y = cosine(row, y);
+    int64_t y_column = 0;
+    const T c_y = cosine(row, y, &y_column);
+    y_column += y * sub_centers;
+    const Policy policy =
+        margin.at_row(row_params != nullptr ? row_params + i * Policy::kRowParams : nullptr, c_y);
     // Every logit is z + 0·c: NaN where a cosine is NaN or infinite, which the policies' clamp
     // would otherwise turn into a finite logit; a NaN logit makes the row's lse, loss and
     // gradient NaN.
     const T z_y = policy.target_logit(c_y) + T(0) * c_y;
     constexpr T lowest = -std::numeric_limits<T>::max();
-    T running_max = lowest, sum = 0, weighted = 0;
+    T running_max = lowest, sum = 0, weighted = 0, dot = 0;
     for (int64_t begin = 0, chunk = 0; begin < classes; begin += kChunk, ++chunk) {
       const int64_t end = std::min(classes, begin + kChunk);
       const int64_t vector_end = end - (end - begin) % kWidth;
       // Logits, their max and Σ_j w_j z_j.
       V vector_max = M::template broadcast<V>(lowest);
       V vector_weighted{};
-      T top = running_max;
+      T chunk_top = lowest;
       for (int64_t j = begin; j < vector_end; j += kWidth) {
         const V c = load_cos(row, j);
         const V z = policy.logit(c) + T(0) * c;
@@ -168,37 +191,51 @@ struct RowKernel {
       for (int64_t j = vector_end; j < end; ++j) {
         const T c = cosine(row, j);
         buffer[j] = policy.logit(c) + T(0) * c;
-        top = std::max(top, buffer[j]);
+        chunk_top = std::max(chunk_top, buffer[j]);
         if (smoothed) weighted += weight(j) * buffer[j];
       }
-      if (y >= begin && y < end) {
-        if (smoothed) weighted += weight(y) * (z_y - buffer[y]);
-        buffer[y] = z_y;
-        top = std::max(top, z_y);
-      }
       weighted += lane_sum<V, T>(vector_weighted);
-      top = std::max(top, lane_max<V, T>(vector_max));
+      chunk_top = std::max(chunk_top, lane_max<V, T>(vector_max));
+      if (y >= begin && y < end) {
+        // The label's column went in as an off-label logit. Where that was the chunk's max it
+        // must not stay the max: a max far above every logit (CurricularFace's, or any C = 1)
+        // would underflow all the exponentials.
+        const T off_label = buffer[y];
+        if (smoothed) weighted += weight(y) * (z_y - off_label);
+        buffer[y] = z_y;
+        if (!(off_label < chunk_top)) chunk_top = max_of(buffer, begin, end);
+        chunk_top = std::max(chunk_top, z_y);
+      }
+      const T top = std::max(running_max, chunk_top);
       // Exponentials against the new running max.
-      sum *= M::exp(running_max - top);
+      const T rescale = M::exp(running_max - top);
+      sum *= rescale;
       running_max = top;
       chunk_max[chunk] = top;
-      V vector_sum{};
+      V vector_sum{}, vector_dot{};
       for (int64_t j = begin; j < vector_end; j += kWidth) {
-        const V e = M::exp_nonpositive(load<V>(buffer + j) - top);
+        const V z = load<V>(buffer + j);
+        const V e = M::exp_nonpositive(z - top);
         store(buffer + j, e);
         vector_sum += e;
+        if constexpr (Policy::kScalesRows) vector_dot += e * z;
       }
+      if constexpr (Policy::kScalesRows) dot *= rescale;
       for (int64_t j = vector_end; j < end; ++j) {
-        buffer[j] = M::exp_nonpositive(buffer[j] - top);
+        const T z = buffer[j];
+        buffer[j] = M::exp_nonpositive(z - top);
         sum += buffer[j];
+        if constexpr (Policy::kScalesRows) dot += buffer[j] * z;
       }
       sum += lane_sum<V, T>(vector_sum);
+      if constexpr (Policy::kScalesRows) dot += lane_sum<V, T>(vector_dot);
     }
     const T lse = running_max + M::log(sum);
     const T w_y = weight(y);
     const T per_class = smoothing / static_cast<T>(classes);
     *lse_out = lse;
     *loss_out = (T(1) - smoothing) * w_y * (lse - z_y) + per_class * (weight_sum * lse - weighted);
+    if (entropy_out != nullptr) *entropy_out = lse - dot / sum;
     if (grad_row == nullptr) return;
 
     // The gradient; p_j = e_j·exp(chunk max − lse). Then the label's column, with its own
@@ -208,66 +245,103 @@ struct RowKernel {
     const T p_y = buffer[y] * M::exp(chunk_max[y / kChunk] - lse);
     for (int64_t begin = 0, chunk = 0; begin < classes; begin += kChunk, ++chunk) {
       const int64_t end = std::min(classes, begin + kChunk);
-      const int64_t vector_end = end - (end - begin) % kWidth;
       const T coef = numerator * M::exp(chunk_max[chunk] - lse);
-      // Lambdas on vectors are always inlined, as everything below rows_avx2 is: the AVX2
-      // math is only valid there, and vectors change ABI across a call into it.
-      const auto sweep = [&](auto uniform_term) ANGULAR_LAMBDA_INLINE {
-        for (int64_t j = begin; j < vector_end; j += kWidth) {
-          const V g = scaled_gradient(
-              (coef * load<V>(buffer + j) - uniform_term(j)) * policy.dlogit(load_cos(row, j)), j);
-          if constexpr (std::is_same_v<scalar_t, T>) {
-            store(grad_row + j, g);
-          } else {
-            T lanes[kWidth];
-            store(lanes, g);
-            for (int64_t l = 0; l < kWidth; ++l) grad_row[j + l] = static_cast<scalar_t>(lanes[l]);
-          }
-        }
-      };
-      // Without smoothing the (ε/C)·w_j term is 0: a loop without it.
-      if (smoothed) sweep([&](int64_t j) ANGULAR_LAMBDA_INLINE { return uniform * weights(j); });
-      else sweep([](int64_t) ANGULAR_LAMBDA_INLINE { return V{}; });
-      for (int64_t j = vector_end; j < end; ++j) {
-        const T c = cosine(row, j);
-        grad_row[j] = static_cast<scalar_t>(scaled_gradient((coef * buffer[j] - uniform * weight(j)) * policy.dlogit(c), j));
-      }
+      if (sub_centers == 1) gradient_sweep(policy, row, buffer, grad_row, begin, end, coef, uniform, smoothed);
+      else sub_center_gradient_sweep(policy, row, buffer, grad_row, begin, end, coef, uniform);
     }
-    grad_row[y] = static_cast<scalar_t>(scaled_gradient(
-        (numerator * p_y - uniform * w_y - scale * (T(1) - smoothing) * w_y) * policy.target_dlogit(c_y), y));
+    grad_row[y_column] = static_cast<scalar_t>(scaled_gradient(
+        (numerator * p_y - uniform * w_y - scale * (T(1) - smoothing) * w_y) * policy.target_dlogit(c_y), y_column));
+  }
+
+  /// max of buffer[begin, end).
+  ANGULAR_ALWAYS_INLINE static T max_of(const T* buffer, int64_t begin, int64_t end) {
+    const int64_t vector_end = end - (end - begin) % kWidth;
+    V vector_max = M::template broadcast<V>(-std::numeric_limits<T>::max());
+    for (int64_t j = begin; j < vector_end; j += kWidth) {
+      const V z = load<V>(buffer + j);
+      vector_max = select(z > vector_max, z, vector_max);
+    }
+    T top = lane_max<V, T>(vector_max);
+    for (int64_t j = vector_end; j < end; ++j) top = std::max(top, buffer[j]);
+    return top;
+  }
+
+  /// grad_j = (coef·e_j − uniform·w_j)·dz_j/dc_j for classes [begin, end), one column each.
+  ANGULAR_ALWAYS_INLINE void gradient_sweep(const Policy& policy, const scalar_t* row, const T* buffer,
+                                            scalar_t* grad_row, int64_t begin, int64_t end, T coef,
+                                            T uniform, bool smoothed) const {
+    const int64_t vector_end = end - (end - begin) % kWidth;
+    // Lambdas on vectors are always inlined, as everything below rows_avx2 is: the AVX2
+    // math is only valid there, and vectors change ABI across a call into it.
+    const auto sweep = [&](auto uniform_term) ANGULAR_LAMBDA_INLINE {
+      for (int64_t j = begin; j < vector_end; j += kWidth) {
+        const V g = scaled_gradient(
+            (coef * load<V>(buffer + j) - uniform_term(j)) * policy.dlogit(load_cos(row, j)), j);
+        if constexpr (std::is_same_v<scalar_t, T>) {
+          store(grad_row + j, g);
+        } else {
+          T lanes[kWidth];
+          store(lanes, g);
+          for (int64_t l = 0; l < kWidth; ++l) grad_row[j + l] = static_cast<scalar_t>(lanes[l]);
+        }
+      }
+    };
+    // Without smoothing the (ε/C)·w_j term is 0: a loop without it.
+    if (smoothed) sweep([&](int64_t j) ANGULAR_LAMBDA_INLINE { return uniform * weights(j); });
+    else sweep([](int64_t) ANGULAR_LAMBDA_INLINE { return V{}; });
+    for (int64_t j = vector_end; j < end; ++j) {
+      const T c = cosine(row, j);
+      grad_row[j] = static_cast<scalar_t>(scaled_gradient((coef * buffer[j] - uniform * weight(j)) * policy.dlogit(c), j));
+    }
+  }
+
+  /// The same with K sub-centers per class: each class's gradient goes to the column of its
+  /// max, the other K − 1 get 0. Each class's columns are read before they are written, so
+  /// grad_row may be the cosine row itself.
+  ANGULAR_ALWAYS_INLINE void sub_center_gradient_sweep(const Policy& policy, const scalar_t* row,
+                                                       const T* buffer, scalar_t* grad_row, int64_t begin,
+                                                       int64_t end, T coef, T uniform) const {
+    for (int64_t j = begin; j < end; ++j) {
+      int64_t which = 0;
+      const T c = cosine(row, j, &which);
+      const int64_t first = j * sub_centers;
+      const T g = scaled_gradient((coef * buffer[j] - uniform * weight(j)) * policy.dlogit(c), first + which);
+      for (int64_t k = 0; k < sub_centers; ++k) grad_row[first + k] = static_cast<scalar_t>(k == which ? g : T(0));
+    }
   }
 };
 
-/// Rows [begin, end); the scratch row is used when the gradient row cannot hold T values or
-/// is the cosine row itself (a gradient written in place: each element is read before it is
-/// written).
+/// Rows [begin, end); the scratch row is used when the gradient row cannot hold T values, is
+/// the cosine row itself (a gradient written in place: each element is read before it is
+/// written) or has K > 1 columns per class (written ahead of the logits still to be read).
 template <class Kernel, class T, class scalar_t>
 ANGULAR_ALWAYS_INLINE void rows(const Kernel& kernel, int64_t begin, int64_t end, T* scratch,
-                                T* chunk_max, scalar_t* grad, T scale, T* lse, T* loss) {
-  const int64_t classes = kernel.classes;
+                                T* chunk_max, scalar_t* grad, T scale, T* lse, T* loss, T* entropy) {
+  const int64_t width = kernel.classes * kernel.sub_centers;
   for (int64_t i = begin; i < end; ++i) {
-    scalar_t* grad_row = grad != nullptr ? grad + i * classes : nullptr;
+    scalar_t* grad_row = grad != nullptr ? grad + i * width : nullptr;
     T* buffer = scratch;
     if constexpr (std::is_same_v<scalar_t, T>) {
-      if (grad_row != nullptr && grad != kernel.cos) buffer = grad_row;
+      if (grad_row != nullptr && grad != kernel.cos && kernel.sub_centers == 1) buffer = grad_row;
     }
     const T row_scale = kernel.row_scale != nullptr ? scale * kernel.row_scale[i] : scale;
-    kernel.row(i, buffer, chunk_max, grad_row, row_scale, lse + i, loss + i);
+    kernel.row(i, buffer, chunk_max, grad_row, row_scale, lse + i, loss + i,
+               entropy != nullptr ? entropy + i : nullptr);
   }
 }
 
 template <class Kernel, class T, class scalar_t>
 void rows_default(const Kernel& kernel, int64_t begin, int64_t end, T* scratch, T* chunk_max,
-                  scalar_t* grad, T scale, T* lse, T* loss) {
-  rows(kernel, begin, end, scratch, chunk_max, grad, scale, lse, loss);
+                  scalar_t* grad, T scale, T* lse, T* loss, T* entropy) {
+  rows(kernel, begin, end, scratch, chunk_max, grad, scale, lse, loss, entropy);
 }
 
 #if ANGULAR_CPU_AVX2
 // The same loop, compiled for AVX2 + FMA.
 template <class Kernel, class T, class scalar_t>
 ANGULAR_TARGET_AVX2 void rows_avx2(const Kernel& kernel, int64_t begin, int64_t end, T* scratch,
-                                   T* chunk_max, scalar_t* grad, T scale, T* lse, T* loss) {
-  rows(kernel, begin, end, scratch, chunk_max, grad, scale, lse, loss);
+                                   T* chunk_max, scalar_t* grad, T scale, T* lse, T* loss, T* entropy) {
+  rows(kernel, begin, end, scratch, chunk_max, grad, scale, lse, loss, entropy);
 }
 
 /// Whether the AVX2 copy runs: the processor has AVX2 and FMA, and ATen's own switch does
@@ -313,8 +387,10 @@ void with_row_kernel(const RowLossArgs& args, F&& f) {
                               args.class_weight.defined() ? args.class_weight.data_ptr<T>() : nullptr,
                               args.column_scale.defined() ? args.column_scale.data_ptr<T>() : nullptr,
                               args.row_scale.defined() ? args.row_scale.data_ptr<T>() : nullptr,
+                              args.row_params.defined() ? args.row_params.data_ptr<T>() : nullptr,
                               static_cast<T>(args.weight_sum.item<double>()),
-                              args.cos.size(1),
+                              args.cos.size(1) / args.params.sub_centers,
+                              args.params.sub_centers,
                               static_cast<T>(args.label_smoothing),
                               args.ignore_index,
                               policy};
@@ -358,40 +434,41 @@ class FlushDenormals {
 
 /// forward() on the copy of the loops compiled for AVX2 (kAvx2) or on the portable one.
 template <bool kAvx2>
-void forward_rows(const RowLossArgs& args, at::Tensor& lse, at::Tensor& row_loss,
-                  at::Tensor& grad_cos, double scale) {
+void forward_rows(const RowLossArgs& args, RowOutputs& out, double scale) {
   with_row_kernel<kAvx2>(args, [&](const auto& kernel, auto t, auto s) {
     using T = decltype(t);
     using scalar_t = decltype(s);
-    T* lse_data = lse.data_ptr<T>();
-    T* loss_data = row_loss.data_ptr<T>();
-    scalar_t* grad = grad_cos.defined() ? grad_cos.data_ptr<scalar_t>() : nullptr;
-    if (grad != nullptr) prefer_huge_pages(grad, grad_cos.nbytes());
-    const bool needs_scratch = grad == nullptr || !std::is_same_v<scalar_t, T> || grad == kernel.cos;
+    T* lse = out.lse.data_ptr<T>();
+    T* loss = out.row_loss.data_ptr<T>();
+    T* entropy = out.entropy.defined() ? out.entropy.data_ptr<T>() : nullptr;
+    scalar_t* grad = out.grad_cos.defined() ? out.grad_cos.data_ptr<scalar_t>() : nullptr;
+    if (grad != nullptr) prefer_huge_pages(grad, out.grad_cos.nbytes());
+    const bool needs_scratch =
+        grad == nullptr || !std::is_same_v<scalar_t, T> || grad == kernel.cos || kernel.sub_centers > 1;
     parallel_rows(args.cos.size(0), row_grain(args.cos.size(1)), [&](int64_t begin, int64_t end) {
       const FlushDenormals flush_denormals;
       std::vector<T> scratch(needs_scratch ? static_cast<size_t>(kernel.classes) : 0);
       std::vector<T> chunk_max(static_cast<size_t>((kernel.classes + kChunk - 1) / kChunk));
       if constexpr (kAvx2) {
 #if ANGULAR_CPU_AVX2
-        rows_avx2(kernel, begin, end, scratch.data(), chunk_max.data(), grad, static_cast<T>(scale),
-                  lse_data, loss_data);
+        rows_avx2(kernel, begin, end, scratch.data(), chunk_max.data(), grad, static_cast<T>(scale), lse,
+                  loss, entropy);
 #endif
       } else {
-        rows_default(kernel, begin, end, scratch.data(), chunk_max.data(), grad, static_cast<T>(scale),
-                     lse_data, loss_data);
+        rows_default(kernel, begin, end, scratch.data(), chunk_max.data(), grad, static_cast<T>(scale), lse,
+                     loss, entropy);
       }
     });
   });
 }
 
-/// Per-row lse and loss; with `grad_cos` defined, also the gradient of Σ_i scale·loss_i.
-inline void forward(const RowLossArgs& args, at::Tensor& lse, at::Tensor& row_loss,
-                    at::Tensor& grad_cos, double scale) {
+/// Per-row lse, loss (and entropy where out.entropy is defined); with out.grad_cos defined,
+/// also the gradient of Σ_i scale·loss_i.
+inline void forward(const RowLossArgs& args, RowOutputs& out, double scale) {
 #if ANGULAR_CPU_AVX2
-  if (has_avx2()) return forward_rows<true>(args, lse, row_loss, grad_cos, scale);
+  if (has_avx2()) return forward_rows<true>(args, out, scale);
 #endif
-  forward_rows<false>(args, lse, row_loss, grad_cos, scale);
+  forward_rows<false>(args, out, scale);
 }
 
 }  // namespace angular::detail::cpu

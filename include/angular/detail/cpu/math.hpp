@@ -217,6 +217,11 @@ struct FloatMath {
   ANGULAR_ALWAYS_INLINE static V where_in(const V& x, float lo, float hi, const V& value) {
     return select(x < lo, broadcast<V>(0.0f), select(x > hi, broadcast<V>(0.0f), value));
   }
+  /// a where x > threshold, else b.
+  template <class V>
+  ANGULAR_ALWAYS_INLINE static V where_greater(const V& x, float threshold, const V& a, const V& b) {
+    return select(x > broadcast<V>(threshold), a, b);
+  }
   template <class V>
   ANGULAR_ALWAYS_INLINE static V acos(const V& x) { return fast_acos<Ops>(x); }
   template <class V>
@@ -231,6 +236,8 @@ struct FloatMath {
   static float log(float x) { return std::log(x); }
   static float cos(float x) { return std::cos(x); }
   static float sin(float x) { return std::sin(x); }
+  /// The next float below x.
+  static float next_below(float x) { return std::nextafter(x, -INFINITY); }
 };
 
 template <>
@@ -251,6 +258,7 @@ struct Math<double> {
   static double where_in(double x, double lo, double hi, double value) {
     return x >= lo && x <= hi ? value : 0.0;
   }
+  static double where_greater(double x, double threshold, double a, double b) { return x > threshold ? a : b; }
   static double acos(double x) { return std::acos(x); }
   static double asin(double x) { return std::asin(x); }
   static double rsqrt(double x) { return 1.0 / std::sqrt(x); }
@@ -259,6 +267,7 @@ struct Math<double> {
   static double log(double x) { return std::log(x); }
   static double cos(double x) { return std::cos(x); }
   static double sin(double x) { return std::sin(x); }
+  static double next_below(double x) { return std::nextafter(x, -INFINITY); }
 };
 
 }  // namespace angular::detail::cpu

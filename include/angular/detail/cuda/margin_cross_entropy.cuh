@@ -35,6 +35,7 @@ struct DeviceMath {
   ANGULAR_HOST_DEVICE static T where_in(T x, T lo, T hi, T value) {
     return x >= lo && x <= hi ? value : T(0);
   }
+  ANGULAR_HOST_DEVICE static T where_greater(T x, T threshold, T a, T b) { return x > threshold ? a : b; }
   ANGULAR_HOST_DEVICE static T acos(T x) { return ::acos(x); }
   ANGULAR_HOST_DEVICE static T asin(T x) { return ::asin(x); }
   ANGULAR_HOST_DEVICE static T rsqrt(T x) {
@@ -55,6 +56,7 @@ struct DeviceMath {
   ANGULAR_HOST_DEVICE static T log(T x) { return ::log(x); }
   ANGULAR_HOST_DEVICE static T cos(T x) { return ::cos(x); }
   ANGULAR_HOST_DEVICE static T sin(T x) { return ::sin(x); }
+  ANGULAR_HOST_DEVICE static T next_below(T x) { return ::nextafter(x, lowest_finite<T>()); }
 };
 
 /// Everything a kernel reads, as raw pointers.
@@ -66,10 +68,32 @@ struct RowData {
   const int64_t* target;
   const T* class_weight;  // or nullptr
   const T* weight_sum;    // device scalar
+  const T* row_params;    // [rows, kRowParams] or nullptr
   int64_t rows;
-  int64_t classes;
+  int64_t classes;        // C
+  int64_t sub_centers;    // K: a row has C·K columns
   T smoothing;
   int64_t ignore_index;
+
+  /// Class j's cosine in row `row`: its column, or the max of its K columns (a NaN wins, as
+  /// at::max's), and which of them it is.
+  __device__ __forceinline__ T cosine(const scalar_t* row, int64_t j, int64_t* which = nullptr) const {
+    if (sub_centers == 1) return static_cast<T>(row[j]);
+    T best = static_cast<T>(row[j * sub_centers]);
+    int64_t best_k = 0;
+    for (int64_t k = 1; k < sub_centers; ++k) {
+      const T c = static_cast<T>(row[j * sub_centers + k]);
+      if (c > best || (c != c && best == best)) best = c, best_k = k;
+    }
+    if (which != nullptr) *which = best_k;
+    return best;
+  }
+  /// Row i's policy (its parameters and its label's cosine).
+  template <class Policy>
+  __device__ __forceinline__ Policy policy_of_row(const Policy& margin, int64_t i, int64_t y) const {
+    const T* params = row_params != nullptr ? row_params + i * Policy::kRowParams : nullptr;
+    return margin.at_row(params, cosine(cos + i * classes * sub_centers, y));
+  }
 };
 
 template <class scalar_t>
@@ -128,62 +152,86 @@ __device__ __forceinline__ void for_each_column(const scalar_t* __restrict__ row
   for (int64_t j = head + packs * kPack + lane; j < classes; j += step) visit(j, row[j]);
 }
 
-/// Running (max, Σ exp(z − max)) of a thread, merged across threads.
-template <class T>
+/// Running (max, Σ exp(z − max)) of a thread, and with kDot Σ exp(z − max)·z (for the
+/// entropy), merged across threads.
+template <class T, bool kDot>
 struct OnlineSum {
   T max;
   T sum;
+  T dot;
   __device__ __forceinline__ void add(T z) {
     if (z > max) {
-      sum = sum * DeviceMath<T>::exp(max - z) + T(1);
+      const T rescale = DeviceMath<T>::exp(max - z);
+      sum = sum * rescale + T(1);
+      if constexpr (kDot) dot = dot * rescale + z;
       max = z;
     } else {
-      sum += DeviceMath<T>::exp(z - max);
+      const T e = DeviceMath<T>::exp(z - max);
+      sum += e;
+      if constexpr (kDot) dot += e * z;
     }
   }
-  __device__ __forceinline__ void merge(T other_max, T other_sum) {
+  __device__ __forceinline__ void merge(T other_max, T other_sum, T other_dot) {
     const T top = max > other_max ? max : other_max;
-    sum = sum * DeviceMath<T>::exp(max - top) + other_sum * DeviceMath<T>::exp(other_max - top);
+    const T mine = DeviceMath<T>::exp(max - top), theirs = DeviceMath<T>::exp(other_max - top);
+    sum = sum * mine + other_sum * theirs;
+    if constexpr (kDot) dot = dot * mine + other_dot * theirs;
     max = top;
+  }
+  __device__ __forceinline__ void merge_lane(int offset) {
+    merge(__shfl_xor_sync(0xffffffffu, max, offset), __shfl_xor_sync(0xffffffffu, sum, offset),
+          kDot ? __shfl_xor_sync(0xffffffffu, dot, offset) : T(0));
   }
 };
 
-template <class T, int kThreadsPerRow>
-__device__ __forceinline__ void reduce_row(OnlineSum<T>& online, T& weighted) {
+template <class T, int kThreadsPerRow, bool kDot>
+__device__ __forceinline__ void reduce_row(OnlineSum<T, kDot>& online, T& weighted) {
 #pragma unroll
   for (int offset = (kThreadsPerRow < 32 ? kThreadsPerRow : 32) / 2; offset > 0; offset /= 2) {
-    online.merge(__shfl_xor_sync(0xffffffffu, online.max, offset),
-                 __shfl_xor_sync(0xffffffffu, online.sum, offset));
+    online.merge_lane(offset);
     weighted += __shfl_xor_sync(0xffffffffu, weighted, offset);
   }
   if constexpr (kThreadsPerRow > 32) {
     // One row per block: combine the warps through shared memory.
     constexpr int kWarps = kThreadsPerRow / 32;
-    __shared__ T maxes[kWarps], sums[kWarps], weights[kWarps];
+    __shared__ T maxes[kWarps], sums[kWarps], dots[kWarps], weights[kWarps];
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     if (lane == 0) {
       maxes[warp] = online.max;
       sums[warp] = online.sum;
+      dots[warp] = online.dot;
       weights[warp] = weighted;
     }
     __syncthreads();
     if (warp == 0) {
-      online = {lane < kWarps ? maxes[lane] : lowest_finite<T>(),
-                lane < kWarps ? sums[lane] : T(0)};
+      online = {lane < kWarps ? maxes[lane] : lowest_finite<T>(), lane < kWarps ? sums[lane] : T(0),
+                lane < kWarps ? dots[lane] : T(0)};
       weighted = lane < kWarps ? weights[lane] : T(0);
 #pragma unroll
       for (int offset = 16; offset > 0; offset /= 2) {
-        online.merge(__shfl_xor_sync(0xffffffffu, online.max, offset),
-                     __shfl_xor_sync(0xffffffffu, online.sum, offset));
+        online.merge_lane(offset);
         weighted += __shfl_xor_sync(0xffffffffu, weighted, offset);
       }
     }
   }
 }
 
+/// Visits each class j ≡ lane (mod step) of row i with f(j, its cosine in T): the columns
+/// themselves through for_each_column, or with sub-centers the max of each class's K.
+template <class scalar_t, class T, class F>
+__device__ __forceinline__ void for_each_class(const RowData<scalar_t, T>& data, const scalar_t* row, int lane,
+                                               int step, F&& f) {
+  if (data.sub_centers == 1) {
+    for_each_column(row, static_cast<scalar_t*>(nullptr), data.classes, lane, step,
+                    [&](int64_t j, scalar_t value) { f(j, static_cast<T>(value)); });
+    return;
+  }
+  for (int64_t j = lane; j < data.classes; j += step) f(j, data.cosine(row, j));
+}
+
 template <class Policy, class scalar_t, class T, int kThreadsPerRow>
 ANGULAR_KERNEL void __launch_bounds__(kBlockThreads)
-    forward_kernel(RowData<scalar_t, T> data, Policy policy, T* lse_out, T* loss_out) {
+    forward_kernel(RowData<scalar_t, T> data, Policy margin, T* lse_out, T* loss_out, T* entropy_out) {
   constexpr int kRowsPerBlock = kBlockThreads / kThreadsPerRow;
   const int64_t i = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kThreadsPerRow;
   const int lane = threadIdx.x % kThreadsPerRow;
@@ -191,14 +239,13 @@ ANGULAR_KERNEL void __launch_bounds__(kBlockThreads)
   const bool active = i < data.rows;
   const int64_t y = active ? data.target[i] : data.ignore_index;
   const bool kept = active && y != data.ignore_index;
-  OnlineSum<T> online{lowest_finite<T>(), T(0)};
+  OnlineSum<T, Policy::kScalesRows> online{lowest_finite<T>(), T(0), T(0)};
   T weighted = 0;
+  const Policy policy = kept ? data.policy_of_row(margin, i, y) : margin;
+  const scalar_t* row = data.cos + i * data.classes * data.sub_centers;
   if (kept) {
-    const scalar_t* row = data.cos + i * data.classes;
     const bool smoothed = data.smoothing != T(0);
-    for_each_column(row, static_cast<scalar_t*>(nullptr), data.classes, lane, kThreadsPerRow,
-                    [&](int64_t j, scalar_t value) {
-      const T c = static_cast<T>(value);
+    for_each_class(data, row, lane, kThreadsPerRow, [&](int64_t j, T c) {
       // z + 0·c: NaN where a cosine is NaN or infinite (which the policies' clamp would make
       // finite), so that the row's lse, loss and gradient are NaN.
       const T z = (j == y ? policy.target_logit(c) : policy.logit(c)) + T(0) * c;
@@ -211,48 +258,63 @@ ANGULAR_KERNEL void __launch_bounds__(kBlockThreads)
   if (!kept) {
     lse_out[i] = T(0);
     loss_out[i] = T(0);
+    if (entropy_out != nullptr) entropy_out[i] = T(0);
     return;
   }
   const T lse = online.max + DeviceMath<T>::log(online.sum);
-  const T c_y = static_cast<T>(data.cos[i * data.classes + y]);
+  const T c_y = data.cosine(row, y);
   const T w_y = data.class_weight != nullptr ? data.class_weight[y] : T(1);
   const T per_class = data.smoothing / static_cast<T>(data.classes);
   lse_out[i] = lse;
   loss_out[i] = (T(1) - data.smoothing) * w_y * (lse - policy.target_logit(c_y)) +
                 per_class * (*data.weight_sum * lse - weighted);
+  if (entropy_out != nullptr) entropy_out[i] = lse - online.dot / online.sum;
 }
 
 template <class Policy, class scalar_t, class T, int kThreadsPerRow>
 ANGULAR_KERNEL void __launch_bounds__(kBlockThreads)
-    backward_kernel(RowData<scalar_t, T> data, Policy policy, const T* lse, const T* row_grad,
+    backward_kernel(RowData<scalar_t, T> data, Policy margin, const T* lse, const T* row_grad,
                     scalar_t* grad_cos) {
   constexpr int kRowsPerBlock = kBlockThreads / kThreadsPerRow;
   const int64_t i = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kThreadsPerRow;
   if (i >= data.rows) return;
   const int lane = threadIdx.x % kThreadsPerRow;
   const int64_t y = data.target[i];
-  scalar_t* out = grad_cos + i * data.classes;
+  const int64_t width = data.classes * data.sub_centers;
+  scalar_t* out = grad_cos + i * width;
   if (y == data.ignore_index) {
-    for (int64_t j = lane; j < data.classes; j += kThreadsPerRow) out[j] = static_cast<scalar_t>(0);
+    for (int64_t j = lane; j < width; j += kThreadsPerRow) out[j] = static_cast<scalar_t>(0);
     return;
   }
+  const Policy policy = data.policy_of_row(margin, i, y);
   const T g = row_grad[i], row_lse = lse[i];
   const T w_y = data.class_weight != nullptr ? data.class_weight[y] : T(1);
   const T per_class = data.smoothing / static_cast<T>(data.classes);
   const T coef = g * ((T(1) - data.smoothing) * w_y + per_class * *data.weight_sum);
   const T uniform = g * per_class;
   const T one_hot = g * (T(1) - data.smoothing) * w_y;
-  for_each_column(data.cos + i * data.classes, out, data.classes, lane, kThreadsPerRow,
-                  [&](int64_t j, scalar_t value) {
-                    const T c = static_cast<T>(value);
-                    const bool is_target = j == y;
-                    const T z = is_target ? policy.target_logit(c) : policy.logit(c);
-                    const T slope = is_target ? policy.target_dlogit(c) : policy.dlogit(c);
-                    const T w = data.class_weight != nullptr ? data.class_weight[j] : T(1);
-                    const T p = DeviceMath<T>::exp(z - row_lse);
-                    return static_cast<scalar_t>(
-                        (coef * p - uniform * w - (is_target ? one_hot : T(0))) * slope);
-                  });
+  const auto gradient = [&](int64_t j, T c) {
+    const bool is_target = j == y;
+    const T z = is_target ? policy.target_logit(c) : policy.logit(c);
+    const T slope = is_target ? policy.target_dlogit(c) : policy.dlogit(c);
+    const T w = data.class_weight != nullptr ? data.class_weight[j] : T(1);
+    const T p = DeviceMath<T>::exp(z - row_lse);
+    return (coef * p - uniform * w - (is_target ? one_hot : T(0))) * slope;
+  };
+  const scalar_t* row = data.cos + i * width;
+  if (data.sub_centers == 1) {
+    for_each_column(row, out, data.classes, lane, kThreadsPerRow, [&](int64_t j, scalar_t value) {
+      return static_cast<scalar_t>(gradient(j, static_cast<T>(value)));
+    });
+    return;
+  }
+  // Each class's gradient on the column of its max, 0 on its other K − 1.
+  for (int64_t j = lane; j < data.classes; j += kThreadsPerRow) {
+    int64_t which = 0;
+    const T value = gradient(j, data.cosine(row, j, &which));
+    for (int64_t k = 0; k < data.sub_centers; ++k)
+      out[j * data.sub_centers + k] = static_cast<scalar_t>(k == which ? value : T(0));
+  }
 }
 
 /// On cos's device and current stream, calls launch(policy, data, width, blocks, stream) for
@@ -270,12 +332,14 @@ void launch_rows(const RowLossArgs& args, Launch&& launch) {
             args.target.data_ptr<int64_t>(),
             args.class_weight.defined() ? args.class_weight.data_ptr<T>() : nullptr,
             args.weight_sum.data_ptr<T>(),
+            args.row_params.defined() ? args.row_params.data_ptr<T>() : nullptr,
             args.cos.size(0),
-            args.cos.size(1),
+            args.cos.size(1) / args.params.sub_centers,
+            args.params.sub_centers,
             static_cast<T>(args.label_smoothing),
             args.ignore_index};
         with_margin_policy<T, DeviceMath<T>>(args.margin, args.params, [&](auto policy) {
-          if (data.classes <= 1024) {
+          if (data.classes * data.sub_centers <= 1024) {
             constexpr int kRows = kBlockThreads / 32;
             launch(policy, data, std::integral_constant<int, 32>{}, (data.rows + kRows - 1) / kRows, stream);
           } else {
@@ -286,13 +350,13 @@ void launch_rows(const RowLossArgs& args, Launch&& launch) {
       });
 }
 
-inline void forward(const RowLossArgs& args, at::Tensor& lse, at::Tensor& row_loss, at::Tensor&,
-                    double) {
+inline void forward(const RowLossArgs& args, RowOutputs& out, double) {
   launch_rows(args, [&](auto policy, const auto& data, auto width, int64_t blocks, cudaStream_t stream) {
     using Data = std::decay_t<decltype(data)>;
     using T = typename Data::compute_type;
     forward_kernel<decltype(policy), typename Data::input_type, T, decltype(width)::value>
-        <<<blocks, kBlockThreads, 0, stream>>>(data, policy, lse.data_ptr<T>(), row_loss.data_ptr<T>());
+        <<<blocks, kBlockThreads, 0, stream>>>(data, policy, out.lse.data_ptr<T>(), out.row_loss.data_ptr<T>(),
+                                               out.entropy.defined() ? out.entropy.data_ptr<T>() : nullptr);
   });
 }
 
