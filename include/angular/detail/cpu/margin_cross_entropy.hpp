@@ -101,30 +101,39 @@ struct RowKernel {
   ANGULAR_ALWAYS_INLINE T column(const scalar_t* row, int64_t k) const {
     return static_cast<T>(row[k]) * (column_scale != nullptr ? column_scale[k] : T(1));
   }
-  /// Class j's cosine: its column, or with sub-centers the max of its K columns (a NaN
-  /// wins, as at::max's), and which of them it is.
-  ANGULAR_ALWAYS_INLINE T cosine(const scalar_t* row, int64_t j, int64_t* which = nullptr) const {
-    if (sub_centers == 1) return column(row, j);
+  /// The max of class j's K columns (a NaN wins, as at::max's), and which of them it is.
+  ANGULAR_ALWAYS_INLINE T sub_center_max(const scalar_t* row, int64_t j, int32_t* which) const {
     T best = column(row, j * sub_centers);
-    int64_t best_k = 0;
-    for (int64_t k = 1; k < sub_centers; ++k) {
+    int32_t best_k = 0;
+    for (int32_t k = 1; k < sub_centers; ++k) {
       const T c = column(row, j * sub_centers + k);
       if (c > best || (c != c && best == best)) best = c, best_k = k;
     }
-    if (which != nullptr) *which = best_k;
+    *which = best_k;
     return best;
   }
+  /// A row's class cosines: its columns, or with sub-centers the K-column maxima gathered in
+  /// `classes` [C] (and which column each is in `which`) before the sweeps, so that these read
+  /// one contiguous cosine per class like the columns of K = 1.
+  struct Cosines {
+    const scalar_t* columns;
+    const T* classes;       // or nullptr (K = 1)
+    const int32_t* which;   // or nullptr (K = 1)
+  };
+  ANGULAR_ALWAYS_INLINE T cosine(const Cosines& row, int64_t j) const {
+    return row.classes != nullptr ? row.classes[j] : column(row.columns, j);
+  }
   /// Cosines of classes [j, j + kWidth) as V in T precision.
-  ANGULAR_ALWAYS_INLINE V load_cos(const scalar_t* row, int64_t j) const {
+  ANGULAR_ALWAYS_INLINE V load_cos(const Cosines& row, int64_t j) const {
+    if (row.classes != nullptr) return load<V>(row.classes + j);
     if constexpr (std::is_same_v<scalar_t, T>) {
-      if (sub_centers == 1) {
-        const V c = load<V>(row + j);
-        return column_scale != nullptr ? c * load<V>(column_scale + j) : c;
-      }
+      const V c = load<V>(row.columns + j);
+      return column_scale != nullptr ? c * load<V>(column_scale + j) : c;
+    } else {
+      T lanes[kWidth];
+      for (int64_t l = 0; l < kWidth; ++l) lanes[l] = column(row.columns, j + l);
+      return load<V>(lanes);
     }
-    T lanes[kWidth];
-    for (int64_t l = 0; l < kWidth; ++l) lanes[l] = cosine(row, j + l);
-    return load<V>(lanes);
   }
   /// A gradient of cosines (U: V or T) as the gradient of what the row holds (times the
   /// column scales).
@@ -150,8 +159,10 @@ struct RowKernel {
   ///   grad_j = scale·(coef·p_j − (ε/C)·w_j − (1 − ε)·w_y·[j = y])·dz_j/dc_j,
   ///   coef = (1 − ε)·w_y + (ε/C)·Σ w,  p = softmax(z).
   /// The loss is (1 − ε)·w_y·(lse − z_y) + (ε/C)·Σ_j w_j·(lse − z_j).
-  ANGULAR_ALWAYS_INLINE void row(int64_t i, T* buffer, T* chunk_max, scalar_t* grad_row, T scale,
-                                 T* lse_out, T* loss_out, T* entropy_out) const {
+  /// With K > 1 sub-centers, class_cos and class_which [C] are scratch for the row's class
+  /// cosines (nullptr where K = 1).
+  ANGULAR_ALWAYS_INLINE void row(int64_t i, T* buffer, T* chunk_max, T* class_cos, int32_t* class_which,
+                                 scalar_t* grad_row, T scale, T* lse_out, T* loss_out, T* entropy_out) const {
     const int64_t y = target[i];
     const int64_t width = classes * sub_centers;
     if (y == ignore_index) {
@@ -161,11 +172,12 @@ struct RowKernel {
       if (grad_row != nullptr) std::fill(grad_row, grad_row + width, static_cast<scalar_t>(0));
       return;
     }
-    const scalar_t* row = cos + i * width;
+    const Cosines row{cos + i * width, class_cos, class_which};
+    if (sub_centers > 1)
+      for (int64_t j = 0; j < classes; ++j) class_cos[j] = sub_center_max(row.columns, j, class_which + j);
     const bool smoothed = smoothing != T(0);
-    int64_t y_column = 0;
-    const T c_y = cosine(row, y, &y_column);
-    y_column += y * sub_centers;
+    const T c_y = cosine(row, y);
+    const int64_t y_column = y * sub_centers + (sub_centers > 1 ? class_which[y] : 0);
     const Policy policy =
         margin.at_row(row_params != nullptr ? row_params + i * Policy::kRowParams : nullptr, c_y);
     // Every logit is z + 0·c: NaN where a cosine is NaN or infinite, which the policies' clamp
@@ -243,11 +255,13 @@ struct RowKernel {
     const T numerator = scale * ((T(1) - smoothing) * w_y + per_class * weight_sum);
     const T uniform = scale * per_class;
     const T p_y = buffer[y] * M::exp(chunk_max[y / kChunk] - lse);
+    // With sub-centers the other K − 1 columns of each class get 0 (the row's columns are not
+    // read again: its class cosines are in class_cos).
+    if (sub_centers > 1) std::fill(grad_row, grad_row + width, static_cast<scalar_t>(0));
     for (int64_t begin = 0, chunk = 0; begin < classes; begin += kChunk, ++chunk) {
       const int64_t end = std::min(classes, begin + kChunk);
       const T coef = numerator * M::exp(chunk_max[chunk] - lse);
-      if (sub_centers == 1) gradient_sweep(policy, row, buffer, grad_row, begin, end, coef, uniform, smoothed);
-      else sub_center_gradient_sweep(policy, row, buffer, grad_row, begin, end, coef, uniform);
+      gradient_sweep(policy, row, buffer, grad_row, begin, end, coef, uniform, smoothed);
     }
     grad_row[y_column] = static_cast<scalar_t>(scaled_gradient(
         (numerator * p_y - uniform * w_y - scale * (T(1) - smoothing) * w_y) * policy.target_dlogit(c_y), y_column));
@@ -266,48 +280,37 @@ struct RowKernel {
     return top;
   }
 
-  /// grad_j = (coef·e_j − uniform·w_j)·dz_j/dc_j for classes [begin, end), one column each.
-  ANGULAR_ALWAYS_INLINE void gradient_sweep(const Policy& policy, const scalar_t* row, const T* buffer,
+  /// grad_j = (coef·e_j − uniform·w_j)·dz_j/dc_j for classes [begin, end), into class j's
+  /// column (with sub-centers, the column of its max).
+  ANGULAR_ALWAYS_INLINE void gradient_sweep(const Policy& policy, const Cosines& row, const T* buffer,
                                             scalar_t* grad_row, int64_t begin, int64_t end, T coef,
                                             T uniform, bool smoothed) const {
     const int64_t vector_end = end - (end - begin) % kWidth;
+    const auto write = [&](int64_t j, T g) ANGULAR_LAMBDA_INLINE {
+      const int64_t k = row.which != nullptr ? j * sub_centers + row.which[j] : j;
+      grad_row[k] = static_cast<scalar_t>(column_scale != nullptr ? g * column_scale[k] : g);
+    };
     // Lambdas on vectors are always inlined, as everything below rows_avx2 is: the AVX2
     // math is only valid there, and vectors change ABI across a call into it.
     const auto sweep = [&](auto uniform_term) ANGULAR_LAMBDA_INLINE {
       for (int64_t j = begin; j < vector_end; j += kWidth) {
-        const V g = scaled_gradient(
-            (coef * load<V>(buffer + j) - uniform_term(j)) * policy.dlogit(load_cos(row, j)), j);
+        const V g = (coef * load<V>(buffer + j) - uniform_term(j)) * policy.dlogit(load_cos(row, j));
         if constexpr (std::is_same_v<scalar_t, T>) {
-          store(grad_row + j, g);
-        } else {
-          T lanes[kWidth];
-          store(lanes, g);
-          for (int64_t l = 0; l < kWidth; ++l) grad_row[j + l] = static_cast<scalar_t>(lanes[l]);
+          if (row.which == nullptr) {
+            store(grad_row + j, scaled_gradient(g, j));
+            continue;
+          }
         }
+        T lanes[kWidth];
+        store(lanes, g);
+        for (int64_t l = 0; l < kWidth; ++l) write(j + l, lanes[l]);
       }
     };
     // Without smoothing the (ε/C)·w_j term is 0: a loop without it.
     if (smoothed) sweep([&](int64_t j) ANGULAR_LAMBDA_INLINE { return uniform * weights(j); });
     else sweep([](int64_t) ANGULAR_LAMBDA_INLINE { return V{}; });
-    for (int64_t j = vector_end; j < end; ++j) {
-      const T c = cosine(row, j);
-      grad_row[j] = static_cast<scalar_t>(scaled_gradient((coef * buffer[j] - uniform * weight(j)) * policy.dlogit(c), j));
-    }
-  }
-
-  /// The same with K sub-centers per class: each class's gradient goes to the column of its
-  /// max, the other K − 1 get 0. Each class's columns are read before they are written, so
-  /// grad_row may be the cosine row itself.
-  ANGULAR_ALWAYS_INLINE void sub_center_gradient_sweep(const Policy& policy, const scalar_t* row,
-                                                       const T* buffer, scalar_t* grad_row, int64_t begin,
-                                                       int64_t end, T coef, T uniform) const {
-    for (int64_t j = begin; j < end; ++j) {
-      int64_t which = 0;
-      const T c = cosine(row, j, &which);
-      const int64_t first = j * sub_centers;
-      const T g = scaled_gradient((coef * buffer[j] - uniform * weight(j)) * policy.dlogit(c), first + which);
-      for (int64_t k = 0; k < sub_centers; ++k) grad_row[first + k] = static_cast<scalar_t>(k == which ? g : T(0));
-    }
+    for (int64_t j = vector_end; j < end; ++j)
+      write(j, (coef * buffer[j] - uniform * weight(j)) * policy.dlogit(cosine(row, j)));
   }
 };
 
@@ -315,8 +318,9 @@ struct RowKernel {
 /// the cosine row itself (a gradient written in place: each element is read before it is
 /// written) or has K > 1 columns per class (written ahead of the logits still to be read).
 template <class Kernel, class T, class scalar_t>
-ANGULAR_ALWAYS_INLINE void rows(const Kernel& kernel, int64_t begin, int64_t end, T* scratch,
-                                T* chunk_max, scalar_t* grad, T scale, T* lse, T* loss, T* entropy) {
+ANGULAR_ALWAYS_INLINE void rows(const Kernel& kernel, int64_t begin, int64_t end, T* scratch, T* chunk_max,
+                                T* class_cos, int32_t* class_which, scalar_t* grad, T scale, T* lse, T* loss,
+                                T* entropy) {
   const int64_t width = kernel.classes * kernel.sub_centers;
   for (int64_t i = begin; i < end; ++i) {
     scalar_t* grad_row = grad != nullptr ? grad + i * width : nullptr;
@@ -325,23 +329,24 @@ ANGULAR_ALWAYS_INLINE void rows(const Kernel& kernel, int64_t begin, int64_t end
       if (grad_row != nullptr && grad != kernel.cos && kernel.sub_centers == 1) buffer = grad_row;
     }
     const T row_scale = kernel.row_scale != nullptr ? scale * kernel.row_scale[i] : scale;
-    kernel.row(i, buffer, chunk_max, grad_row, row_scale, lse + i, loss + i,
+    kernel.row(i, buffer, chunk_max, class_cos, class_which, grad_row, row_scale, lse + i, loss + i,
                entropy != nullptr ? entropy + i : nullptr);
   }
 }
 
 template <class Kernel, class T, class scalar_t>
-void rows_default(const Kernel& kernel, int64_t begin, int64_t end, T* scratch, T* chunk_max,
-                  scalar_t* grad, T scale, T* lse, T* loss, T* entropy) {
-  rows(kernel, begin, end, scratch, chunk_max, grad, scale, lse, loss, entropy);
+void rows_default(const Kernel& kernel, int64_t begin, int64_t end, T* scratch, T* chunk_max, T* class_cos,
+                  int32_t* class_which, scalar_t* grad, T scale, T* lse, T* loss, T* entropy) {
+  rows(kernel, begin, end, scratch, chunk_max, class_cos, class_which, grad, scale, lse, loss, entropy);
 }
 
 #if ANGULAR_CPU_AVX2
 // The same loop, compiled for AVX2 + FMA.
 template <class Kernel, class T, class scalar_t>
-ANGULAR_TARGET_AVX2 void rows_avx2(const Kernel& kernel, int64_t begin, int64_t end, T* scratch,
-                                   T* chunk_max, scalar_t* grad, T scale, T* lse, T* loss, T* entropy) {
-  rows(kernel, begin, end, scratch, chunk_max, grad, scale, lse, loss, entropy);
+ANGULAR_TARGET_AVX2 void rows_avx2(const Kernel& kernel, int64_t begin, int64_t end, T* scratch, T* chunk_max,
+                                   T* class_cos, int32_t* class_which, scalar_t* grad, T scale, T* lse, T* loss,
+                                   T* entropy) {
+  rows(kernel, begin, end, scratch, chunk_max, class_cos, class_which, grad, scale, lse, loss, entropy);
 }
 
 /// Whether the AVX2 copy runs: the processor has AVX2 and FMA, and ATen's own switch does
@@ -449,14 +454,19 @@ void forward_rows(const RowLossArgs& args, RowOutputs& out, double scale) {
       const FlushDenormals flush_denormals;
       std::vector<T> scratch(needs_scratch ? static_cast<size_t>(kernel.classes) : 0);
       std::vector<T> chunk_max(static_cast<size_t>((kernel.classes + kChunk - 1) / kChunk));
+      const size_t sub_center_classes = kernel.sub_centers > 1 ? static_cast<size_t>(kernel.classes) : 0;
+      std::vector<T> class_cos(sub_center_classes);
+      std::vector<int32_t> class_which(sub_center_classes);
+      T* cos_scratch = sub_center_classes > 0 ? class_cos.data() : nullptr;
+      int32_t* which_scratch = sub_center_classes > 0 ? class_which.data() : nullptr;
       if constexpr (kAvx2) {
 #if ANGULAR_CPU_AVX2
-        rows_avx2(kernel, begin, end, scratch.data(), chunk_max.data(), grad, static_cast<T>(scale), lse,
-                  loss, entropy);
+        rows_avx2(kernel, begin, end, scratch.data(), chunk_max.data(), cos_scratch, which_scratch, grad,
+                  static_cast<T>(scale), lse, loss, entropy);
 #endif
       } else {
-        rows_default(kernel, begin, end, scratch.data(), chunk_max.data(), grad, static_cast<T>(scale), lse,
-                     loss, entropy);
+        rows_default(kernel, begin, end, scratch.data(), chunk_max.data(), cos_scratch, which_scratch, grad,
+                     static_cast<T>(scale), lse, loss, entropy);
       }
     });
   });
