@@ -185,6 +185,33 @@ TEST_CASE("CUDA: sub-center ArcFace takes each class's max in the kernel, over c
     check_against_composite(linear, x, w, y, cross_entropy_cases(7)[index], 4, 5e-5, 1e-5, at::kCUDA);
 }
 
+TEST_CASE("CUDA: a bad label makes its row NaN without waiting, and is a readable error once checked",
+          "[cuda][labels]") {
+  namespace F = angular::functional;
+  const at::Tensor y = at::tensor({1, 60, 2, -3}, at::kLong).to(kCuda);
+  for (const auto& margin : margins()) {
+    INFO(margin.name);
+    const at::Tensor cos = uniform({4, 50}, -1, 1, 71).to(kCuda.dtype(at::kFloat)).requires_grad_(true);
+    const at::Tensor loss = margin.loss(cos, y, {"none", torch::kNone, -100, 0.0, {}});
+    loss.sum().backward();
+    const at::Tensor rows_nan = at::isnan(loss).cpu(), grad_nan = at::isnan(cos.grad()).all(1).cpu();
+    CHECK(at::equal(rows_nan, at::tensor({0, 1, 0, 1}).to(at::kBool)));
+    CHECK(at::equal(grad_nan, rows_nan));
+    CHECK_ANGULAR_ERROR(angular::synchronize_label_checks(), "target[1] = 60 is out of range [0, 50)");
+    CHECK_NOTHROW(angular::synchronize_label_checks());
+  }
+  // The features-level path, reduced (its gradient written without reading the mean's divisor),
+  // and the error from the next call once the first one's answer has arrived.
+  const at::Tensor x = at::randn({4, 8}, kCuda).requires_grad_(true), w = at::randn({50, 8}, kCuda);
+  const at::Tensor loss = F::linear_arcface_loss(x, w, y);
+  loss.backward();
+  CHECK(std::isnan(loss.item<double>()));
+  torch::cuda::synchronize();
+  CHECK_ANGULAR_ERROR(F::linear_arcface_loss(x, w, y.clone().fill_(0)), "target[1] = 60 is out of range [0, 50)");
+  CHECK(angular::detail::pending_label_checks().size() == 0);  // the failed call queued nothing
+  CHECK_NOTHROW(angular::synchronize_label_checks());
+}
+
 TEST_CASE("CUDA: four million classes stream through without [B, C] temporaries", "[cuda][large]") {
   const int64_t classes = 4'000'000;
   const at::Tensor cos = uniform({2, classes}, -1, 1, 99);

@@ -102,3 +102,29 @@ TEST_CASE("CUDA without the fused kernels warns once, saying how to install them
   angular::detail::warn_if_cuda_kernels_missing(at::Device(at::kCUDA, 1));
   CHECK(captured.messages.size() == 1);
 }
+
+TEST_CASE("label checks of device tensors report the first bad label once its answer has arrived",
+          "[errors][labels]") {
+  // A queue of its own; CPU answers arrive at once, where a device's would after its copy.
+  angular::detail::PendingLabelChecks checks;
+  checks.add(at::tensor({3, -100, 7, 9, 2}, at::kLong), "target", 5, -100);
+  checks.add(at::tensor({0, 1}, at::kLong), "target", 5, -100);
+  CHECK(checks.size() == 2);
+  CHECK_ANGULAR_ERROR(checks.raise_arrived(/*wait=*/false),
+                      "angular: target[2] = 7 is out of range [0, 5) and is not ignore_index (-100)");
+  CHECK(checks.size() == 0);  // each answer is read once
+  checks.add(at::tensor({0, 4, -100}, at::kLong), "target", 5, -100);
+  checks.add(at::empty({0}, at::kLong), "target", 5, -100);
+  CHECK(checks.size() == 1);
+  CHECK_NOTHROW(checks.raise_arrived(/*wait=*/true));
+  checks.add(at::tensor({2, -1}, at::kLong), "labels", 3, std::nullopt);
+  CHECK_THROWS_WITH(checks.raise_arrived(true), Catch::Matchers::Contains("labels[1] = -1 is out of range [0, 3)") &&
+                                                    !Catch::Matchers::Contains("ignore_index"));
+  // The message is the host check's, which CPU labels keep.
+  const at::Tensor x = at::rand({5, 5});
+  CHECK_THROWS_WITH(angular::functional::arc_loss(x, at::tensor({3, -100, 7, 9, 2}, at::kLong)),
+                    Catch::Matchers::Contains(
+                        angular::detail::bad_label_message("target", 2, 7, 5, -100)));
+  CHECK(angular::detail::pending_label_checks().size() == 0);  // CPU labels queue nothing
+  CHECK_NOTHROW(angular::synchronize_label_checks());
+}

@@ -148,6 +148,9 @@ EpochRow Trainer::train_epoch(int64_t epoch, std::vector<StepRecord>& steps) {
     const bool show = progress.due(b + 1);
     if (read_every_step || show) {
       const double mean = loss_sum.item<double>() / static_cast<double>(seen);
+      // The device is done with these steps: a bad label among them is an error now, not a
+      // non-finite loss.
+      angular::synchronize_label_checks();
       if (!std::isfinite(mean))
         throw Diverged("the loss became non-finite at epoch " + std::to_string(epoch) + ", step " +
                        (b == last_read ? "" : std::to_string(last_read + 1) + "…") + std::to_string(b + 1) +

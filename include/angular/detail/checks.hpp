@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 #include <angular/detail/constants.hpp>
+#include <angular/detail/label_checks.hpp>
+#include <angular/kernel_path.hpp>
 #include <c10/util/Exception.h>
 #include <torch/enum.h>
 
@@ -163,11 +165,32 @@ inline void check_labels(const at::Tensor& labels, const char* name, const at::T
   for (int64_t i = 0; i < host.numel(); ++i) {
     const int64_t y = data[i];
     if (y >= 0 && y < num_classes) continue;
-    TORCH_CHECK(ignore_index.has_value() && y == *ignore_index, "angular: ", name, "[", i,
-                "] = ", y, " is out of range [0, ", num_classes, ")",
-                ignore_index ? " and is not ignore_index (" + std::to_string(*ignore_index) + ")"
-                             : std::string());
+    TORCH_CHECK(ignore_index.has_value() && y == *ignore_index,
+                bad_label_message(name, i, y, num_classes, ignore_index));
   }
+}
+
+/// check_labels for the labels of a loss: on the host for CPU labels; for labels that the
+/// fused CUDA kernels take, without waiting for the device (detail/label_checks.hpp): the error comes from a later call, or from
+/// angular::synchronize_label_checks(), and meanwhile the fused kernels make the row NaN.
+inline void check_loss_labels(const at::Tensor& labels, const char* name, const at::Tensor& input,
+                              const char* input_name, int64_t num_classes, int64_t ignore_index) {
+  // The composite path indexes with the labels in ATen's own kernels (which assert on a bad
+  // one): only the fused kernels' labels are checked later.
+  if (labels.defined() && kernel_path(input) == KernelPath::fused_cuda) {
+    check_label_tensor(labels, name, input, input_name);
+    pending_label_checks().raise_arrived(/*wait=*/false);
+    pending_label_checks().add(labels, name, num_classes, ignore_index);
+    return;
+  }
+  check_labels(labels, name, input, input_name, num_classes, ignore_index);
+}
+
+/// Labels that can index a [num_classes] or [num_classes, D] tensor on any device: a label out
+/// of range (possible on a device, whose labels are checked later) becomes a valid one, its
+/// row's loss being NaN anyway; on the CPU, where labels are checked first, it changes nothing.
+inline at::Tensor clamp_labels(const at::Tensor& labels, int64_t num_classes) {
+  return labels.clamp(0, num_classes - 1);
 }
 
 inline void check_cross_entropy_spec(const CrossEntropySpec& spec, const at::Tensor& input,
@@ -222,7 +245,7 @@ inline void check_cosine_loss_inputs(const at::Tensor& cos, const at::Tensor& ta
               ") columns per class, got shape ", cos.sizes());
   const int64_t classes = cos.size(1) / sub_centers;
   check_cross_entropy_spec(spec, cos, classes);
-  check_labels(target, "target", cos, "cos", classes, spec.ignore_index);
+  check_loss_labels(target, "target", cos, "cos", classes, spec.ignore_index);
 }
 
 /// Inputs of a loss over features: features [B, D], class vectors weight [C·K, D] (K
@@ -244,7 +267,7 @@ inline void check_feature_loss_inputs(const at::Tensor& features, const at::Tens
               ") rows per class, got shape ", weight.sizes());
   const int64_t classes = weight.size(0) / sub_centers;
   check_cross_entropy_spec(spec, features, classes);
-  check_labels(target, "target", features, "features", classes, spec.ignore_index);
+  check_loss_labels(target, "target", features, "features", classes, spec.ignore_index);
 }
 
 }  // namespace angular::detail

@@ -154,7 +154,7 @@ inline at::Tensor cross_entropy(const at::Tensor& logits, const at::Tensor& targ
 inline at::Tensor center_term(const at::Tensor& features, const at::Tensor& centers,
                               const at::Tensor& target, int64_t reduction, int64_t ignore_index) {
   const auto [labels, kept] = indexable_target(target, ignore_index);
-  const at::Tensor half_sq = 0.5 * (features - centers.index_select(0, labels)).pow(2).sum(1) * kept;
+  const at::Tensor half_sq = 0.5 * (features - centers.index_select(0, clamp_labels(labels, centers.size(0)))).pow(2).sum(1) * kept;
   if (reduction == at::Reduction::None) return half_sq;
   if (reduction == at::Reduction::Sum) return half_sq.sum();
   return half_sq.sum() / kept.sum();

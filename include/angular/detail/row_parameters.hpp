@@ -17,7 +17,7 @@ namespace angular::detail {
 /// coef_i = (1 − ε)·w_{y_i} + (ε/C)·Σ_j w_j for kept rows, 0 for ignored ones ([B]).
 inline at::Tensor target_mass(const RowLossArgs& args, int64_t classes) {
   const auto [labels, kept] = indexable_target(args.target, args.ignore_index);
-  const at::Tensor w_y = args.class_weight.defined() ? args.class_weight.index_select(0, labels)
+  const at::Tensor w_y = args.class_weight.defined() ? args.class_weight.index_select(0, clamp_labels(labels, classes))
                                                      : at::ones({labels.size(0)}, args.weight_sum.options());
   const double smoothing = args.label_smoothing;
   return ((1 - smoothing) * w_y + args.weight_sum * (smoothing / static_cast<double>(classes))) * kept;

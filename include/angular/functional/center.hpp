@@ -18,8 +18,11 @@ inline void move_centers_(at::Tensor& centers, const at::Tensor& features, const
   check_hyperparameter("alpha", alpha, alpha > 0 && alpha <= 1, "in (0, 1]");
   at::NoGradGuard no_grad;
   // Ignored samples count with weight 0 (under label 0) rather than being selected out: no
-  // data-dependent shapes, so a GPU update never waits for the device.
-  const auto [labels, kept] = indexable_target(target, ignore_index);
+  // data-dependent shapes, so a GPU update never waits for the device. So does a label out of
+  // range, which on a device the loss's check reports only later.
+  const auto [target_labels, not_ignored] = indexable_target(target, ignore_index);
+  const at::Tensor kept = not_ignored.logical_and((target >= 0).logical_and_(target < centers.size(0)));
+  const at::Tensor labels = clamp_labels(target_labels, centers.size(0));
   const at::Tensor offsets =  // c_{y_i} − x_i, and 0 (whatever the features) for ignored samples
       (centers.index_select(0, labels) - features.to(centers.scalar_type()))
           .masked_fill_(kept.logical_not().unsqueeze(1), 0);

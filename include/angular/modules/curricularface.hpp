@@ -40,7 +40,7 @@ class CurricularFaceLossImpl : public detail::LossModuleBase<CurricularFaceLossI
       const auto [labels, kept] = detail::indexable_target(target, options.ignore_index());
       const auto dtype = detail::compute_dtype(x);
       at::NoGradGuard no_grad;
-      const at::Tensor label_vectors = detail::l2_normalize_rows(w.detach().index_select(0, labels).to(dtype));
+      const at::Tensor label_vectors = detail::l2_normalize_rows(w.detach().index_select(0, detail::clamp_labels(labels, w.size(0))).to(dtype));
       detail::update_curriculum_(t, (detail::l2_normalize_rows(x.detach().to(dtype)) * label_vectors).sum(1), kept,
                                  options.momentum());
     }

@@ -33,10 +33,16 @@ struct FusedLinearMarginCrossEntropy : torch::autograd::Function<FusedLinearMarg
         mean ? mean_divisor(args.row.target, args.row.class_weight, spec.ignore_index, dtype) : at::Tensor();
     const bool grad_features = features.requires_grad(), grad_weight = weight.requires_grad();
     const bool gradient_in_forward = spec.reduction != at::Reduction::None && (grad_features || grad_weight);
-    // The gradients written in the forward are those of the reduced loss for an upstream 1.
-    const double scale = mean && gradient_in_forward ? 1.0 / divisor.item<double>() : 1.0;
+    // The gradients written in the forward are those of the reduced loss for an upstream 1:
+    // 1/divisor, a number on the CPU, a tensor elsewhere (reading it would wait for the device).
+    double scale = 1.0;
+    at::Tensor row_scale;
+    if (mean && gradient_in_forward) {
+      if (features.is_cpu()) scale = 1.0 / divisor.item<double>();
+      else row_scale = divisor.reciprocal().expand({features.size(0)}).contiguous();
+    }
     LinearPass pass = linear_pass(args, kernels, gradient_in_forward && grad_features,
-                                  gradient_in_forward && grad_weight, scale, at::Tensor());
+                                  gradient_in_forward && grad_weight, scale, row_scale);
 
     if (gradient_in_forward) {
       ctx->save_for_backward({pass.grad_features, pass.grad_weight});

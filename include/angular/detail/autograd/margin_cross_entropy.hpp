@@ -28,7 +28,7 @@ inline at::Tensor mean_divisor(const at::Tensor& target, const at::Tensor& class
                                int64_t ignore_index, at::ScalarType dtype) {
   const auto [labels, kept] = indexable_target(target, ignore_index);
   if (!class_weight.defined()) return kept.sum().to(dtype);
-  return (class_weight.index_select(0, labels) * kept).sum();
+  return (class_weight.index_select(0, clamp_labels(labels, class_weight.size(0))) * kept).sum();
 }
 
 /// A gradient written during the forward for an upstream 1, scaled by the scalar upstream

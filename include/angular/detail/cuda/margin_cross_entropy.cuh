@@ -239,11 +239,14 @@ ANGULAR_KERNEL void __launch_bounds__(kBlockThreads)
   const bool active = i < data.rows;
   const int64_t y = active ? data.target[i] : data.ignore_index;
   const bool kept = active && y != data.ignore_index;
+  // A label out of range (checked later, without waiting for the device: label_checks.hpp)
+  // is read nowhere; its row's loss is NaN.
+  const bool in_range = y >= 0 && y < data.classes;
   OnlineSum<T, Policy::kScalesRows> online{lowest_finite<T>(), T(0), T(0)};
   T weighted = 0;
-  const Policy policy = kept ? data.policy_of_row(margin, i, y) : margin;
+  const Policy policy = kept && in_range ? data.policy_of_row(margin, i, y) : margin;
   const scalar_t* row = data.cos + i * data.classes * data.sub_centers;
-  if (kept) {
+  if (kept && in_range) {
     const bool smoothed = data.smoothing != T(0);
     for_each_class(data, row, lane, kThreadsPerRow, [&](int64_t j, T c) {
       // z + 0·c: NaN where a cosine is NaN or infinite (which the policies' clamp would make
@@ -255,10 +258,11 @@ ANGULAR_KERNEL void __launch_bounds__(kBlockThreads)
   }
   reduce_row<T, kThreadsPerRow>(online, weighted);
   if (!active || lane != 0) return;
-  if (!kept) {
-    lse_out[i] = T(0);
-    loss_out[i] = T(0);
-    if (entropy_out != nullptr) entropy_out[i] = T(0);
+  if (!kept || !in_range) {
+    const T value = kept ? static_cast<T>(::nan("")) : T(0);
+    lse_out[i] = value;
+    loss_out[i] = value;
+    if (entropy_out != nullptr) entropy_out[i] = value;
     return;
   }
   const T lse = online.max + DeviceMath<T>::log(online.sum);
@@ -282,8 +286,9 @@ ANGULAR_KERNEL void __launch_bounds__(kBlockThreads)
   const int64_t y = data.target[i];
   const int64_t width = data.classes * data.sub_centers;
   scalar_t* out = grad_cos + i * width;
-  if (y == data.ignore_index) {
-    for (int64_t j = lane; j < width; j += kThreadsPerRow) out[j] = static_cast<scalar_t>(0);
+  if (y == data.ignore_index || y < 0 || y >= data.classes) {  // ignored: 0; out of range: NaN
+    const scalar_t value = static_cast<scalar_t>(y == data.ignore_index ? T(0) : static_cast<T>(::nan("")));
+    for (int64_t j = lane; j < width; j += kThreadsPerRow) out[j] = value;
     return;
   }
   const Policy policy = data.policy_of_row(margin, i, y);
