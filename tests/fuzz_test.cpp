@@ -1,9 +1,10 @@
-// Differential fuzzing of the losses: seeded random cases — every margin and its
-// hyper-parameters (sub-centers, feature norms, running statistics included), shapes, dtypes, strides, reductions, ignore_index, smoothing, class weights, cosines at and
-// next to ±1 and θ + m near π, chunk sizes — each compared with the float64 composite. A
-// failure names its seed; ANGULAR_FUZZ_SEED=<seed> replays that case alone and
-// ANGULAR_FUZZ_CASES=<n> changes how many run. CTest runs the file on the AVX2 and the
-// portable copies of the CPU kernels (kernels.portable).
+// Differential fuzzing of the losses: seeded random cases — every margin and its hyper-parameters
+// (sub-centers, feature norms, running statistics included), shapes, dtypes, strides, reductions,
+// ignore_index, smoothing, class weights, cosines at and next to ±1 and θ + m near π, chunk
+// sizes — each compared with the float64 composite. A failure names its seed;
+// ANGULAR_FUZZ_SEED=<seed> replays that case alone and ANGULAR_FUZZ_CASES=<n> changes how many
+// run. CTest runs the file on the AVX2 and the portable copies of the CPU kernels
+// (kernels.portable).
 
 #include "support/linear.hpp"
 #include "support/margins.hpp"

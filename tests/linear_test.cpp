@@ -195,7 +195,8 @@ TEST_CASE("features-level losses reject what the cosine losses reject, and misma
   CHECK_ANGULAR_ERROR(F::linear_normface_loss(x, w, at::tensor({0, 1, 2, 5}, at::kLong)),
                       "target[3] = 5 is out of range [0, 5)");
   CHECK_ANGULAR_ERROR(F::linear_arc_loss(x, w, y, F::ArcLossFuncOptions().k(-1)), "k must be a finite number > 0");
-  CHECK_ANGULAR_ERROR(F::linear_arcface_loss(x, w, y, F::ArcFaceLossFuncOptions().margin(4)), "margin must be in [0, pi)");
+  CHECK_ANGULAR_ERROR(F::linear_arcface_loss(x, w, y, F::ArcFaceLossFuncOptions().margin(4)),
+                      "margin must be in [0, pi)");
   CHECK_ANGULAR_ERROR(F::linear_cosface_loss(x, w, y, F::CosFaceLossFuncOptions().margin(-1)), "margin must be");
   CHECK_ANGULAR_ERROR(F::linear_normface_loss(x, w, y, F::NormFaceLossFuncOptions().label_smoothing(2)),
                       "label_smoothing must be in [0, 1]");

@@ -177,10 +177,12 @@ TEST_CASE("CIFAR parsers: record counts and label ranges", "[train][data]") {
   CHECK(d.images.sizes() == torch::IntArrayRef{4, 3, 32, 32});
   CHECK(d.labels[3].item<int64_t>() == 3);
   // One whole record less is a valid, shorter file; anything else is not.
-  CHECK(train::parse_cifar(std::vector<uint8_t>(ten.begin(), ten.end() - 3073), train::kCifar10, "three.bin").size() == 3);
+  CHECK(train::parse_cifar(std::vector<uint8_t>(ten.begin(), ten.end() - 3073), train::kCifar10, "three.bin").size() ==
+        3);
   for (size_t cut : {size_t{1}, size_t{2}, size_t{3072}, size_t{3074}, size_t{6000}})
-    CHECK_THROWS_WITH(train::parse_cifar(std::vector<uint8_t>(ten.begin(), ten.end() - cut), train::kCifar10, "cut.bin"),
-                      Catch::Contains("cut.bin") && Catch::Contains("whole number"));
+    CHECK_THROWS_WITH(
+        train::parse_cifar(std::vector<uint8_t>(ten.begin(), ten.end() - cut), train::kCifar10, "cut.bin"),
+        Catch::Contains("cut.bin") && Catch::Contains("whole number"));
   CHECK_THROWS_WITH(train::parse_cifar({}, train::kCifar10, "empty.bin"), Catch::Contains("empty.bin: 0 bytes"));
   CHECK_THROWS_WITH(train::parse_cifar(cifar10_records(3, 10), train::kCifar10, "label.bin"),
                     Catch::Contains("record 1 has label 10"));
@@ -191,7 +193,8 @@ TEST_CASE("CIFAR parsers: record counts and label ranges", "[train][data]") {
     hundred.push_back(99);
     hundred.insert(hundred.end(), 3072, 1);
   }
-  CHECK_THROWS_WITH(train::parse_cifar(hundred, train::kCifar100, "c100.bin"), Catch::Contains("record 1 has label 20"));
+  CHECK_THROWS_WITH(train::parse_cifar(hundred, train::kCifar100, "c100.bin"),
+                    Catch::Contains("record 1 has label 20"));
   hundred[3074] = 3;
   const train::Dataset h = train::parse_cifar(hundred, train::kCifar100, "c100.bin");
   CHECK(h.labels[0].item<int64_t>() == 99);

@@ -171,8 +171,8 @@ inline void check_labels(const at::Tensor& labels, const char* name, const at::T
 }
 
 /// check_labels for the labels of a loss: on the host for CPU labels; for labels that the
-/// fused CUDA kernels take, without waiting for the device (detail/label_checks.hpp): the error comes from a later call, or from
-/// angular::synchronize_label_checks(), and meanwhile the fused kernels make the row NaN.
+/// fused CUDA kernels take, without waiting for the device (detail/label_checks.hpp): the error comes from a later
+/// call, or from angular::synchronize_label_checks(), and meanwhile the fused kernels make the row NaN.
 inline void check_loss_labels(const at::Tensor& labels, const char* name, const at::Tensor& input,
                               const char* input_name, int64_t num_classes, int64_t ignore_index) {
   // The composite path indexes with the labels in ATen's own kernels (which assert on a bad

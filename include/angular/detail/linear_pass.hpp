@@ -195,8 +195,8 @@ inline LinearPass linear_pass(const LinearArgs& args, const RowKernels& kernels,
       if (norm_grad) {  // + ∂L/∂‖x_i‖ · x̂_i
         const at::Tensor factor = row_scale.defined() ? row_scale : at::scalar_tensor(scale, compute_options);
         const int64_t logit_classes = classes / row_args.params.sub_centers;
-        const at::Tensor norm_gradient =
-            row_factor_gradient(row_args, logit_classes, out.row_loss, entropy, factor, row_args.row_params.select(1, 0));
+        const at::Tensor norm_gradient = row_factor_gradient(row_args, logit_classes, out.row_loss, entropy, factor,
+                                                             row_args.row_params.select(1, 0));
         grad_x_hat.addcmul_(x, (norm_gradient * x_norms.passes).unsqueeze(1));
       }
     }

@@ -98,8 +98,9 @@ inline at::Tensor sphereface_psi(const at::Tensor& c, int64_t m) {
 /// SphereFace: ‖x_i‖·c off target, ‖x_i‖·(λc + ψ(θ))/(1 + λ) on the target; `norms` [B].
 inline at::Tensor sphereface_logits(const at::Tensor& cos, const at::Tensor& target, const at::Tensor& norms,
                                     int64_t m, double lambda, int64_t ignore_index) {
-  return replace_target_column(cos, target, ignore_index,
-                               [&](const at::Tensor& c) { return (lambda * c + sphereface_psi(c, m)) / (1 + lambda); }) *
+  return replace_target_column(
+             cos, target, ignore_index,
+             [&](const at::Tensor& c) { return (lambda * c + sphereface_psi(c, m)) / (1 + lambda); }) *
          norms.unsqueeze(1);
 }
 
@@ -154,7 +155,8 @@ inline at::Tensor cross_entropy(const at::Tensor& logits, const at::Tensor& targ
 inline at::Tensor center_term(const at::Tensor& features, const at::Tensor& centers,
                               const at::Tensor& target, int64_t reduction, int64_t ignore_index) {
   const auto [labels, kept] = indexable_target(target, ignore_index);
-  const at::Tensor half_sq = 0.5 * (features - centers.index_select(0, clamp_labels(labels, centers.size(0)))).pow(2).sum(1) * kept;
+  const at::Tensor half_sq =
+      0.5 * (features - centers.index_select(0, clamp_labels(labels, centers.size(0)))).pow(2).sum(1) * kept;
   if (reduction == at::Reduction::None) return half_sq;
   if (reduction == at::Reduction::Sum) return half_sq.sum();
   return half_sq.sum() / kept.sum();

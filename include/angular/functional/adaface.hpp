@@ -36,7 +36,8 @@ inline void update_adaface_statistics_(at::Tensor& mean, at::Tensor& std, const 
   const at::Tensor batch_mean = (n * w).sum() / count.clamp_min(1);
   const at::Tensor batch_std = (((n - batch_mean).pow(2) * w).sum() / (count - 1).clamp_min(1)).sqrt();
   const at::Tensor enough = count >= 2;
-  mean.copy_(at::where(enough, momentum * batch_mean + (1 - momentum) * mean.reshape({}), mean.reshape({})).view_as(mean));
+  mean.copy_(
+      at::where(enough, momentum * batch_mean + (1 - momentum) * mean.reshape({}), mean.reshape({})).view_as(mean));
   std.copy_(at::where(enough, momentum * batch_std + (1 - momentum) * std.reshape({}), std.reshape({})).view_as(std));
 }
 

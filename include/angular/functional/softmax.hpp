@@ -23,8 +23,8 @@ inline at::Tensor softmax_loss(const at::Tensor& features, const at::Tensor& wei
                                const SoftmaxLossFuncOptions& options = {}) {
   const auto spec = detail::cross_entropy_spec(options);
   detail::check_feature_loss_inputs(features, weight, target, spec, options.chunk_rows());
-  return detail::linear_margin_cross_entropy(features, weight, target, detail::kIdentityMargin,
-                                             detail::kIdentityParams, at::Tensor(), spec, {false, options.chunk_rows()});
+  return detail::linear_margin_cross_entropy(features, weight, target, detail::kIdentityMargin, detail::kIdentityParams,
+                                             at::Tensor(), spec, {false, options.chunk_rows()});
 }
 
 inline at::Tensor softmax_loss(const at::Tensor& features, const at::Tensor& weight,

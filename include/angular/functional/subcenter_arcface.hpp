@@ -75,7 +75,8 @@ inline at::Tensor sub_center_outliers(const at::Tensor& cos, const at::Tensor& t
   detail::check_hyperparameter("threshold_degrees", threshold_degrees,
                                threshold_degrees >= 0 && threshold_degrees <= 180, "in [0, 180]");
   const at::Tensor dominant = dominant_sub_centers(cos, target, sub_centers).index_select(0, target);
-  const at::Tensor to_dominant = detail::own_sub_center_cosines(cos, target, sub_centers).gather(1, dominant.unsqueeze(1));
+  const at::Tensor to_dominant =
+      detail::own_sub_center_cosines(cos, target, sub_centers).gather(1, dominant.unsqueeze(1));
   return to_dominant.squeeze(1) < std::cos(threshold_degrees * detail::kPi / 180.0);
 }
 

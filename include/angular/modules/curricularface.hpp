@@ -32,7 +32,8 @@ class CurricularFaceLossImpl : public detail::LossModuleBase<CurricularFaceLossI
   /// forward does; eval mode only reads it. Inputs are checked before anything moves.
   at::Tensor forward(const at::Tensor& features, const at::Tensor& target) {
     const auto [x, w] = features_and_weight(features);
-    const auto spec = detail::cross_entropy_spec(with_module_cross_entropy(functional::CurricularFaceLossFuncOptions()));
+    const auto spec =
+        detail::cross_entropy_spec(with_module_cross_entropy(functional::CurricularFaceLossFuncOptions()));
     detail::check_feature_loss_inputs(x, w, target, spec, options.chunk_rows());
     const detail::MarginParams params = detail::curricularface_params(options);
     detail::check_momentum(options.momentum());
@@ -40,7 +41,8 @@ class CurricularFaceLossImpl : public detail::LossModuleBase<CurricularFaceLossI
       const auto [labels, kept] = detail::indexable_target(target, options.ignore_index());
       const auto dtype = detail::compute_dtype(x);
       at::NoGradGuard no_grad;
-      const at::Tensor label_vectors = detail::l2_normalize_rows(w.detach().index_select(0, detail::clamp_labels(labels, w.size(0))).to(dtype));
+      const at::Tensor label_vectors =
+          detail::l2_normalize_rows(w.detach().index_select(0, detail::clamp_labels(labels, w.size(0))).to(dtype));
       detail::update_curriculum_(t, (detail::l2_normalize_rows(x.detach().to(dtype)) * label_vectors).sum(1), kept,
                                  options.momentum());
     }
