@@ -217,8 +217,9 @@ struct SphereFacePolicy {
   ANGULAR_HOST_DEVICE T psi(T c, bool slope) const {
     using Clamp = CosineClamp<T>;
     const T x = Math::clamp(c, Clamp::lo, Clamp::hi);
-    int k = static_cast<int>(static_cast<T>(m) * Math::acos(x) / static_cast<T>(kPi));
-    k = k < m - 1 ? k : m - 1;
+    // The segment index is bounded before the conversion: a NaN cosine must not become an int.
+    const T segment = static_cast<T>(m) * Math::acos(x) / static_cast<T>(kPi);
+    const int k = segment >= T(1) ? (segment < static_cast<T>(m - 1) ? static_cast<int>(segment) : m - 1) : 0;
     T t_prev = 1, t = x, u_prev = 1, u = 2 * x;  // T_0, T_1, U_0, U_1
     for (int n = 1; n < m; ++n) {
       const T t_next = 2 * x * t - t_prev, u_next = 2 * x * u - u_prev;
