@@ -1,0 +1,88 @@
+#pragma once
+// The few collectives of the class-sharded loss, over a c10d::ProcessGroup (Gloo on the CPU,
+// NCCL on CUDA), each waited for before it returns. Ranks may hold batches of different sizes:
+// rows travel padded to the largest batch, whose size one small all-gather tells every rank.
+
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace angular::detail {
+
+using ProcessGroupPtr = c10::intrusive_ptr<c10d::ProcessGroup>;
+
+/// Every rank's value of a small int64 vector, [world_size, n] (on the CPU).
+inline at::Tensor all_gather_values(const ProcessGroupPtr& group, const std::vector<int64_t>& values,
+                                    const at::Device& device) {
+  const int64_t n = static_cast<int64_t>(values.size());
+  at::Tensor local = at::tensor(values, at::TensorOptions().dtype(at::kLong)).to(device);
+  at::Tensor gathered = at::empty({group->getSize() * n}, local.options());
+  group->_allgather_base(gathered, local)->wait();
+  return gathered.view({group->getSize(), n}).cpu();
+}
+
+/// How the ranks' rows lie in the gathered batch: rank r's b_r rows start at offsets[r].
+struct RowLayout {
+  std::vector<int64_t> rows, offsets;
+  int64_t padded = 0, total = 0;  // the largest b_r; Σ b_r
+};
+
+inline RowLayout row_layout(const at::Tensor& counts /* [world_size] int64, CPU */) {
+  RowLayout layout;
+  for (int64_t r = 0; r < counts.size(0); ++r) {
+    const int64_t b = counts[r].item<int64_t>();
+    layout.rows.push_back(b);
+    layout.offsets.push_back(layout.total);
+    layout.total += b;
+    layout.padded = std::max(layout.padded, b);
+  }
+  return layout;
+}
+
+/// The ranks' rows [b_r, ...] concatenated in rank order, [Σ b_r, ...].
+inline at::Tensor all_gather_rows(const ProcessGroupPtr& group, const at::Tensor& rows, const RowLayout& layout) {
+  std::vector<int64_t> padded_sizes = rows.sizes().vec();
+  padded_sizes[0] = layout.padded;
+  at::Tensor padded = at::zeros(padded_sizes, rows.options());
+  padded.narrow(0, 0, rows.size(0)).copy_(rows);
+  padded_sizes[0] = layout.padded * group->getSize();
+  at::Tensor gathered = at::empty(padded_sizes, rows.options());
+  group->_allgather_base(gathered, padded)->wait();
+  if (layout.padded * group->getSize() == layout.total) return gathered;
+  std::vector<at::Tensor> parts;
+  for (size_t r = 0; r < layout.rows.size(); ++r)
+    parts.push_back(gathered.narrow(0, static_cast<int64_t>(r) * layout.padded, layout.rows[r]));
+  return at::cat(parts);
+}
+
+/// Σ over the ranks of rows [Σ b_r, ...], each rank receiving its own b_r rows.
+inline at::Tensor reduce_scatter_rows(const ProcessGroupPtr& group, const at::Tensor& rows, const RowLayout& layout) {
+  const int64_t rank = group->getRank();
+  std::vector<int64_t> sizes = rows.sizes().vec();
+  at::Tensor input = rows.contiguous();
+  if (layout.padded * group->getSize() != layout.total) {
+    sizes[0] = layout.padded * group->getSize();
+    input = at::zeros(sizes, rows.options());
+    for (size_t r = 0; r < layout.rows.size(); ++r)
+      input.narrow(0, static_cast<int64_t>(r) * layout.padded, layout.rows[r])
+          .copy_(rows.narrow(0, layout.offsets[r], layout.rows[r]));
+  }
+  sizes[0] = layout.padded;
+  at::Tensor output = at::empty(sizes, rows.options());
+  group->_reduce_scatter_base(output, input)->wait();
+  return output.narrow(0, 0, layout.rows[rank]);
+}
+
+/// `t` reduced over the ranks in place (c10d::ReduceOp::SUM or MAX); returns t.
+inline at::Tensor& all_reduce_(const ProcessGroupPtr& group, at::Tensor& t, c10d::ReduceOp op) {
+  std::vector<at::Tensor> tensors{t};
+  c10d::AllreduceOptions options;
+  options.reduceOp = op;
+  group->allreduce(tensors, options)->wait();
+  return t;
+}
+
+}  // namespace angular::detail

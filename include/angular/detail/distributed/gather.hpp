@@ -1,0 +1,28 @@
+#pragma once
+// The all-gather of the ranks' rows as an autograd function: its backward is the
+// reduce-scatter that sums every rank's gradient of the gathered rows and hands each rank
+// the rows it contributed.
+
+#include <angular/detail/distributed/collectives.hpp>
+
+#include <torch/csrc/autograd/custom_function.h>
+
+namespace angular::detail {
+
+struct GatherRows : torch::autograd::Function<GatherRows> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& rows,
+                            const ProcessGroupPtr& group, const RowLayout& layout) {
+    ctx->saved_data["group"] = c10::IValue::make_capsule(group);
+    ctx->saved_data["rows"] = layout.rows;
+    return all_gather_rows(group, rows.contiguous(), layout);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto group = c10::static_intrusive_pointer_cast<c10d::ProcessGroup>(ctx->saved_data["group"].toCapsule());
+    const RowLayout layout = row_layout(at::tensor(ctx->saved_data["rows"].toIntVector()));
+    return {reduce_scatter_rows(group, grads[0], layout), {}, {}};
+  }
+};
+
+}  // namespace angular::detail

@@ -1,0 +1,240 @@
+#pragma once
+// The margin cross-entropy with the classes split across the ranks of a process group. Each
+// rank holds W's rows of classes [o_r, o_r + C_r) and sees the whole gathered batch x [B, D].
+// Over its classes, in chunks (no [B, C_r] tensor), it finds per row the max m_i of its logits,
+// s_i = Σ_j exp(z_ij − m_i), the label's logit where it owns the label, and Σ_j w_j·z_ij for
+// label smoothing. Two all-reduces of [B] vectors (max, then one sum of three) give every
+// rank lse_i = M_i + log S_i and the whole loss, with the target distribution
+// t_ij = (1 − ε)·w_y·[j = y] + (ε/C)·w_j (mass coef_i):
+//   loss_i = coef_i·lse_i − (1 − ε)·w_y·z_iy − (ε/C)·Σ_j w_j·z_ij.
+// The backward recomputes each chunk's logits under autograd and feeds them
+// ∂L/∂z_ij = a_i·(coef_i·p_ij − t_ij), p_ij = exp(z_ij − lse_i), a_i the reduction's factor:
+// W's shard gets its exact gradient locally, x the part of its gradient through this rank's
+// classes (summed over the ranks by the all-gather's backward, detail/distributed/gather.hpp).
+
+#include <angular/detail/checks.hpp>
+#include <angular/detail/distributed/collectives.hpp>
+#include <angular/detail/margin_cross_entropy.hpp>
+#include <angular/options/cross_entropy.hpp>
+
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <algorithm>
+#include <limits>
+
+namespace angular::detail {
+
+/// The classes [offset, offset + count) of `rank` among `world_size` ranks: C / N each, the
+/// first C % N ranks one more.
+struct ClassRange {
+  int64_t offset = 0, count = 0;
+};
+
+inline ClassRange class_range(int64_t classes, int64_t rank, int64_t world_size) {
+  const int64_t base = classes / world_size, extra = classes % world_size;
+  return {rank * base + std::min(rank, extra), base + (rank < extra ? 1 : 0)};
+}
+
+/// Everything but the tensors: the group, this rank's classes among C and its rows in the
+/// gathered batch, the margin, the cross-entropy settings (class weights over all C classes).
+struct ShardedSpec {
+  ProcessGroupPtr group;
+  int64_t num_classes = 0;
+  ClassRange classes;
+  int64_t row_offset = 0, row_count = 0;  // this rank's rows in the gathered batch
+  std::vector<int64_t> rank_rows;         // every rank's row count, in rank order
+  MarginKind margin = MarginKind::arcface;
+  MarginParams params;
+  bool normalize = true;  // false: the modified softmax's x·w_j
+  CrossEntropySpec spec;
+  int64_t chunk_classes = 0;  // 0: automatic
+};
+
+/// Label indices local to the classes [first, first + n) of this rank, −1 for the rows whose
+/// label is elsewhere or ignored.
+inline at::Tensor local_labels(const at::Tensor& target, int64_t first, int64_t n, int64_t ignore_index) {
+  const at::Tensor here = (target != ignore_index) & (target >= first) & (target < first + n);
+  return at::where(here, target - first, at::full_like(target, -1));
+}
+
+/// Logits [B, n] of n classes with vectors w [n·K, D] for features x [B, D] (compute dtype);
+/// `labels` from local_labels; `row_params` [B, P] as the margin takes them (SphereFace's norms
+/// are computed here, from x, so that their gradient flows); `label_cosines` [B], the cosine of
+/// every row's label wherever it lies (CurricularFace's threshold).
+inline at::Tensor shard_logits(const ShardedSpec& s, const at::Tensor& x, const at::Tensor& w,
+                               const at::Tensor& labels, const at::Tensor& row_params,
+                               const at::Tensor& label_cosines) {
+  if (!s.normalize) return linear_logits(x, w);
+  const at::Tensor c = class_cosines(cosine_matrix(x, w), s.params.sub_centers);
+  const double scale = s.params.scale, m = s.params.margin;
+  if (s.margin == MarginKind::curricularface) {
+    const at::Tensor threshold = at::cos(clamped_angle(label_cosines) + m).unsqueeze(1);
+    const at::Tensor t = row_params.select(1, 0).unsqueeze(1);
+    const at::Tensor negatives = at::where(c > threshold, c * (t + c), c);
+    return replace_target_column(negatives, labels, -1,
+                                 [&](const at::Tensor&) {
+                                   return arcface_target(c.gather(1, labels.clamp_min(0).unsqueeze(1)), m);
+                                 }) * scale + c * 0;
+  }
+  const at::Tensor p = margin_scales_rows(s.margin) ? feature_norms(x).unsqueeze(1) : row_params;
+  return policy_logits(c, labels, s.margin, s.params, p, -1) + c * 0;
+}
+
+/// Classes per chunk: chunk_classes, or as many as keep a chunk's [B, n·K] temporaries (about
+/// thirty of them under autograd, counted by the allocator) within kDefaultWorkspaceBytes.
+inline int64_t shard_chunk_classes(const ShardedSpec& s, int64_t rows, int64_t element_size) {
+  if (s.chunk_classes > 0) return s.chunk_classes;
+  const int64_t per_class = std::max<int64_t>(rows, 1) * s.params.sub_centers * element_size * 32;
+  return std::max<int64_t>(1, kDefaultWorkspaceBytes / per_class);
+}
+
+/// The cosine of each row's label [B], summed over the ranks: the owner's value, 0 elsewhere.
+inline at::Tensor shared_label_cosines(const ShardedSpec& s, const at::Tensor& x, const at::Tensor& weight,
+                                       const at::Tensor& target) {
+  const int64_t K = s.params.sub_centers;
+  const at::Tensor labels = local_labels(target, s.classes.offset, s.classes.count, s.spec.ignore_index);
+  at::Tensor cosines = at::zeros({x.size(0)}, x.options());
+  const at::Tensor rows = (labels >= 0).nonzero().select(1, 0);
+  if (rows.numel() > 0) {
+    const at::Tensor first = labels.index_select(0, rows) * K;
+    const at::Tensor vectors = weight.index_select(0, (first.unsqueeze(1) + at::arange(K, first.options())).flatten());
+    const at::Tensor c = (l2_normalize_rows(x.index_select(0, rows)).unsqueeze(1) *
+                          l2_normalize_rows(vectors).view({rows.size(0), K, -1}))
+                             .sum(2);
+    cosines.index_copy_(0, rows, std::get<0>(c.max(1)));
+  }
+  return all_reduce_(s.group, cosines, c10d::ReduceOp::SUM);
+}
+
+/// Per row: 1 where kept, the label's class weight w_y and the target's mass coef_i (0 for
+/// ignored rows).
+struct TargetWeights {
+  at::Tensor kept, label, mass;
+};
+
+inline TargetWeights target_weights(const ShardedSpec& s, const at::Tensor& target, const at::TensorOptions& options) {
+  const auto [labels, kept] = indexable_target(target, s.spec.ignore_index);
+  const at::Tensor& cw = s.spec.class_weight;
+  const double eps = s.spec.label_smoothing, C = static_cast<double>(s.num_classes);
+  const at::Tensor k = kept.to(options.dtype());
+  const at::Tensor w_y = (cw.defined() ? cw.to(options.dtype()).index_select(0, labels) : at::ones(labels.sizes(), options)) * k;
+  const at::Tensor weight_sum = cw.defined() ? cw.to(options.dtype()).sum() : at::scalar_tensor(C, options);
+  return {k, w_y, (1 - eps) * w_y + weight_sum * (eps / C) * k};
+}
+
+/// Class weights of the chunk [first, first + n) of this rank's classes times ε/C, [1, n] (or a
+/// scalar without weights).
+inline at::Tensor smoothing_weights(const ShardedSpec& s, int64_t first, int64_t n, const at::TensorOptions& options) {
+  const double factor = s.spec.label_smoothing / static_cast<double>(s.num_classes);
+  if (!s.spec.class_weight.defined()) return at::scalar_tensor(factor, options);
+  return s.spec.class_weight.narrow(0, s.classes.offset + first, n).to(options.dtype()).unsqueeze(0) * factor;
+}
+
+struct ShardedMarginCrossEntropy : torch::autograd::Function<ShardedMarginCrossEntropy> {
+  /// features [B, D] and target [B] of the whole gathered batch; weight [C_r·K, D] this rank's
+  /// shard; row_params [B, P] (no gradient; empty where the margin takes none). Returns the
+  /// reduced loss of the whole batch, or with kNone this rank's rows' losses.
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& features,
+                            const at::Tensor& weight, const at::Tensor& target, const at::Tensor& row_params,
+                            const ShardedSpec& s) {
+    const auto dtype = compute_dtype(features);
+    const at::Tensor x = features.to(dtype), w = weight.to(dtype);
+    const auto options = x.options();
+    const int64_t rows = x.size(0), count = s.classes.count;
+    const at::Tensor label_cosines = s.margin == MarginKind::curricularface && s.normalize
+                                         ? shared_label_cosines(s, x, w, target)
+                                         : at::Tensor();
+    at::Tensor max = at::full({rows}, -std::numeric_limits<double>::infinity(), options);
+    at::Tensor sums = at::zeros({3, rows}, options);  // Σ exp(z − max), the label's z, Σ (ε/C)·w_j·z_j
+    const int64_t chunk = shard_chunk_classes(s, rows, x.element_size());
+    for (int64_t first = 0; first < count; first += chunk) {
+      const int64_t n = std::min(chunk, count - first);
+      const int64_t K = s.params.sub_centers;
+      const at::Tensor labels = local_labels(target, s.classes.offset + first, n, s.spec.ignore_index);
+      const at::Tensor z = shard_logits(s, x, w.narrow(0, first * K, n * K), labels, row_params, label_cosines);
+      const at::Tensor new_max = at::maximum(max, std::get<0>(z.max(1)));
+      sums[0].mul_(at::exp(max - new_max)).add_(at::exp(z - new_max.unsqueeze(1)).sum(1));
+      max = new_max;
+      sums[1].add_(at::where(labels >= 0, z.gather(1, labels.clamp_min(0).unsqueeze(1)).squeeze(1), 0));
+      if (s.spec.label_smoothing > 0) sums[2].add_((z * smoothing_weights(s, first, n, options)).sum(1));
+    }
+    // A rank without classes has max −∞ and sum 0: its share exp(−∞ − M)·0 is 0.
+    at::Tensor global_max = max.clone();
+    all_reduce_(s.group, global_max, c10d::ReduceOp::MAX);
+    sums[0].mul_(at::exp(max - global_max).nan_to_num(0, 0, 0));
+    all_reduce_(s.group, sums, c10d::ReduceOp::SUM);
+    const at::Tensor lse = global_max + at::log(sums[0]);
+    const TargetWeights tw = target_weights(s, target, options);
+    const double eps = s.spec.label_smoothing;
+    const at::Tensor row_loss = at::where(tw.kept > 0, tw.mass * lse - (1 - eps) * tw.label * sums[1] - sums[2], 0);
+
+    ctx->save_for_backward({features, weight, target, row_params, lse, label_cosines});
+    ctx->saved_data["spec"] = c10::IValue::make_capsule(c10::make_intrusive<SpecHolder>(s));
+    const int64_t reduction = s.spec.reduction;
+    if (reduction == at::Reduction::None) return row_loss.narrow(0, s.row_offset, s.row_count);
+    if (reduction == at::Reduction::Sum) return row_loss.sum();
+    return row_loss.sum() / tw.label.sum();  // Σ w_y over the kept rows, as PyTorch's mean
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    check_differentiated_once();
+    const auto saved = ctx->get_saved_variables();
+    const auto holder = c10::static_intrusive_pointer_cast<SpecHolder>(ctx->saved_data["spec"].toCapsule());
+    const ShardedSpec& s = holder->spec;
+    const at::Tensor &features = saved[0], &weight = saved[1], &target = saved[2], &row_params = saved[3],
+                     &lse = saved[4], &label_cosines = saved[5];
+    const auto options = lse.options();
+    const TargetWeights tw = target_weights(s, target, options);
+    // a_i: the upstream gradient of row i's loss, the mean's divisor folded in.
+    at::Tensor factor = grads[0].to(options.dtype());
+    if (s.spec.reduction == at::Reduction::None) {
+      const RowLayout layout = row_layout(at::tensor(s.rank_rows));
+      factor = all_gather_rows(s.group, factor.contiguous(), layout);
+    } else if (s.spec.reduction == at::Reduction::Mean) {
+      factor = factor / tw.label.sum();
+    }
+    factor = at::where(tw.kept > 0, factor * tw.kept, 0);
+    const double eps = s.spec.label_smoothing;
+
+    const bool grad_x = ctx->needs_input_grad(0), grad_w = ctx->needs_input_grad(1);
+    const at::Tensor x = features.to(options.dtype()).detach().requires_grad_(grad_x);
+    at::Tensor grad_weight = grad_w ? at::zeros(weight.sizes(), options) : at::Tensor();
+    at::Tensor grad_features = grad_x ? at::zeros(x.sizes(), options) : at::Tensor();
+    const int64_t K = s.params.sub_centers, count = s.classes.count;
+    const int64_t chunk = shard_chunk_classes(s, x.size(0), x.element_size());
+    for (int64_t first = 0; first < count; first += chunk) {
+      const int64_t n = std::min(chunk, count - first);
+      const at::Tensor w = weight.narrow(0, first * K, n * K).to(options.dtype()).detach().requires_grad_(grad_w);
+      const at::Tensor labels = local_labels(target, s.classes.offset + first, n, s.spec.ignore_index);
+      at::Tensor z;
+      {
+        at::AutoGradMode enable(true);
+        z = shard_logits(s, x, w, labels, row_params, label_cosines);
+      }
+      // ∂L/∂z = a·(coef·p − t): t = (1 − ε)·w_y on the label, (ε/C)·w_j everywhere.
+      at::Tensor g = at::exp(z.detach() - lse.unsqueeze(1)) * tw.mass.unsqueeze(1) - smoothing_weights(s, first, n, options);
+      const at::Tensor owned = (labels >= 0).to(options.dtype()) * tw.label * (1 - eps);
+      g.scatter_add_(1, labels.clamp_min(0).unsqueeze(1), -owned.unsqueeze(1));
+      g.mul_(factor.unsqueeze(1));
+      std::vector<at::Tensor> inputs;
+      if (grad_x) inputs.push_back(x);
+      if (grad_w) inputs.push_back(w);
+      const auto d = torch::autograd::grad({z}, inputs, {g}, /*retain_graph=*/false, /*create_graph=*/false,
+                                           /*allow_unused=*/true);
+      if (grad_x && d[0].defined()) grad_features.add_(d[0]);
+      if (grad_w && d.back().defined()) grad_weight.narrow(0, first * K, n * K).copy_(d.back());
+    }
+    return {grad_x ? grad_features.to(features.scalar_type()) : at::Tensor(),
+            grad_w ? grad_weight.to(weight.scalar_type()) : at::Tensor(), {}, {}, {}};
+  }
+
+  /// The spec, kept for the backward in a capsule.
+  struct SpecHolder : torch::CustomClassHolder {
+    explicit SpecHolder(ShardedSpec spec) : spec(std::move(spec)) {}
+    ShardedSpec spec;
+  };
+};
+
+}  // namespace angular::detail

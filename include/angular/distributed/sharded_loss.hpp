@@ -1,0 +1,186 @@
+#pragma once
+// The margin losses with their class vectors split across the ranks of a c10d process group
+// (model parallel, as insightface's PartialFC without sampling): rank r holds the classes
+// class_range(C, r, N) of W. The loss is that of the whole batch gathered from every rank, the
+// same number on every rank; `weight`'s gradient is that loss's exact gradient on the rank's
+// shard, and the features' gradient that of the rank's own rows. Per step the ranks exchange
+// the features and labels (an all-gather), three [B_global] vectors (two all-reduces; a third
+// for CurricularFace's label cosines) and the features' gradient (a reduce-scatter): nothing
+// [B, C]-sized. Call backward on every rank, as the loss is one loss.
+
+#include <angular/detail/distributed/gather.hpp>
+#include <angular/detail/distributed/sharded_cross_entropy.hpp>
+#include <angular/functional/adaface.hpp>
+#include <angular/functional/arc.hpp>
+#include <angular/functional/arcface.hpp>
+#include <angular/functional/combined.hpp>
+#include <angular/functional/cosface.hpp>
+#include <angular/functional/curricularface.hpp>
+#include <angular/functional/normface.hpp>
+#include <angular/functional/softmax.hpp>
+#include <angular/functional/sphereface.hpp>
+#include <angular/functional/subcenter_arcface.hpp>
+
+#include <variant>
+
+namespace angular::distributed {
+
+using ProcessGroupPtr = detail::ProcessGroupPtr;
+using ClassRange = detail::ClassRange;
+
+/// The classes [offset, offset + count) that rank `rank` of `world_size` holds: C / N each, the
+/// first C % N ranks one more.
+inline ClassRange class_range(int64_t num_classes, int64_t rank, int64_t world_size) {
+  TORCH_CHECK(world_size >= 1 && rank >= 0 && rank < world_size, "angular: rank ", rank,
+              " is not a rank of a group of ", world_size);
+  return detail::class_range(num_classes, rank, world_size);
+}
+
+/// The margin of a sharded loss, with its cross-entropy settings (reduction, ignore_index,
+/// label_smoothing, weight [C] over all classes): the functional options of the loss it
+/// shards. Their chunk_rows is not used (ShardedLossFuncOptions::chunk_classes is).
+using Margin = std::variant<functional::SoftmaxLossFuncOptions, functional::ArcLossFuncOptions,
+                            functional::ArcFaceLossFuncOptions, functional::CosFaceLossFuncOptions,
+                            functional::NormFaceLossFuncOptions, functional::CombinedMarginLossFuncOptions,
+                            functional::SphereFaceLossFuncOptions, functional::SubCenterArcFaceLossFuncOptions,
+                            functional::AdaFaceLossFuncOptions, functional::CurricularFaceLossFuncOptions>;
+
+namespace functional {
+
+/// Options of `distributed::functional::sharded_margin_loss`.
+struct ShardedLossFuncOptions {
+  /// Classes per chunk of the rank's shard; 0 (default) sizes chunks by kDefaultWorkspaceBytes.
+  TORCH_ARG(int64_t, chunk_classes) = 0;
+  /// AdaFace's running statistics of the feature norm (one element each), read only.
+  TORCH_ARG(at::Tensor, norm_mean) = at::Tensor();
+  TORCH_ARG(at::Tensor, norm_std) = at::Tensor();
+  /// CurricularFace's curriculum weight t (one element), read only.
+  TORCH_ARG(at::Tensor, t) = at::Tensor();
+};
+
+}  // namespace functional
+}  // namespace angular::distributed
+
+namespace angular::detail {
+
+/// The kind, parameters and cross-entropy settings of a sharded margin over C classes.
+struct ShardedMargin {
+  MarginKind kind = MarginKind::arcface;
+  MarginParams params;
+  bool normalize = true;
+  CrossEntropySpec spec;
+};
+
+inline ShardedMargin sharded_margin(const distributed::Margin& margin, int64_t classes) {
+  return std::visit(
+      [classes](const auto& o) -> ShardedMargin {
+        using O = std::decay_t<decltype(o)>;
+        const CrossEntropySpec spec = cross_entropy_spec(o);
+        if constexpr (std::is_same_v<O, functional::SoftmaxLossFuncOptions>) {
+          return {kIdentityMargin, kIdentityParams, false, spec};
+        } else if constexpr (std::is_same_v<O, functional::ArcLossFuncOptions>) {
+          const double k = o.k().value_or(default_arc_k(classes));
+          check_arc_k(k);
+          return {MarginKind::arc, {k, 0.0}, true, spec};
+        } else if constexpr (std::is_same_v<O, functional::ArcFaceLossFuncOptions>) {
+          return {MarginKind::arcface, arcface_params(o), true, spec};
+        } else if constexpr (std::is_same_v<O, functional::CosFaceLossFuncOptions>) {
+          check_cosface_scale_margin(o.scale(), o.margin());
+          return {MarginKind::cosface, {o.scale(), o.margin()}, true, spec};
+        } else if constexpr (std::is_same_v<O, functional::NormFaceLossFuncOptions>) {
+          check_scale(o.scale());
+          return {MarginKind::normface, {o.scale(), 0.0}, true, spec};
+        } else if constexpr (std::is_same_v<O, functional::CombinedMarginLossFuncOptions>) {
+          return {MarginKind::combined, combined_params(o), true, spec};
+        } else if constexpr (std::is_same_v<O, functional::SphereFaceLossFuncOptions>) {
+          return {MarginKind::sphereface, sphereface_params(o), true, spec};
+        } else if constexpr (std::is_same_v<O, functional::SubCenterArcFaceLossFuncOptions>) {
+          return {MarginKind::arcface, subcenter_arcface_params(o), true, spec};
+        } else if constexpr (std::is_same_v<O, functional::AdaFaceLossFuncOptions>) {
+          return {MarginKind::adaface, adaface_params(o), true, spec};
+        } else {
+          return {MarginKind::curricularface, curricularface_params(o), true, spec};
+        }
+      },
+      margin);
+}
+
+/// The margin's per-row parameters [B, P] for the gathered features, from the statistics
+/// (AdaFace, CurricularFace); empty for the others (SphereFace's norms come with the logits).
+inline at::Tensor sharded_row_params(const ShardedMargin& m, const distributed::Margin& margin,
+                                     const at::Tensor& features,
+                                     const distributed::functional::ShardedLossFuncOptions& options) {
+  const at::TensorOptions empty = features.options().dtype(compute_dtype(features));
+  if (m.kind == MarginKind::adaface) {
+    const auto& o = std::get<functional::AdaFaceLossFuncOptions>(margin);
+    check_statistic(options.norm_mean(), "norm_mean", features, "features");
+    check_statistic(options.norm_std(), "norm_std", features, "features");
+    const at::Tensor norms = at::linalg_vector_norm(features.detach(), 2, {1}, false, compute_dtype(features));
+    return adaface_margins(norms, options.norm_mean(), options.norm_std(), o.margin(), o.h()).to(empty.dtype());
+  }
+  if (m.kind == MarginKind::curricularface) {
+    check_statistic(options.t(), "t", features, "features");
+    return curriculum_rows(options.t(), features.size(0)).to(empty.dtype());
+  }
+  return at::empty({0}, empty);
+}
+
+}  // namespace angular::detail
+
+namespace angular::distributed::functional {
+
+/// The loss of the whole batch gathered over `group` for this rank's features [b, D] and
+/// labels [b] (int64, in [0, num_classes) or ignore_index), with this rank's class vectors
+/// `weight_shard` [C_r·K, D] (C_r = class_range(num_classes, rank, N).count, K sub-centers).
+/// Every rank must call it (and backward on its result) with the same margin and options.
+/// Labels out of range on any rank are an error on every rank.
+inline at::Tensor sharded_margin_loss(const at::Tensor& features, const at::Tensor& weight_shard,
+                                      const at::Tensor& target, const ProcessGroupPtr& group, int64_t num_classes,
+                                      const Margin& margin, const ShardedLossFuncOptions& options = {}) {
+  TORCH_CHECK(group, "angular: the sharded loss needs a process group, got none");
+  const detail::ShardedMargin m = detail::sharded_margin(margin, num_classes);
+  const int64_t rank = group->getRank(), ranks = group->getSize(), K = m.params.sub_centers;
+  const ClassRange classes = class_range(num_classes, rank, ranks);
+  detail::check_floating_matrix(features, "features");
+  detail::check_floating_matrix(weight_shard, "weight_shard");
+  TORCH_CHECK(features.scalar_type() == weight_shard.scalar_type() && features.device() == weight_shard.device(),
+              "angular: features are ", features.scalar_type(), " on ", features.device(), " but weight_shard is ",
+              weight_shard.scalar_type(), " on ", weight_shard.device());
+  TORCH_CHECK(weight_shard.size(0) == classes.count * K && weight_shard.size(1) == features.size(1),
+              "angular: rank ", rank, " of ", ranks, " holds classes [", classes.offset, ", ",
+              classes.offset + classes.count, ") of ", num_classes, ", so weight_shard must be [", classes.count * K,
+              ", ", features.size(1), "], got ", weight_shard.sizes());
+  TORCH_CHECK(options.chunk_classes() >= 0, "angular: chunk_classes must be >= 1, or 0 for automatic, got ",
+              options.chunk_classes());
+  detail::check_label_tensor(target, "target", features, "features");
+
+  // Every rank learns every rank's batch size and D before anything is gathered.
+  const at::Tensor sizes = detail::all_gather_values(group, {features.size(0), features.size(1)}, features.device());
+  for (int64_t r = 0; r < ranks; ++r)
+    TORCH_CHECK(sizes[r][1].item<int64_t>() == features.size(1), "angular: features have D = ", features.size(1),
+                " on rank ", rank, " but D = ", sizes[r][1].item<int64_t>(), " on rank ", r);
+  const detail::RowLayout layout = detail::row_layout(sizes.select(1, 0).contiguous());
+  const at::Tensor all_target = detail::all_gather_rows(group, target.contiguous(), layout);
+  // Checked on the gathered labels, so every rank raises the same error.
+  detail::check_cross_entropy_spec(m.spec, features, num_classes);
+  detail::check_labels(all_target, "target (gathered from every rank)", all_target, "itself", num_classes,
+                       m.spec.ignore_index);
+  const at::Tensor all_features = detail::GatherRows::apply(features, group, layout);
+
+  detail::ShardedSpec spec;
+  spec.group = group;
+  spec.num_classes = num_classes;
+  spec.classes = classes;
+  spec.row_offset = layout.offsets[rank];
+  spec.row_count = layout.rows[rank];
+  spec.rank_rows = layout.rows;
+  spec.margin = m.kind;
+  spec.params = m.params;
+  spec.normalize = m.normalize;
+  spec.spec = m.spec;
+  spec.chunk_classes = options.chunk_classes();
+  const at::Tensor row_params = detail::sharded_row_params(m, margin, all_features, options);
+  return detail::ShardedMarginCrossEntropy::apply(all_features, weight_shard, all_target, row_params, spec);
+}
+
+}  // namespace angular::distributed::functional
