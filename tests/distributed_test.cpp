@@ -184,6 +184,64 @@ int sharded_equals_single(const dist::ProcessGroupPtr& group) {
   return failures == 0 ? 0 : 1;
 }
 
+/// The module over two training steps: its loss, its shard's gradient and the running
+/// statistics equal the single-process module's.
+int module_equals_single(const dist::ProcessGroupPtr& group) {
+  const int64_t rank = group->getRank(), ranks = group->getSize();
+  int failures = 0;
+  auto check = [&](const std::string& name, torch::nn::Module& single, const dist::Margin& margin,
+                   const std::function<at::Tensor(const at::Tensor&, const at::Tensor&)>& single_forward,
+                   const char* buffer) {
+    dist::ShardedMarginLoss sharded(dist::ShardedMarginLossOptions(kClasses, kDim, group, margin));
+    const dist::ClassRange classes = sharded->classes();
+    const int64_t K = sharded->weight.size(0) / std::max<int64_t>(classes.count, 1);
+    at::Tensor full = single.named_parameters()["weight"];  // the same parameter
+    {
+      torch::NoGradGuard no_grad;
+      sharded->weight.copy_(full.narrow(0, classes.offset * K, sharded->weight.size(0)));
+    }
+    for (int step = 0; step < 2; ++step) {
+      Problem p = make_problem(ranks, 1, at::kFloat);
+      p.x.mul_(step + 1);  // other norms (AdaFace's statistics move)
+      if (step == 1) p.y = p.y.roll(1);
+      int64_t row_offset = 0;
+      for (int64_t r = 0; r < rank; ++r) row_offset += p.rows[r];
+      full.mutable_grad() = at::Tensor();
+      sharded->weight.mutable_grad() = at::Tensor();
+      const at::Tensor expected = single_forward(p.x, p.y);
+      expected.backward();
+      const at::Tensor loss =
+          sharded->forward(p.x.narrow(0, row_offset, p.rows[rank]), p.y.narrow(0, row_offset, p.rows[rank]));
+      loss.backward();
+      bool ok = close(loss, expected, 1e-5) &&
+                close(sharded->weight.grad(), full.grad().narrow(0, classes.offset * K, sharded->weight.size(0)), 1e-5);
+      if (buffer != nullptr) ok = ok && close(sharded->named_buffers()[buffer], single.named_buffers()[buffer], 1e-6);
+      if (!ok) {
+        ++failures;
+        std::cerr << "rank " << rank << ": module " << name << ", step " << step << ": loss " << loss.item<double>()
+                  << " expected " << expected.item<double>() << "\n";
+      }
+    }
+  };
+  torch::manual_seed(11);  // the same class vectors on every rank
+  angular::ArcFaceLoss arcface(angular::ArcFaceLossOptions(kClasses, kDim).scale(8));
+  check("arcface", *arcface, F::ArcFaceLossFuncOptions().scale(8),
+        [&](const at::Tensor& x, const at::Tensor& y) { return arcface(x, y); }, nullptr);
+  torch::manual_seed(11);  // the same class vectors on every rank
+  angular::SubCenterArcFaceLoss subcenter(angular::SubCenterArcFaceLossOptions(kClasses, kDim).sub_centers(2).scale(8));
+  check("sub-center arcface", *subcenter, F::SubCenterArcFaceLossFuncOptions().sub_centers(2).scale(8),
+        [&](const at::Tensor& x, const at::Tensor& y) { return subcenter(x, y); }, nullptr);
+  torch::manual_seed(11);  // the same class vectors on every rank
+  angular::AdaFaceLoss adaface(angular::AdaFaceLossOptions(kClasses, kDim).scale(8));
+  check("adaface", *adaface, F::AdaFaceLossFuncOptions().scale(8),
+        [&](const at::Tensor& x, const at::Tensor& y) { return adaface(x, y); }, "norm_std");
+  torch::manual_seed(11);  // the same class vectors on every rank
+  angular::CurricularFaceLoss curricular(angular::CurricularFaceLossOptions(kClasses, kDim).scale(8));
+  check("curricularface", *curricular, F::CurricularFaceLossFuncOptions().scale(8),
+        [&](const at::Tensor& x, const at::Tensor& y) { return curricular(x, y); }, "t");
+  return failures == 0 ? 0 : 1;
+}
+
 /// What crosses processes in one step: sizes, labels and features gathered, two [B] all-reduces
 /// (the second of three vectors), the features' gradient reduce-scattered.
 int communication(const dist::ProcessGroupPtr& group) {
@@ -257,6 +315,7 @@ int run_worker(const std::string& worker) {
   const auto group = dist::init_process_group(*env, c10::kCPU, timeout);
   const std::map<std::string, std::function<int(const dist::ProcessGroupPtr&)>> workers{
       {"sharded_equals_single", sharded_equals_single},
+      {"module_equals_single", module_equals_single},
       {"communication", communication},
       {"bad_input_everywhere", bad_input_everywhere},
       {"dead_rank", dead_rank}};
@@ -287,6 +346,10 @@ TEST_CASE("sharded losses on 2, 3 and 4 processes equal the single-process loss 
     INFO(ranks << " processes");
     CHECK(run_ranks(self_path, "sharded_equals_single", ranks, std::chrono::seconds(240)).all_passed());
   }
+}
+
+TEST_CASE("the sharded module over two training steps equals the single-process module", "[distributed]") {
+  CHECK(run_ranks(self_path, "module_equals_single", 3, std::chrono::seconds(120)).all_passed());
 }
 
 TEST_CASE("a sharded step sends the gathered rows, two [B] all-reduces and one reduce-scatter", "[distributed]") {

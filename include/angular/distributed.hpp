@@ -6,6 +6,8 @@
 //   angular::distributed::init_process_group     a process group from torchrun's variables
 //   angular::distributed::functional::sharded_margin_loss
 //                                                 a margin loss whose classes are split over it
+//   angular::distributed::ShardedMarginLoss      the same as a module holding the rank's shard
 
 #include <angular/distributed/process_group.hpp>
 #include <angular/distributed/sharded_loss.hpp>
+#include <angular/distributed/sharded_module.hpp>

@@ -1,7 +1,8 @@
 #pragma once
 // A c10d process group from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
 // MASTER_PORT), as torch.distributed.init_process_group("env://") makes it: a TCPStore served
-// by rank 0, then Gloo for CPU tensors and, where compiled with USE_C10D_NCCL, NCCL for CUDA.
+// by rank 0, then Gloo for CPU tensors and, where LibTorch has NCCL (USE_C10D_NCCL, which the
+// torch wheel defines), NCCL for CUDA.
 // Gloo's backend needs USE_C10D_GLOO (the angular::distributed CMake target defines it).
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>

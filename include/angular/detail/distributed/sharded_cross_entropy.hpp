@@ -118,7 +118,8 @@ inline TargetWeights target_weights(const ShardedSpec& s, const at::Tensor& targ
   const at::Tensor& cw = s.spec.class_weight;
   const double eps = s.spec.label_smoothing, C = static_cast<double>(s.num_classes);
   const at::Tensor k = kept.to(options.dtype());
-  const at::Tensor w_y = (cw.defined() ? cw.to(options.dtype()).index_select(0, labels) : at::ones(labels.sizes(), options)) * k;
+  const at::Tensor w_y =
+      (cw.defined() ? cw.to(options.dtype()).index_select(0, labels) : at::ones(labels.sizes(), options)) * k;
   const at::Tensor weight_sum = cw.defined() ? cw.to(options.dtype()).sum() : at::scalar_tensor(C, options);
   return {k, w_y, (1 - eps) * w_y + weight_sum * (eps / C) * k};
 }
@@ -214,7 +215,8 @@ struct ShardedMarginCrossEntropy : torch::autograd::Function<ShardedMarginCrossE
         z = shard_logits(s, x, w, labels, row_params, label_cosines);
       }
       // ∂L/∂z = a·(coef·p − t): t = (1 − ε)·w_y on the label, (ε/C)·w_j everywhere.
-      at::Tensor g = at::exp(z.detach() - lse.unsqueeze(1)) * tw.mass.unsqueeze(1) - smoothing_weights(s, first, n, options);
+      at::Tensor g =
+          at::exp(z.detach() - lse.unsqueeze(1)) * tw.mass.unsqueeze(1) - smoothing_weights(s, first, n, options);
       const at::Tensor owned = (labels >= 0).to(options.dtype()) * tw.label * (1 - eps);
       g.scatter_add_(1, labels.clamp_min(0).unsqueeze(1), -owned.unsqueeze(1));
       g.mul_(factor.unsqueeze(1));
