@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <functional>
 #include <iostream>
+#include <limits>
 #include <map>
 
 namespace {
@@ -242,6 +243,51 @@ int module_equals_single(const dist::ProcessGroupPtr& group) {
   return failures == 0 ? 0 : 1;
 }
 
+/// The center loss with sharded class vectors and centers, and the sharded center update,
+/// against functional::center_loss and update_centers_ of the whole batch.
+int center_equals_single(const dist::ProcessGroupPtr& group) {
+  const int64_t rank = group->getRank(), ranks = group->getSize();
+  const dist::ClassRange classes = dist::class_range(kClasses, rank, ranks);
+  int failures = 0;
+  for (int variant = 0; variant < 4; ++variant) {
+    const Problem p = make_problem(ranks, 1, at::kDouble);
+    const at::Tensor all_centers = torch::randn({kClasses, kDim}, torch::kDouble);
+    auto options = F::CenterLossFuncOptions().lambda(0.7);
+    if (variant == 1) options.label_smoothing(0.2).weight(p.class_weight);
+    if (variant == 2) options.reduction(torch::kNone);
+    if (variant == 3) options.reduction(torch::kSum);
+    const at::Tensor x = p.x.clone().requires_grad_(), w = p.w.clone().requires_grad_(),
+                     c = all_centers.clone().requires_grad_();
+    const at::Tensor expected = F::center_loss(x, w, c, p.y, options);
+    expected.backward(torch::ones_like(expected));
+
+    int64_t row_offset = 0;
+    for (int64_t r = 0; r < rank; ++r) row_offset += p.rows[r];
+    const at::Tensor x_local = p.x.narrow(0, row_offset, p.rows[rank]).clone().requires_grad_();
+    const at::Tensor y_local = p.y.narrow(0, row_offset, p.rows[rank]);
+    const at::Tensor w_shard = p.w.narrow(0, classes.offset, classes.count).clone().requires_grad_();
+    at::Tensor c_shard = all_centers.narrow(0, classes.offset, classes.count).clone().requires_grad_();
+    const at::Tensor loss = dist::functional::sharded_center_loss(x_local, w_shard, c_shard, y_local, group, kClasses,
+                                                                  options);
+    loss.backward(torch::ones_like(loss));
+    bool ok = close(loss, variant == 2 ? expected.narrow(0, row_offset, p.rows[rank]) : expected, 1e-10) &&
+              close(x_local.grad(), x.grad().narrow(0, row_offset, p.rows[rank]), 1e-10) &&
+              close(w_shard.grad(), w.grad().narrow(0, classes.offset, classes.count), 1e-10) &&
+              close(c_shard.grad(), c.grad().narrow(0, classes.offset, classes.count), 1e-10);
+
+    at::Tensor moved = all_centers.clone(), moved_shard = c_shard.detach().clone();
+    F::update_centers_(moved, p.x, p.y, 0.5);
+    dist::functional::update_sharded_centers_(moved_shard, x_local.detach(), y_local, group, kClasses, 0.5);
+    ok = ok && close(moved_shard, moved.narrow(0, classes.offset, classes.count), 1e-12);
+    if (!ok) {
+      ++failures;
+      std::cerr << "rank " << rank << ": center loss, settings " << variant << ": loss " << loss << " expected "
+                << expected << "\n";
+    }
+  }
+  return failures == 0 ? 0 : 1;
+}
+
 /// What crosses processes in one step: sizes, labels and features gathered, two [B] all-reduces
 /// (the second of three vectors), the features' gradient reduce-scattered.
 int communication(const dist::ProcessGroupPtr& group) {
@@ -267,7 +313,7 @@ int communication(const dist::ProcessGroupPtr& group) {
 }
 
 /// A bad label on the last rank only, then a D that differs on the last rank: every rank
-/// raises the error (none is left waiting).
+/// raises the error (none is left waiting); a NaN feature there: every rank's loss is NaN.
 int bad_input_everywhere(const dist::ProcessGroupPtr& group) {
   const int64_t rank = group->getRank(), ranks = group->getSize();
   const dist::ClassRange classes = dist::class_range(kClasses, rank, ranks);
@@ -288,7 +334,16 @@ int bad_input_everywhere(const dist::ProcessGroupPtr& group) {
   const bool label_error = expect_error(torch::randn({2, kDim}), labels, "out of range");
   const bool dim_error =
       expect_error(torch::randn({2, last ? kDim + 1 : kDim}), torch::tensor({1, 2}, torch::kLong), "D =");
-  return label_error && dim_error ? 0 : 1;
+  // A NaN feature on the last rank makes the loss NaN on every rank, never a finite number.
+  at::Tensor x = torch::randn({2, kDim});
+  if (last) x[1][0] = std::numeric_limits<float>::quiet_NaN();
+  const bool nan_loss = dist::functional::sharded_margin_loss(x, torch::randn({classes.count, kDim}),
+                                                              torch::tensor({int64_t{1}, int64_t{2}}), group,
+                                                              kClasses, F::ArcFaceLossFuncOptions())
+                            .isnan()
+                            .item<bool>();
+  if (!nan_loss) std::cerr << "rank " << rank << ": a NaN feature gave a finite loss\n";
+  return label_error && dim_error && nan_loss ? 0 : 1;
 }
 
 /// The last rank dies before the first collective: every other rank ends with an error
@@ -316,6 +371,7 @@ int run_worker(const std::string& worker) {
   const std::map<std::string, std::function<int(const dist::ProcessGroupPtr&)>> workers{
       {"sharded_equals_single", sharded_equals_single},
       {"module_equals_single", module_equals_single},
+      {"center_equals_single", center_equals_single},
       {"communication", communication},
       {"bad_input_everywhere", bad_input_everywhere},
       {"dead_rank", dead_rank}};
@@ -352,11 +408,18 @@ TEST_CASE("the sharded module over two training steps equals the single-process 
   CHECK(run_ranks(self_path, "module_equals_single", 3, std::chrono::seconds(120)).all_passed());
 }
 
+TEST_CASE("the center loss with sharded vectors and centers equals the single-process one", "[distributed]") {
+  for (int ranks : {2, 4}) {
+    INFO(ranks << " processes");
+    CHECK(run_ranks(self_path, "center_equals_single", ranks, std::chrono::seconds(120)).all_passed());
+  }
+}
+
 TEST_CASE("a sharded step sends the gathered rows, two [B] all-reduces and one reduce-scatter", "[distributed]") {
   CHECK(run_ranks(self_path, "communication", 3, std::chrono::seconds(120)).all_passed());
 }
 
-TEST_CASE("a bad label or D on one rank is an error on every rank", "[distributed]") {
+TEST_CASE("a bad label or D on one rank is an error on every rank, a NaN feature a NaN loss", "[distributed]") {
   CHECK(run_ranks(self_path, "bad_input_everywhere", 3, std::chrono::seconds(120)).all_passed());
 }
 

@@ -125,6 +125,61 @@ inline at::Tensor sharded_row_params(const ShardedMargin& m, const distributed::
   return at::empty({0}, empty);
 }
 
+/// `shard` (called `name`) holds this rank's K vectors per class of its classes, [C_r·K, D],
+/// in the features' dtype and on their device.
+inline void check_shard(const at::Tensor& shard, const char* name, const at::Tensor& features,
+                        const ProcessGroupPtr& group, int64_t num_classes, int64_t K) {
+  const int64_t rank = group->getRank(), ranks = group->getSize();
+  const ClassRange classes = class_range(num_classes, rank, ranks);
+  check_floating_matrix(shard, name);
+  TORCH_CHECK(features.scalar_type() == shard.scalar_type() && features.device() == shard.device(),
+              "angular: features are ", features.scalar_type(), " on ", features.device(), " but ", name, " is ",
+              shard.scalar_type(), " on ", shard.device());
+  TORCH_CHECK(shard.size(0) == classes.count * K && shard.size(1) == features.size(1), "angular: rank ", rank,
+              " of ", ranks, " holds classes [", classes.offset, ", ", classes.offset + classes.count, ") of ",
+              num_classes, ", so ", name, " must be [", classes.count * K, ", ", features.size(1), "], got ",
+              shard.sizes());
+}
+
+/// The batch of every rank: features [B, D] (their gradient flows back to the ranks' rows) and
+/// labels [B], checked on every rank alike, so that a bad label or D anywhere is an error
+/// everywhere and no rank is left waiting.
+struct GatheredBatch {
+  at::Tensor features, target;
+  RowLayout layout;
+};
+
+inline GatheredBatch gather_batch(const ProcessGroupPtr& group, const at::Tensor& features, const at::Tensor& target,
+                                  int64_t num_classes, int64_t ignore_index) {
+  const int64_t rank = group->getRank();
+  // Every rank learns every rank's batch size and D before anything is gathered.
+  const at::Tensor sizes = all_gather_values(group, {features.size(0), features.size(1)}, features.device());
+  for (int64_t r = 0; r < group->getSize(); ++r)
+    TORCH_CHECK(sizes[r][1].item<int64_t>() == features.size(1), "angular: features have D = ", features.size(1),
+                " on rank ", rank, " but D = ", sizes[r][1].item<int64_t>(), " on rank ", r);
+  GatheredBatch batch;
+  batch.layout = row_layout(sizes.select(1, 0).contiguous());
+  batch.target = all_gather_rows(group, target.contiguous(), batch.layout);
+  check_labels(batch.target, "target (gathered from every rank)", batch.target, "itself", num_classes, ignore_index);
+  batch.features = GatherRows::apply(features, group, batch.layout);
+  return batch;
+}
+
+/// The sharded cross-entropy's settings for this rank.
+inline ShardedSpec sharded_spec(const ProcessGroupPtr& group, int64_t num_classes, const ShardedMargin& m,
+                                int64_t chunk_classes) {
+  ShardedSpec spec;
+  spec.group = group;
+  spec.num_classes = num_classes;
+  spec.classes = class_range(num_classes, group->getRank(), group->getSize());
+  spec.margin = m.kind;
+  spec.params = m.params;
+  spec.normalize = m.normalize;
+  spec.spec = m.spec;
+  spec.chunk_classes = chunk_classes;
+  return spec;
+}
+
 }  // namespace angular::detail
 
 namespace angular::distributed::functional {
@@ -139,48 +194,18 @@ inline at::Tensor sharded_margin_loss(const at::Tensor& features, const at::Tens
                                       const Margin& margin, const ShardedLossFuncOptions& options = {}) {
   TORCH_CHECK(group, "angular: the sharded loss needs a process group, got none");
   const detail::ShardedMargin m = detail::sharded_margin(margin, num_classes);
-  const int64_t rank = group->getRank(), ranks = group->getSize(), K = m.params.sub_centers;
-  const ClassRange classes = class_range(num_classes, rank, ranks);
   detail::check_floating_matrix(features, "features");
-  detail::check_floating_matrix(weight_shard, "weight_shard");
-  TORCH_CHECK(features.scalar_type() == weight_shard.scalar_type() && features.device() == weight_shard.device(),
-              "angular: features are ", features.scalar_type(), " on ", features.device(), " but weight_shard is ",
-              weight_shard.scalar_type(), " on ", weight_shard.device());
-  TORCH_CHECK(weight_shard.size(0) == classes.count * K && weight_shard.size(1) == features.size(1),
-              "angular: rank ", rank, " of ", ranks, " holds classes [", classes.offset, ", ",
-              classes.offset + classes.count, ") of ", num_classes, ", so weight_shard must be [", classes.count * K,
-              ", ", features.size(1), "], got ", weight_shard.sizes());
+  detail::check_shard(weight_shard, "weight_shard", features, group, num_classes, m.params.sub_centers);
   TORCH_CHECK(options.chunk_classes() >= 0, "angular: chunk_classes must be >= 1, or 0 for automatic, got ",
               options.chunk_classes());
   detail::check_label_tensor(target, "target", features, "features");
-
-  // Every rank learns every rank's batch size and D before anything is gathered.
-  const at::Tensor sizes = detail::all_gather_values(group, {features.size(0), features.size(1)}, features.device());
-  for (int64_t r = 0; r < ranks; ++r)
-    TORCH_CHECK(sizes[r][1].item<int64_t>() == features.size(1), "angular: features have D = ", features.size(1),
-                " on rank ", rank, " but D = ", sizes[r][1].item<int64_t>(), " on rank ", r);
-  const detail::RowLayout layout = detail::row_layout(sizes.select(1, 0).contiguous());
-  const at::Tensor all_target = detail::all_gather_rows(group, target.contiguous(), layout);
-  // Checked on the gathered labels, so every rank raises the same error.
   detail::check_cross_entropy_spec(m.spec, features, num_classes);
-  detail::check_labels(all_target, "target (gathered from every rank)", all_target, "itself", num_classes,
-                       m.spec.ignore_index);
-  const at::Tensor all_features = detail::GatherRows::apply(features, group, layout);
-
-  detail::ShardedSpec spec;
-  spec.group = group;
-  spec.num_classes = num_classes;
-  spec.classes = classes;
-  spec.row_offset = layout.offsets[rank];
-  spec.row_count = layout.rows[rank];
-  spec.rank_rows = layout.rows;
-  spec.margin = m.kind;
-  spec.params = m.params;
-  spec.normalize = m.normalize;
-  spec.spec = m.spec;
-  spec.chunk_classes = options.chunk_classes();
-  const at::Tensor row_params = detail::sharded_row_params(m, margin, all_features, options);
-  return detail::ShardedMarginCrossEntropy::apply(all_features, weight_shard, all_target, row_params, spec);
+  const detail::GatheredBatch batch = detail::gather_batch(group, features, target, num_classes, m.spec.ignore_index);
+  const detail::ShardedSpec spec = detail::sharded_spec(group, num_classes, m, options.chunk_classes());
+  const at::Tensor row_params = detail::sharded_row_params(m, margin, batch.features, options);
+  const at::Tensor loss =
+      detail::ShardedMarginCrossEntropy::apply(batch.features, weight_shard, batch.target, row_params, spec);
+  return m.spec.reduction == at::Reduction::None ? detail::OwnRows::apply(loss, group, batch.layout) : loss;
 }
 
 }  // namespace angular::distributed::functional

@@ -1,7 +1,8 @@
 #pragma once
 // The all-gather of the ranks' rows as an autograd function: its backward is the
 // reduce-scatter that sums every rank's gradient of the gathered rows and hands each rank
-// the rows it contributed.
+// the rows it contributed. And the converse for per-sample values known on every rank: a
+// rank's own rows, whose backward gathers every rank's upstream gradient.
 
 #include <angular/detail/distributed/collectives.hpp>
 
@@ -22,6 +23,25 @@ struct GatherRows : torch::autograd::Function<GatherRows> {
     const auto group = c10::static_intrusive_pointer_cast<c10d::ProcessGroup>(ctx->saved_data["group"].toCapsule());
     const RowLayout layout = row_layout(at::tensor(ctx->saved_data["rows"].toIntVector()));
     return {reduce_scatter_rows(group, grads[0], layout), {}, {}};
+  }
+};
+
+/// Rank r's rows of a [B, ...] tensor that every rank holds alike (per-sample losses): each
+/// rank's backward receives the upstream gradient of every row, gathered from its rank.
+struct OwnRows : torch::autograd::Function<OwnRows> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& all_rows,
+                            const ProcessGroupPtr& group, const RowLayout& layout) {
+    ctx->saved_data["group"] = c10::IValue::make_capsule(group);
+    ctx->saved_data["rows"] = layout.rows;
+    const int64_t rank = group->getRank();
+    return all_rows.narrow(0, layout.offsets[rank], layout.rows[rank]).clone();
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto group = c10::static_intrusive_pointer_cast<c10d::ProcessGroup>(ctx->saved_data["group"].toCapsule());
+    const RowLayout layout = row_layout(at::tensor(ctx->saved_data["rows"].toIntVector()));
+    return {all_gather_rows(group, grads[0].contiguous(), layout), {}, {}};
   }
 };
 

@@ -42,8 +42,6 @@ struct ShardedSpec {
   ProcessGroupPtr group;
   int64_t num_classes = 0;
   ClassRange classes;
-  int64_t row_offset = 0, row_count = 0;  // this rank's rows in the gathered batch
-  std::vector<int64_t> rank_rows;         // every rank's row count, in rank order
   MarginKind margin = MarginKind::arcface;
   MarginParams params;
   bool normalize = true;  // false: the modified softmax's x·w_j
@@ -135,7 +133,7 @@ inline at::Tensor smoothing_weights(const ShardedSpec& s, int64_t first, int64_t
 struct ShardedMarginCrossEntropy : torch::autograd::Function<ShardedMarginCrossEntropy> {
   /// features [B, D] and target [B] of the whole gathered batch; weight [C_r·K, D] this rank's
   /// shard; row_params [B, P] (no gradient; empty where the margin takes none). Returns the
-  /// reduced loss of the whole batch, or with kNone this rank's rows' losses.
+  /// reduced loss of the whole batch, or with kNone every sample's loss [B].
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& features,
                             const at::Tensor& weight, const at::Tensor& target, const at::Tensor& row_params,
                             const ShardedSpec& s) {
@@ -163,7 +161,7 @@ struct ShardedMarginCrossEntropy : torch::autograd::Function<ShardedMarginCrossE
     // A rank without classes has max −∞ and sum 0: its share exp(−∞ − M)·0 is 0.
     at::Tensor global_max = max.clone();
     all_reduce_(s.group, global_max, c10d::ReduceOp::MAX);
-    sums[0].mul_(at::exp(max - global_max).nan_to_num(0, 0, 0));
+    sums[0].mul_(at::exp(max - global_max));
     all_reduce_(s.group, sums, c10d::ReduceOp::SUM);
     const at::Tensor lse = global_max + at::log(sums[0]);
     const TargetWeights tw = target_weights(s, target, options);
@@ -173,7 +171,7 @@ struct ShardedMarginCrossEntropy : torch::autograd::Function<ShardedMarginCrossE
     ctx->save_for_backward({features, weight, target, row_params, lse, label_cosines});
     ctx->saved_data["spec"] = c10::IValue::make_capsule(c10::make_intrusive<SpecHolder>(s));
     const int64_t reduction = s.spec.reduction;
-    if (reduction == at::Reduction::None) return row_loss.narrow(0, s.row_offset, s.row_count);
+    if (reduction == at::Reduction::None) return row_loss;  // every row's, on every rank (OwnRows keeps a rank's)
     if (reduction == at::Reduction::Sum) return row_loss.sum();
     return row_loss.sum() / tw.label.sum();  // Σ w_y over the kept rows, as PyTorch's mean
   }
@@ -190,12 +188,7 @@ struct ShardedMarginCrossEntropy : torch::autograd::Function<ShardedMarginCrossE
     const TargetWeights tw = target_weights(s, target, options);
     // a_i: the upstream gradient of row i's loss, the mean's divisor folded in.
     at::Tensor factor = grads[0].to(options.dtype());
-    if (s.spec.reduction == at::Reduction::None) {
-      const RowLayout layout = row_layout(at::tensor(s.rank_rows));
-      factor = all_gather_rows(s.group, factor.contiguous(), layout);
-    } else if (s.spec.reduction == at::Reduction::Mean) {
-      factor = factor / tw.label.sum();
-    }
+    if (s.spec.reduction == at::Reduction::Mean) factor = factor / tw.label.sum();
     factor = at::where(tw.kept > 0, factor * tw.kept, 0);
     const double eps = s.spec.label_smoothing;
 
