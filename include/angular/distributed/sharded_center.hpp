@@ -42,14 +42,12 @@ inline at::Tensor sharded_center_loss(const at::Tensor& features, const at::Tens
                                       const ShardedLossFuncOptions& sharded = {}) {
   TORCH_CHECK(group, "angular: the sharded loss needs a process group, got none");
   detail::check_floating_matrix(features, "features");
-  detail::check_shard(weight_shard, "weight_shard", features, group, num_classes, 1);
   detail::check_shard(centers_shard, "centers_shard", features, group, num_classes, 1);
   detail::check_hyperparameter("lambda", options.lambda(), options.lambda() >= 0, "a finite number >= 0");
-  detail::check_label_tensor(target, "target", features, "features");
   const detail::ShardedMargin m{detail::kIdentityMargin, detail::kIdentityParams, false,
                                 detail::cross_entropy_spec(options)};
-  detail::check_cross_entropy_spec(m.spec, features, num_classes);
-  const detail::GatheredBatch batch = detail::gather_batch(group, features, target, num_classes, m.spec.ignore_index);
+  const detail::GatheredBatch batch =
+      detail::checked_batch(features, weight_shard, target, group, num_classes, m, sharded.chunk_classes());
   const detail::ShardedSpec spec = detail::sharded_spec(group, num_classes, m, sharded.chunk_classes());
   const at::Tensor ce = detail::ShardedMarginCrossEntropy::apply(batch.features, weight_shard, batch.target,
                                                                  at::empty({0}, features.options()), spec);

@@ -180,6 +180,30 @@ inline ShardedSpec sharded_spec(const ProcessGroupPtr& group, int64_t num_classe
   return spec;
 }
 
+/// This rank's inputs of a sharded loss checked, then the batch of every rank.
+inline GatheredBatch checked_batch(const at::Tensor& features, const at::Tensor& weight_shard, const at::Tensor& target,
+                                   const ProcessGroupPtr& group, int64_t num_classes, const ShardedMargin& m,
+                                   int64_t chunk_classes) {
+  TORCH_CHECK(group, "angular: the sharded loss needs a process group, got none");
+  check_floating_matrix(features, "features");
+  check_shard(weight_shard, "weight_shard", features, group, num_classes, m.params.sub_centers);
+  TORCH_CHECK(chunk_classes >= 0, "angular: chunk_classes must be >= 1, or 0 for automatic, got ", chunk_classes);
+  check_label_tensor(target, "target", features, "features");
+  check_cross_entropy_spec(m.spec, features, num_classes);
+  return gather_batch(group, features, target, num_classes, m.spec.ignore_index);
+}
+
+/// The sharded loss of a batch from checked_batch: reduced, or with kNone this rank's samples'.
+inline at::Tensor sharded_loss_of_batch(const GatheredBatch& batch, const at::Tensor& weight_shard,
+                                        const ProcessGroupPtr& group, int64_t num_classes,
+                                        const distributed::Margin& margin, const ShardedMargin& m,
+                                        const distributed::functional::ShardedLossFuncOptions& options) {
+  const ShardedSpec spec = sharded_spec(group, num_classes, m, options.chunk_classes());
+  const at::Tensor row_params = sharded_row_params(m, margin, batch.features, options);
+  const at::Tensor loss = ShardedMarginCrossEntropy::apply(batch.features, weight_shard, batch.target, row_params, spec);
+  return m.spec.reduction == at::Reduction::None ? OwnRows::apply(loss, group, batch.layout) : loss;
+}
+
 }  // namespace angular::detail
 
 namespace angular::distributed::functional {
@@ -192,20 +216,10 @@ namespace angular::distributed::functional {
 inline at::Tensor sharded_margin_loss(const at::Tensor& features, const at::Tensor& weight_shard,
                                       const at::Tensor& target, const ProcessGroupPtr& group, int64_t num_classes,
                                       const Margin& margin, const ShardedLossFuncOptions& options = {}) {
-  TORCH_CHECK(group, "angular: the sharded loss needs a process group, got none");
   const detail::ShardedMargin m = detail::sharded_margin(margin, num_classes);
-  detail::check_floating_matrix(features, "features");
-  detail::check_shard(weight_shard, "weight_shard", features, group, num_classes, m.params.sub_centers);
-  TORCH_CHECK(options.chunk_classes() >= 0, "angular: chunk_classes must be >= 1, or 0 for automatic, got ",
-              options.chunk_classes());
-  detail::check_label_tensor(target, "target", features, "features");
-  detail::check_cross_entropy_spec(m.spec, features, num_classes);
-  const detail::GatheredBatch batch = detail::gather_batch(group, features, target, num_classes, m.spec.ignore_index);
-  const detail::ShardedSpec spec = detail::sharded_spec(group, num_classes, m, options.chunk_classes());
-  const at::Tensor row_params = detail::sharded_row_params(m, margin, batch.features, options);
-  const at::Tensor loss =
-      detail::ShardedMarginCrossEntropy::apply(batch.features, weight_shard, batch.target, row_params, spec);
-  return m.spec.reduction == at::Reduction::None ? detail::OwnRows::apply(loss, group, batch.layout) : loss;
+  const detail::GatheredBatch batch =
+      detail::checked_batch(features, weight_shard, target, group, num_classes, m, options.chunk_classes());
+  return detail::sharded_loss_of_batch(batch, weight_shard, group, num_classes, margin, m, options);
 }
 
 }  // namespace angular::distributed::functional

@@ -1,8 +1,8 @@
 #pragma once
-// ShardedMarginLoss: a rank's shard of the class vectors as a module over
-// functional::sharded_margin_loss, with AdaFace's and CurricularFace's running statistics
-// moved in training mode from the whole gathered batch, so that they stay equal on every rank
-// (and equal to the single-process module's).
+// ShardedMarginLoss: a rank's shard of the class vectors as a module over the sharded loss,
+// with AdaFace's and CurricularFace's running statistics moved in training mode from the
+// whole gathered batch (the loss's own gather), so that they stay equal on every rank (and
+// equal to the single-process module's).
 
 #include <angular/distributed/sharded_loss.hpp>
 
@@ -63,18 +63,20 @@ class ShardedMarginLossImpl : public torch::nn::Cloneable<ShardedMarginLossImpl>
   }
 
   /// The loss of the whole batch gathered from every rank (see functional::sharded_margin_loss)
-  /// for this rank's features [b, D] and labels [b]; every rank calls it.
+  /// for this rank's features [b, D] and labels [b]; every rank calls it. In training mode
+  /// AdaFace's and CurricularFace's statistics first take the gathered batch's rows not ignored
+  /// (as the single-process modules do), once the inputs are checked.
   at::Tensor forward(const at::Tensor& features, const at::Tensor& target) {
+    const auto& group = options.group();
     const detail::ShardedMargin m = detail::sharded_margin(options.margin(), options.num_classes());
-    const bool stateful = m.kind == detail::MarginKind::adaface || m.kind == detail::MarginKind::curricularface;
-    if (is_training() && stateful) update_statistics(m, features, target);
-    return functional::sharded_margin_loss(features, weight.to(features.scalar_type()), target, options.group(),
-                                           options.num_classes(), options.margin(),
-                                           functional::ShardedLossFuncOptions()
-                                               .chunk_classes(options.chunk_classes())
-                                               .norm_mean(norm_mean)
-                                               .norm_std(norm_std)
-                                               .t(t));
+    const at::Tensor w = weight.to(features.scalar_type());
+    const detail::GatheredBatch batch =
+        detail::checked_batch(features, w, target, group, options.num_classes(), m, options.chunk_classes());
+    if (is_training()) update_statistics(m, batch);
+    return detail::sharded_loss_of_batch(
+        batch, w, group, options.num_classes(), options.margin(), m,
+        functional::ShardedLossFuncOptions().chunk_classes(options.chunk_classes()).norm_mean(norm_mean).norm_std(
+            norm_std).t(t));
   }
 
   void pretty_print(std::ostream& stream) const override {
@@ -84,34 +86,21 @@ class ShardedMarginLossImpl : public torch::nn::Cloneable<ShardedMarginLossImpl>
   }
 
  private:
-  /// The statistics take the gathered batch's rows not ignored, before the loss reads them (as
-  /// the single-process modules do): one more gather of the norms (AdaFace) or of the features
-  /// and the labels' cosines (CurricularFace).
-  void update_statistics(const detail::ShardedMargin& m, const at::Tensor& features, const at::Tensor& target) {
+  /// AdaFace's norm statistics or CurricularFace's t from the gathered batch; nothing for the
+  /// other margins.
+  void update_statistics(const detail::ShardedMargin& m, const detail::GatheredBatch& batch) {
     at::NoGradGuard no_grad;
-    const auto& group = options.group();
-    detail::check_label_tensor(target, "target", features, "features");
-    const auto dtype = detail::compute_dtype(features);
-    const detail::RowLayout layout =
-        detail::row_layout(detail::all_gather_values(group, {features.size(0)}, features.device()).select(1, 0));
-    const at::Tensor all_target = detail::all_gather_rows(group, target.contiguous(), layout);
-    detail::check_labels(all_target, "target (gathered from every rank)", all_target, "itself", options.num_classes(),
-                         m.spec.ignore_index);
-    const at::Tensor kept = all_target != m.spec.ignore_index;
+    const at::Tensor x = batch.features.detach().to(detail::compute_dtype(batch.features));
+    const at::Tensor kept = batch.target != m.spec.ignore_index;
     if (m.kind == detail::MarginKind::adaface) {
-      const at::Tensor norms = at::linalg_vector_norm(features.detach(), 2, {1}, false, dtype);
-      detail::update_adaface_statistics_(norm_mean, norm_std, detail::all_gather_rows(group, norms, layout), kept,
+      detail::update_adaface_statistics_(norm_mean, norm_std, at::linalg_vector_norm(x, 2, {1}), kept,
                                          options.momentum());
-      return;
+    } else if (m.kind == detail::MarginKind::curricularface) {
+      const detail::ShardedSpec spec =
+          detail::sharded_spec(options.group(), options.num_classes(), m, options.chunk_classes());
+      detail::update_curriculum_(t, detail::shared_label_cosines(spec, x, weight.detach().to(x.scalar_type()), batch.target),
+                                 kept, options.momentum());
     }
-    detail::ShardedSpec spec;
-    spec.group = group;
-    spec.classes = classes();
-    spec.params = m.params;
-    spec.spec = m.spec;
-    const at::Tensor x = detail::all_gather_rows(group, features.detach().to(dtype).contiguous(), layout);
-    const at::Tensor label_cosines = detail::shared_label_cosines(spec, x, weight.detach().to(dtype), all_target);
-    detail::update_curriculum_(t, label_cosines, kept, options.momentum());
   }
 };
 

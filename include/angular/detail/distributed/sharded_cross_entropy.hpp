@@ -106,20 +106,17 @@ inline at::Tensor shared_label_cosines(const ShardedSpec& s, const at::Tensor& x
 }
 
 /// Per row: 1 where kept, the label's class weight w_y and the target's mass coef_i (0 for
-/// ignored rows).
+/// ignored rows; target_mass, as the single-process kernels take it).
 struct TargetWeights {
   at::Tensor kept, label, mass;
 };
 
 inline TargetWeights target_weights(const ShardedSpec& s, const at::Tensor& target, const at::TensorOptions& options) {
-  const auto [labels, kept] = indexable_target(target, s.spec.ignore_index);
-  const at::Tensor& cw = s.spec.class_weight;
-  const double eps = s.spec.label_smoothing, C = static_cast<double>(s.num_classes);
-  const at::Tensor k = kept.to(options.dtype());
-  const at::Tensor w_y =
-      (cw.defined() ? cw.to(options.dtype()).index_select(0, labels) : at::ones(labels.sizes(), options)) * k;
-  const at::Tensor weight_sum = cw.defined() ? cw.to(options.dtype()).sum() : at::scalar_tensor(C, options);
-  return {k, w_y, (1 - eps) * w_y + weight_sum * (eps / C) * k};
+  const RowLossArgs args = row_loss_args(target, s.margin, s.params, at::Tensor(), s.spec, s.num_classes, options);
+  const at::Tensor kept = indexable_target(target, s.spec.ignore_index).kept.to(options.dtype());
+  const at::Tensor label =
+      args.class_weight.defined() ? args.class_weight.index_select(0, clamp_labels(target, s.num_classes)) * kept : kept;
+  return {kept, label, target_mass(args, s.num_classes)};
 }
 
 /// Class weights of the chunk [first, first + n) of this rank's classes times ε/C, [1, n] (or a
@@ -194,7 +191,7 @@ struct ShardedMarginCrossEntropy : torch::autograd::Function<ShardedMarginCrossE
 
     const bool grad_x = ctx->needs_input_grad(0), grad_w = ctx->needs_input_grad(1);
     const at::Tensor x = features.to(options.dtype()).detach().requires_grad_(grad_x);
-    at::Tensor grad_weight = grad_w ? at::zeros(weight.sizes(), options) : at::Tensor();
+    at::Tensor grad_weight = grad_w ? at::empty(weight.sizes(), options) : at::Tensor();  // every chunk writes its rows
     at::Tensor grad_features = grad_x ? at::zeros(x.sizes(), options) : at::Tensor();
     const int64_t K = s.params.sub_centers, count = s.classes.count;
     const int64_t chunk = shard_chunk_classes(s, x.size(0), x.element_size());
@@ -217,9 +214,9 @@ struct ShardedMarginCrossEntropy : torch::autograd::Function<ShardedMarginCrossE
       if (grad_x) inputs.push_back(x);
       if (grad_w) inputs.push_back(w);
       const auto d = torch::autograd::grad({z}, inputs, {g}, /*retain_graph=*/false, /*create_graph=*/false,
-                                           /*allow_unused=*/true);
-      if (grad_x && d[0].defined()) grad_features.add_(d[0]);
-      if (grad_w && d.back().defined()) grad_weight.narrow(0, first * K, n * K).copy_(d.back());
+                                           /*allow_unused=*/false);
+      if (grad_x) grad_features.add_(d[0]);
+      if (grad_w) grad_weight.narrow(0, first * K, n * K).copy_(d.back());
     }
     return {grad_x ? grad_features.to(features.scalar_type()) : at::Tensor(),
             grad_w ? grad_weight.to(weight.scalar_type()) : at::Tensor(), {}, {}, {}};
