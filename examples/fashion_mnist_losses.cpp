@@ -65,7 +65,7 @@ double run(const char* name, double lr, const train::LossHead& head, const train
   torch::NoGradGuard no_grad;
   model->eval();
   head.module->eval();
-  const torch::Tensor predicted = head.logits(model->forward(test.images)).argmax(1);
+  const torch::Tensor predicted = head.predict(model->forward(test.images));
   const double accuracy = predicted.eq(test.labels).to(torch::kDouble).mean().item<double>();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

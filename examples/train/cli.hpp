@@ -48,6 +48,9 @@ inline void add_run_options(CLI::App& app, Options& o) {
   app.add_option("--device", o.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--threads", o.threads, "CPU threads")->check(CLI::PositiveNumber);
   app.add_option("--seed", o.seed, "random seed");
+  app.add_option("--timeout", o.timeout_seconds,
+                 "data-parallel runs (torchrun): seconds a rank waits for the others before it fails (default 300)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--out", o.out, "output folder")->required();
   app.add_flag("--resume", o.resume, "continue from the folder's last completed epoch");
   app.add_option("--stop-after", o.stop_after, "stop once this epoch is done (continue later with --resume)")

@@ -26,6 +26,16 @@ struct Evaluation {
   torch::Tensor labels;     // [N] int64, on the CPU
 };
 
+/// The features [end − begin, D], on the CPU, of the test images [begin, end) (normalised by
+/// `normalize`), in eval mode and without gradients, in batches of `batch_size`.
+torch::Tensor test_features(ResNet& model, const Normalizer& normalize, const Dataset& test, int64_t begin,
+                            int64_t end, int64_t batch_size = 1000);
+
+/// The evaluation of test features [N, D] with labels [N] of `classes` classes (both on the CPU)
+/// under `head` (its predictions in batches of `batch_size`).
+Evaluation evaluate_features(const LossHead& head, const torch::Tensor& features, const torch::Tensor& labels,
+                             int64_t classes, int64_t batch_size = 1000);
+
 /// Evaluates `model` with `head` on `test` (images normalised by `normalize`), in eval mode
 /// and without gradients, in batches of `batch_size`.
 Evaluation evaluate(ResNet& model, const LossHead& head, const Normalizer& normalize, const Dataset& test,

@@ -1,6 +1,6 @@
 #pragma once
 // Any of angular's loss modules behind one interface: the loss of features and labels, the
-// logits whose argmax is the predicted class, and the class vectors.
+// predicted classes, and the class vectors.
 
 #include "options.hpp"
 
@@ -16,9 +16,11 @@ namespace train {
 struct LossHead {
   std::shared_ptr<torch::nn::Module> module;
   std::function<torch::Tensor(const torch::Tensor& features, const torch::Tensor& labels)> loss;
-  std::function<torch::Tensor(const torch::Tensor& features)> logits;
+  /// The classes [B] the head predicts for features [B, D]: the argmax of its logits.
+  std::function<torch::Tensor(const torch::Tensor& features)> predict;
   /// One vector per class [C, D] for the angle metrics, given the classes' mean features
-  /// [C, D]: the class vectors, or with sub-centers each class's nearest to its mean.
+  /// [C, D]: the class vectors, or with sub-centers each class's nearest to its mean (unset
+  /// for a data-parallel run's shard: see sharded_head.hpp).
   std::function<torch::Tensor(const torch::Tensor& class_means)> class_vectors;
 };
 
@@ -27,7 +29,7 @@ struct LossHead {
 template <class Impl>
 LossHead bind_loss(std::shared_ptr<Impl> impl, int64_t vectors_per_class = 1) {
   return {impl, [impl](const torch::Tensor& f, const torch::Tensor& y) { return impl->forward(f, y); },
-          [impl](const torch::Tensor& f) { return impl->logits(f); },
+          [impl](const torch::Tensor& f) { return impl->logits(f).argmax(1); },
           [impl, vectors_per_class](const torch::Tensor& means) {
             const torch::Tensor w = impl->weight.detach();
             if (vectors_per_class == 1) return w;

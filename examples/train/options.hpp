@@ -34,6 +34,7 @@ struct Options {
   int64_t train_limit = 0, test_limit = 0;
   std::string device = "cpu";
   int threads = 2;
+  int64_t timeout_seconds = 300;  // data-parallel: how long a rank waits for the others
   uint64_t seed = 0;
   std::string out;
   bool resume = false;

@@ -2,7 +2,10 @@
 // CIFAR-style residual networks (3x3 stem, no max-pool): ResNet20 (3 stages of 16/32/64
 // channels, 3 basic blocks each) and ResNet18/34 (4 stages of 64…512). Projection shortcuts
 // (1x1 conv + BN) where the shape changes; He initialisation. The output is the embedded
-// feature: the pooled penultimate activations, or an extra linear layer's output.
+// feature: the pooled penultimate activations, or an extra linear layer's output. Given a
+// process group, the batch normalisations take their statistics over every rank's batch.
+
+#include "sync_batchnorm.hpp"
 
 #include <torch/torch.h>
 
@@ -13,15 +16,15 @@
 namespace train {
 
 struct BasicBlockImpl : torch::nn::Module {
-  BasicBlockImpl(int64_t in, int64_t out, int64_t stride) {
+  BasicBlockImpl(int64_t in, int64_t out, int64_t stride, const ProcessGroupPtr& group) {
     using namespace torch::nn;
     conv1 = register_module("conv1", Conv2d(Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false)));
-    bn1 = register_module("bn1", BatchNorm2d(out));
+    bn1 = register_module("bn1", SyncBatchNorm2d(out, group));
     conv2 = register_module("conv2", Conv2d(Conv2dOptions(out, out, 3).padding(1).bias(false)));
-    bn2 = register_module("bn2", BatchNorm2d(out));
+    bn2 = register_module("bn2", SyncBatchNorm2d(out, group));
     if (stride != 1 || in != out) {
       shortcut = register_module("shortcut", Sequential(Conv2d(Conv2dOptions(in, out, 1).stride(stride).bias(false)),
-                                                        BatchNorm2d(out)));
+                                                        SyncBatchNorm2d(out, group)));
     }
   }
   torch::Tensor forward(const torch::Tensor& x) {
@@ -30,7 +33,7 @@ struct BasicBlockImpl : torch::nn::Module {
     return torch::relu(y + (shortcut ? shortcut->forward(x) : x));
   }
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
-  torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
+  SyncBatchNorm2d bn1{nullptr}, bn2{nullptr};
   torch::nn::Sequential shortcut{nullptr};
 };
 TORCH_MODULE(BasicBlock);
@@ -38,15 +41,15 @@ TORCH_MODULE(BasicBlock);
 struct ResNetImpl : torch::nn::Module {
   /// `blocks` per stage, `widths` per stage; embedding_dim 0 keeps the pooled features.
   ResNetImpl(int64_t in_channels, std::vector<int64_t> blocks, std::vector<int64_t> widths,
-             int64_t embedding_dim) {
+             int64_t embedding_dim, const ProcessGroupPtr& group = {}) {
     using namespace torch::nn;
     stem = register_module("stem", Sequential(Conv2d(Conv2dOptions(in_channels, widths[0], 3).padding(1).bias(false)),
-                                              BatchNorm2d(widths[0]), ReLU()));
+                                              SyncBatchNorm2d(widths[0], group), ReLU()));
     int64_t in = widths[0];
     for (size_t s = 0; s < blocks.size(); ++s) {
       for (int64_t b = 0; b < blocks[s]; ++b) {
         const int64_t stride = (s > 0 && b == 0) ? 2 : 1;
-        stages->push_back(BasicBlock(in, widths[s], stride));
+        stages->push_back(BasicBlock(in, widths[s], stride, group));
         in = widths[s];
       }
     }
@@ -76,12 +79,13 @@ struct ResNetImpl : torch::nn::Module {
 };
 TORCH_MODULE(ResNet);
 
-/// "resnet20", "resnet18" or "resnet34".
-inline ResNet make_resnet(const std::string& name, int64_t in_channels, int64_t embedding_dim) {
+/// "resnet20", "resnet18" or "resnet34"; `group`: see SyncBatchNorm2d.
+inline ResNet make_resnet(const std::string& name, int64_t in_channels, int64_t embedding_dim,
+                          const ProcessGroupPtr& group = {}) {
   using Sizes = std::vector<int64_t>;
-  if (name == "resnet20") return ResNet(in_channels, Sizes{3, 3, 3}, Sizes{16, 32, 64}, embedding_dim);
-  if (name == "resnet18") return ResNet(in_channels, Sizes{2, 2, 2, 2}, Sizes{64, 128, 256, 512}, embedding_dim);
-  if (name == "resnet34") return ResNet(in_channels, Sizes{3, 4, 6, 3}, Sizes{64, 128, 256, 512}, embedding_dim);
+  if (name == "resnet20") return ResNet(in_channels, Sizes{3, 3, 3}, Sizes{16, 32, 64}, embedding_dim, group);
+  if (name == "resnet18") return ResNet(in_channels, Sizes{2, 2, 2, 2}, Sizes{64, 128, 256, 512}, embedding_dim, group);
+  if (name == "resnet34") return ResNet(in_channels, Sizes{3, 4, 6, 3}, Sizes{64, 128, 256, 512}, embedding_dim, group);
   throw std::invalid_argument("unknown network " + name);
 }
 

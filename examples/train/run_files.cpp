@@ -54,8 +54,6 @@ RunFolder::RunFolder(const fs::path& dir)
   fs::create_directories(dir_);
 }
 
-bool RunFolder::has_checkpoint() const { return fs::exists(checkpoint_path()); }
-
 std::vector<EpochRow> RunFolder::resume(int64_t epochs_done) {
   steps_.resume(epochs_done);
   histograms_.resume(epochs_done);
@@ -122,8 +120,8 @@ void RunFolder::write_summary(const nlohmann::json& summary) const {
   write_atomically(dir_ / "summary.json", summary.dump(2) + "\n");
 }
 
-void save_checkpoint(const fs::path& path, int64_t epoch, const torch::nn::Module& model, const torch::nn::Module& loss,
-                     const torch::optim::Optimizer& optimizer) {
+std::string training_state(const torch::nn::Module& model, const torch::nn::Module& loss,
+                           const torch::optim::Optimizer& optimizer) {
   torch::serialize::OutputArchive archive, model_archive, loss_archive, optimizer_archive;
   model.save(model_archive);
   loss.save(loss_archive);
@@ -131,7 +129,20 @@ void save_checkpoint(const fs::path& path, int64_t epoch, const torch::nn::Modul
   archive.write("model", model_archive);
   archive.write("loss", loss_archive);
   archive.write("optimizer", optimizer_archive);
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  return bytes.str();
+}
+
+void save_checkpoint(const fs::path& path, int64_t epoch, const std::vector<std::string>& rank_states) {
+  torch::serialize::OutputArchive archive;
   archive.write("epoch", torch::tensor(epoch));
+  archive.write("world_size", torch::tensor(static_cast<int64_t>(rank_states.size())));
+  for (size_t r = 0; r < rank_states.size(); ++r) {
+    const std::string& state = rank_states[r];
+    archive.write("rank" + std::to_string(r),
+                  torch::from_blob(const_cast<char*>(state.data()), {static_cast<int64_t>(state.size())}, torch::kUInt8));
+  }
   std::ostringstream bytes;
   archive.save_to(bytes);
   write_atomically(path, frame_checkpoint(bytes.str()));
@@ -164,19 +175,29 @@ void load_same_shapes(torch::nn::Module& module, torch::serialize::InputArchive&
 }  // namespace
 
 int64_t load_checkpoint(const fs::path& path, torch::Device device, torch::nn::Module& model, torch::nn::Module& loss,
-                        torch::optim::Optimizer& optimizer) {
+                        torch::optim::Optimizer& optimizer, int64_t rank, int64_t world_size) {
   const std::string bytes = read_text(path);
   const std::string_view archive_bytes = unframe_checkpoint(bytes, path.string());
-  torch::serialize::InputArchive archive, model_archive, loss_archive, optimizer_archive;
-  archive.load_from(archive_bytes.data(), archive_bytes.size(), device);
-  archive.read("model", model_archive);
-  archive.read("loss", loss_archive);
-  archive.read("optimizer", optimizer_archive);
+  torch::serialize::InputArchive archive;
+  archive.load_from(archive_bytes.data(), archive_bytes.size(), torch::kCPU);
+  torch::Tensor epoch, ranks, state;
+  if (!archive.try_read("epoch", epoch) || !archive.try_read("world_size", ranks))
+    throw DataError(path.string() + ": no epoch or world size (a checkpoint of an older angular-train?)");
+  if (ranks.item<int64_t>() != world_size)
+    throw DataError(path.string() + ": the state of " + std::to_string(ranks.item<int64_t>()) +
+                    " process(es), this run has " + std::to_string(world_size) + " (resume with the same WORLD_SIZE)");
+  if (!archive.try_read("rank" + std::to_string(rank), state) || state.scalar_type() != torch::kUInt8)
+    throw DataError(path.string() + ": no state of rank " + std::to_string(rank));
+  state = state.contiguous();
+  torch::serialize::InputArchive state_archive, model_archive, loss_archive, optimizer_archive;
+  state_archive.load_from(reinterpret_cast<const char*>(state.data_ptr<uint8_t>()), static_cast<size_t>(state.numel()),
+                          device);
+  state_archive.read("model", model_archive);
+  state_archive.read("loss", loss_archive);
+  state_archive.read("optimizer", optimizer_archive);
   load_same_shapes(model, model_archive, "model tensor", path);
   load_same_shapes(loss, loss_archive, "loss tensor", path);
   optimizer.load(optimizer_archive);
-  torch::Tensor epoch;
-  archive.read("epoch", epoch);
   const int64_t done = epoch.item<int64_t>();
   if (done < 1) throw DataError(path.string() + ": epoch " + std::to_string(done) + " is not a completed epoch");
   return done;

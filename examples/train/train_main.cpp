@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember(train::kLosses));
   return train::run_cli(app, argc, argv, [&] {
     const train::RunResult result = train::Trainer(options).run();
+    if (!result.written) return;  // rank 0 of a data-parallel run reports
     const train::EpochRow& last = result.rows.back();
     std::printf("%s: test accuracy %.4f (error %.2f %%), MAP@R %.4f, WCIntra %.4f, WInter %.4f, CInter %.4f; %s\n",
                 options.loss.c_str(), last.test_acc, 100 * (1 - last.test_acc), last.map_at_r, last.wc_intra,

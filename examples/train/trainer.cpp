@@ -1,6 +1,7 @@
 #include "trainer.hpp"
 
 #include "progress.hpp"
+#include "sharded_head.hpp"
 
 #include <torch/version.h>
 
@@ -9,6 +10,7 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <sstream>
 #include <string>
 
@@ -38,19 +40,29 @@ Splits load_data(const Options& options, torch::Device device, Normalizer& norma
 
 }  // namespace
 
-Trainer::Trainer(const Options& options) : config_(resolve(options)), device_(options_.device) {
+Trainer::Trainer(const Options& options)
+    : config_(resolve(options)),
+      device_(options_.device),
+      dp_(join_ranks(device_, std::chrono::seconds(options_.timeout_seconds))) {
+  if (!dp_.writes()) config_.options.quiet = true;
   // Fixed image and batch shapes: let cuDNN pick its fastest convolutions once.
   if (device_.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
   torch::set_num_threads(options_.threads);
   data_ = load_data(options_, device_, normalize_);
   torch::manual_seed(options_.seed);
-  model_ = make_resnet(config_.defaults.network, data_.train.images.size(1), options_.embedding_dim);
-  head_ = make_loss(config_, data_.train.classes, model_->feature_dim);
+  model_ = make_resnet(config_.defaults.network, data_.train.images.size(1), options_.embedding_dim, dp_.group);
+  eval_head_ = make_loss(config_, data_.train.classes, model_->feature_dim);
+  head_ = dp_.active() ? shard_loss(eval_head_, dp_, options_.loss == "subcenter-arcface" ? options_.sub_centers : 1,
+                                    options_.loss != "soft")
+                       : eval_head_;
+  if (!dp_.writes()) eval_head_ = {};  // only rank 0 evaluates
   model_->to(device_);
   head_.module->to(device_);
+  if (eval_head_.module) eval_head_.module->to(device_);
   std::vector<torch::Tensor> params = model_->parameters();
   for (const auto& p : head_.module->parameters()) params.push_back(p);
-  steps_per_epoch_ = (data_.train.size() + options_.batch_size - 1) / options_.batch_size;
+  const int64_t global_batch = options_.batch_size * dp_.size;
+  steps_per_epoch_ = (data_.train.size() + global_batch - 1) / global_batch;
   schedule_ = OneCycle{options_.epochs * steps_per_epoch_, options_.lr};
   // The schedule sets the learning rate and momentum before every step (set_schedule); the
   // optimizer starts with its step-0 values.
@@ -60,13 +72,16 @@ Trainer::Trainer(const Options& options) : config_(resolve(options)), device_(op
 }
 
 RunResult Trainer::run() {
-  RunFolder folder(options_.out);
+  std::optional<RunFolder> folder;
+  if (dp_.writes()) folder.emplace(options_.out);
+  const std::filesystem::path checkpoint = checkpoint_path(options_.out);
   const auto start = Clock::now();
   std::vector<EpochRow> rows;
   int64_t first = 1;
-  if (options_.resume && folder.has_checkpoint()) {
-    const int64_t done = load_checkpoint(folder.checkpoint_path(), device_, *model_, *head_.module, *optimizer_);
-    rows = folder.resume(done);
+  if (options_.resume && std::filesystem::exists(checkpoint)) {
+    const int64_t done =
+        load_checkpoint(checkpoint, device_, *model_, *head_.module, *optimizer_, dp_.rank, dp_.size);
+    if (folder) rows = folder->resume(done);
     first = done + 1;
     if (!options_.quiet) std::fprintf(stderr, "resuming after epoch %" PRId64 "\n", done);
   }
@@ -77,20 +92,25 @@ RunResult Trainer::run() {
     std::vector<StepRecord> steps;
     EpochRow row = train_epoch(epoch, steps);
     train_seconds_.push_back(seconds_since(epoch_start));
-    const Evaluation evaluation = evaluate(model_, head_, normalize_, data_.test);
-    row.test_acc = evaluation.accuracy;
-    row.wc_intra = evaluation.angles.wc_intra;
-    row.w_inter = evaluation.angles.w_inter;
-    row.c_inter = evaluation.angles.c_inter;
-    row.p_at_1 = evaluation.retrieval.precision_at_1;
-    row.r_precision = evaluation.retrieval.r_precision;
-    row.map_at_r = evaluation.retrieval.map_at_r;
+    const std::optional<Evaluation> evaluation = evaluate_epoch();
+    const std::vector<std::string> states =
+        gather_to_root(dp_, training_state(*model_, *head_.module, *optimizer_));
+    if (evaluation) {
+      row.test_acc = evaluation->accuracy;
+      row.wc_intra = evaluation->angles.wc_intra;
+      row.w_inter = evaluation->angles.w_inter;
+      row.c_inter = evaluation->angles.c_inter;
+      row.p_at_1 = evaluation->retrieval.precision_at_1;
+      row.r_precision = evaluation->retrieval.r_precision;
+      row.map_at_r = evaluation->retrieval.map_at_r;
+    }
     row.seconds = seconds_since(epoch_start);
     rows.push_back(row);
-    folder.write_steps(steps);
-    folder.write_evaluation(epoch, evaluation);
-    folder.write_metrics(rows);
-    save_checkpoint(folder.checkpoint_path(), epoch, *model_, *head_.module, *optimizer_);
+    if (!folder) continue;
+    folder->write_steps(steps);
+    folder->write_evaluation(epoch, *evaluation);
+    folder->write_metrics(rows);
+    save_checkpoint(checkpoint, epoch, states);
     if (!options_.quiet)
       std::fprintf(stderr,
                    "epoch %" PRId64
@@ -99,9 +119,23 @@ RunResult Trainer::run() {
                    row.c_inter);
   }
   if (rows.empty()) throw std::runtime_error(options_.out + ": nothing to do, every epoch is done");
+  if (!folder) return {rows, nullptr, false};
   RunResult result{rows, summary(rows.back(), seconds_since(start))};
-  folder.write_summary(result.summary);
+  folder->write_summary(result.summary);
   return result;
+}
+
+std::optional<Evaluation> Trainer::evaluate_epoch() {
+  if (!dp_.active()) return evaluate(model_, head_, normalize_, data_.test);
+  // Each rank computes the features of its part of the test set; rank 0 evaluates them all
+  // with the class vectors of every rank.
+  const Dataset& test = data_.test;
+  const auto share = share_of(dp_, test.size());
+  const std::vector<torch::Tensor> features = gather_to_root(
+      dp_, test_features(model_, normalize_, test, share.offset, share.offset + share.count).to(device_));
+  gather_shards(head_, eval_head_, dp_);
+  if (!dp_.writes()) return std::nullopt;
+  return evaluate_features(eval_head_, torch::cat(features).cpu(), test.labels.cpu(), test.classes);
 }
 
 void Trainer::set_schedule(int64_t step) {
@@ -116,11 +150,17 @@ EpochRow Trainer::train_epoch(int64_t epoch, std::vector<StepRecord>& steps) {
   model_->train();
   head_.module->train();
   const Dataset& train = data_.train;
-  const int64_t batch_size = options_.batch_size;
+  const int64_t global_batch = options_.batch_size * dp_.size;
   auto generator = at::make_generator<at::CPUGeneratorImpl>(options_.seed * 1000003 + static_cast<uint64_t>(epoch));
   const torch::Tensor order = torch::randperm(train.size(), generator, torch::kLong).to(device_);
+  // Every rank shuffles alike; each crops and flips its own images from its own stream.
+  torch::Generator crops = dp_.active() ? at::make_generator<at::CPUGeneratorImpl>(
+                                              (options_.seed * 1000003 + static_cast<uint64_t>(epoch)) * 65537 +
+                                              static_cast<uint64_t>(dp_.rank) + 1)
+                                        : generator;
   Progress progress(options_.quiet, epoch, options_.epochs, steps_per_epoch_);
-  // Sums and per-step records stay on the device; on a GPU they are read only when the
+  // The loss is the global batch's, the same on every rank; the correct predictions are each
+  // rank's and are summed over the ranks at the epoch's end. Sums and per-step records stay on the device; on a GPU they are read only when the
   // progress shows (or the epoch ends), so the host queues steps ahead of the GPU. A
   // non-finite loss poisons the sum and is caught at the next read.
   const bool read_every_step = !device_.is_cuda();
@@ -131,20 +171,22 @@ EpochRow Trainer::train_epoch(int64_t epoch, std::vector<StepRecord>& steps) {
   int64_t seen = 0, last_read = 0;
   for (int64_t b = 0; b < steps_per_epoch_; ++b) {
     set_schedule((epoch - 1) * steps_per_epoch_ + b);
-    const torch::Tensor index = order.slice(0, b * batch_size, std::min(train.size(), (b + 1) * batch_size));
+    const int64_t begin = b * global_batch, rows = std::min(train.size(), begin + global_batch) - begin;
+    const auto share = share_of(dp_, rows);
+    const torch::Tensor index = order.slice(0, begin + share.offset, begin + share.offset + share.count);
     torch::Tensor images = train.images.index_select(0, index);
-    if (options_.augment) images = augment(images, generator);
+    if (options_.augment) images = augment(images, crops);
     const torch::Tensor labels = train.labels.index_select(0, index);
     optimizer_->zero_grad();
     const torch::Tensor features = model_->forward(normalize_(images));
     const torch::Tensor loss = head_.loss(features, labels);
     {
       torch::NoGradGuard no_grad;
-      loss_sum.add_(loss.detach(), labels.size(0));
+      loss_sum.add_(loss.detach(), rows);
       step_losses[b].copy_(loss.detach());
-      step_correct[b].copy_(head_.logits(features.detach()).argmax(1).eq(labels).sum());
+      step_correct[b].copy_(head_.predict(features.detach()).eq(labels).sum());
     }
-    seen += labels.size(0);
+    seen += rows;
     const bool show = progress.due(b + 1);
     if (read_every_step || show) {
       const double mean = loss_sum.item<double>() / static_cast<double>(seen);
@@ -159,12 +201,14 @@ EpochRow Trainer::train_epoch(int64_t epoch, std::vector<StepRecord>& steps) {
       if (show) progress.update(b + 1, seen, mean);
     }
     loss.backward();
+    sum_gradients(dp_, model_->parameters());
     optimizer_->step();
   }
+  sum_over_ranks(dp_, step_correct);
   // One host copy of the epoch's per-step records.
   const torch::Tensor losses = step_losses.cpu(), corrects = step_correct.cpu();
   for (int64_t b = 0; b < steps_per_epoch_; ++b) {
-    const int64_t images = std::min(train.size(), (b + 1) * batch_size) - b * batch_size;
+    const int64_t images = std::min(train.size(), (b + 1) * global_batch) - b * global_batch;
     steps.push_back({epoch, b + 1, losses.data_ptr<double>()[b],
                      static_cast<double>(corrects.data_ptr<int64_t>()[b]) / static_cast<double>(images)});
   }
@@ -205,7 +249,7 @@ nlohmann::json Trainer::summary(const EpochRow& last, double wall_seconds) const
     per_epoch_rates.push_back(images_per_second(images, seconds));
   }
   std::ostringstream loss_module;
-  loss_module << *head_.module;
+  loss_module << *eval_head_.module;
   const Options& o = options_;
   return {{"test_accuracy", last.test_acc},
           {"test_error_percent", 100 * (1 - last.test_acc)},
@@ -229,6 +273,7 @@ nlohmann::json Trainer::summary(const EpochRow& last, double wall_seconds) const
             {"test_limit", o.test_limit},
             {"seed", o.seed},
             {"threads", o.threads},
+            {"processes", dp_.size},
             {"loss_module", loss_module.str()}}},
           {"torch_version", TORCH_VERSION},
           {"device", o.device},

@@ -1,9 +1,13 @@
 #pragma once
 // The reference trainer: a CIFAR-style ResNet and one of the four losses, SGD (no Nesterov,
 // weight decay 5e-4) on the one-cycle policy, the angle metrics every epoch, an atomic
-// checkpoint after every epoch and resumption from it.
+// checkpoint after every epoch and resumption from it. Under torchrun (or its variables set by
+// hand) the ranks train data-parallel: each takes its part of every global batch of
+// batch_size × WORLD_SIZE images, the batch normalisations and the loss are those of the
+// whole global batch (the class vectors split by classes over the ranks), and rank 0 writes.
 
 #include "data.hpp"
+#include "data_parallel.hpp"
 #include "evaluate.hpp"
 #include "foreach_sgd.hpp"
 #include "loss_head.hpp"
@@ -16,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
@@ -27,8 +32,9 @@ struct Diverged : std::runtime_error {
 };
 
 struct RunResult {
-  std::vector<EpochRow> rows;
+  std::vector<EpochRow> rows;  // the test fields only where `written`
   nlohmann::json summary;
+  bool written = true;  // this process wrote the run folder (rank 0 of a data-parallel run)
 };
 
 class Trainer {
@@ -45,6 +51,8 @@ class Trainer {
  private:
   /// One epoch of optimizer steps; the row's test fields are left for the evaluation.
   EpochRow train_epoch(int64_t epoch, std::vector<StepRecord>& steps);
+  /// The evaluation on the test set, on the process that writes (others: nullopt).
+  std::optional<Evaluation> evaluate_epoch();
   void set_schedule(int64_t step);
   nlohmann::json summary(const EpochRow& last, double wall_seconds) const;
   void note_few_steps() const;
@@ -52,10 +60,12 @@ class Trainer {
   RunConfig config_;
   const Options& options_ = config_.options;
   torch::Device device_;
+  DataParallel dp_;
   Splits data_;
   Normalizer normalize_;
   ResNet model_{nullptr};
-  LossHead head_;
+  LossHead head_;       // the loss trained; data-parallel: this rank's shard of eval_head_
+  LossHead eval_head_;  // the single-process head; data-parallel: every rank's shard on rank 0
   std::unique_ptr<ForeachSGD> optimizer_;
   int64_t steps_per_epoch_ = 0;
   OneCycle schedule_{1, 0.1};
