@@ -369,7 +369,11 @@ int run_distributed_worker(const std::string& worker) {
       {"center_equals_single", center_equals_single},
       {"communication", communication},
       {"bad_input_everywhere", bad_input_everywhere},
-      {"dead_rank", dead_rank}};
+      {"dead_rank", dead_rank},
+#ifdef ANGULAR_WITH_TRAINER
+      {"data_parallel_resnet_equals_single", data_parallel_resnet_equals_single},
+#endif
+  };
   const int status = workers.at(worker)(group);
   std::fflush(stderr);
   return status;

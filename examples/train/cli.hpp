@@ -9,6 +9,7 @@
 #include <angular/detail/constants.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 
 namespace train {
@@ -71,6 +72,12 @@ inline int run_cli(CLI::App& app, int argc, char** argv, const std::function<voi
   try {
     body();
     return 0;
+  } catch (const c10::DistError& e) {
+    // A collective of a data-parallel run: mostly another rank that stopped (its own message
+    // says why) or did not answer within --timeout.
+    const char* rank = std::getenv("RANK");
+    std::fprintf(stderr, "%s: error: rank %s lost the other ranks (one stopped or timed out): %s\n",
+                 app.get_name().c_str(), rank ? rank : "?", e.what_without_backtrace());
   } catch (const c10::Error& e) {
     std::fprintf(stderr, "%s: error: %s\n", app.get_name().c_str(), e.what_without_backtrace());
   } catch (const std::exception& e) {

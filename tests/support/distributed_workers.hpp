@@ -1,5 +1,8 @@
 #pragma once
-// The rank side of the distributed tests (tests/distributed_ranks.cpp).
+// The rank side of the distributed tests (tests/distributed_ranks.cpp and
+// tests/distributed_train_ranks.cpp).
+
+#include <angular/detail/distributed/collectives.hpp>
 
 #include <string>
 
@@ -7,5 +10,10 @@ namespace angular::test {
 
 /// Joins the group of torchrun's variables and runs the named worker: 0 when its checks pass.
 int run_distributed_worker(const std::string& worker);
+
+using ProcessGroupPtr = angular::detail::ProcessGroupPtr;
+
+/// The data-parallel trainer's ResNet step against one process (distributed_train_ranks.cpp).
+int data_parallel_resnet_equals_single(const ProcessGroupPtr& group);
 
 }  // namespace angular::test

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -48,13 +49,15 @@ struct RanksOutcome {
   }
 };
 
-/// Runs `worker` in `world_size` copies of this program (`self`: its path) as ranks 0…N−1,
-/// with the command-line arguments `args`.
+/// Runs `worker` in `world_size` copies of the program `self` (a path) as ranks 0…N−1, rank r
+/// with the command-line arguments args_of_rank(r).
 inline RanksOutcome run_ranks(const std::string& self, const std::string& worker, int world_size,
-                              std::chrono::seconds limit, const std::vector<std::string>& args = {}) {
+                              std::chrono::seconds limit,
+                              const std::function<std::vector<std::string>(int rank)>& args_of_rank) {
   const std::string port = std::to_string(free_port());
   std::vector<pid_t> pids;
   for (int rank = 0; rank < world_size; ++rank) {
+    const std::vector<std::string> args = args_of_rank(rank);
     const pid_t pid = ::fork();
     if (pid < 0) throw std::runtime_error("fork failed");
     if (pid == 0) {
@@ -101,6 +104,12 @@ inline RanksOutcome run_ranks(const std::string& self, const std::string& worker
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return outcome;
+}
+
+/// The same, every rank with the arguments `args`.
+inline RanksOutcome run_ranks(const std::string& self, const std::string& worker, int world_size,
+                              std::chrono::seconds limit, const std::vector<std::string>& args = {}) {
+  return run_ranks(self, worker, world_size, limit, [&args](int) { return args; });
 }
 
 }  // namespace angular::test

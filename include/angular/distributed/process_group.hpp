@@ -56,6 +56,11 @@ struct LaunchEnvironment {
   int64_t rank = 0, world_size = 1, local_rank = 0;
   std::string master_addr = "127.0.0.1";
   int64_t master_port = 29500;
+  /// torchrun's agent already serves the store at MASTER_ADDR:MASTER_PORT
+  /// (TORCHELASTIC_USE_AGENT_STORE=True): every rank joins it as a client, its keys under this
+  /// attempt's prefix (TORCHELASTIC_RESTART_COUNT), as torch.distributed does.
+  bool agent_store = false;
+  std::string store_prefix;
 };
 
 /// torchrun's variables, or nullopt where WORLD_SIZE is not set (a run of one process).
@@ -71,6 +76,10 @@ inline std::optional<LaunchEnvironment> launch_environment() {
   env.master_addr = angular::detail::environment_variable("MASTER_ADDR").value_or("");
   TORCH_CHECK(!env.master_addr.empty(), "angular: WORLD_SIZE is set but MASTER_ADDR is not");
   env.master_port = angular::detail::integer_variable("MASTER_PORT", 1, 65535);
+  env.agent_store = angular::detail::environment_variable("TORCHELASTIC_USE_AGENT_STORE").value_or("") == "True";
+  if (env.agent_store)
+    env.store_prefix = "/worker/attempt_" +
+                       angular::detail::environment_variable("TORCHELASTIC_RESTART_COUNT").value_or("0") + "/";
   return env;
 }
 
@@ -82,7 +91,7 @@ inline c10::intrusive_ptr<c10d::ProcessGroup> init_process_group(
     std::chrono::milliseconds timeout = std::chrono::minutes(5)) {
   c10d::TCPStoreOptions store_options;
   store_options.port = static_cast<std::uint16_t>(env.master_port);
-  store_options.isServer = env.rank == 0;
+  store_options.isServer = env.rank == 0 && !env.agent_store;
   store_options.numWorkers = static_cast<size_t>(env.world_size);
   store_options.timeout = timeout;
   c10::intrusive_ptr<c10d::Store> store;
@@ -92,6 +101,7 @@ inline c10::intrusive_ptr<c10d::ProcessGroup> init_process_group(
     TORCH_CHECK(false, "angular: rank ", env.rank, " of ", env.world_size, " could not meet the others at ",
                 env.master_addr, ":", env.master_port, " within ", timeout.count(), " ms: ", e.what());
   }
+  if (!env.store_prefix.empty()) store = c10::make_intrusive<c10d::PrefixStore>(env.store_prefix, store);
   auto group = c10::make_intrusive<c10d::ProcessGroup>(store, static_cast<int>(env.rank),
                                                        static_cast<int>(env.world_size));
 
