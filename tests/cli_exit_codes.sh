@@ -20,6 +20,19 @@ grep -q "Usage:" "$dir/out.txt" || fail "no usage text"
 expect_exit 2 "missing --out" "$compare" --epochs 1
 expect_exit 2 "negative epochs" "$train" --loss arc --epochs -3 --out "$dir/x"
 
+# torchrun's variables: a malformed one is named; a rank alone ends after --timeout.
+expect_exit 1 "malformed RANK" env WORLD_SIZE=2 RANK=x MASTER_ADDR=127.0.0.1 MASTER_PORT=29500 "$train" --loss arc --out "$dir/x"
+grep -q "RANK=x is not an integer" "$dir/out.txt" || fail "malformed RANK: $(cat "$dir/out.txt")"
+expect_exit 1 "no MASTER_ADDR" env WORLD_SIZE=2 RANK=0 MASTER_PORT=29500 "$train" --loss arc --out "$dir/x"
+grep -q "MASTER_ADDR is not" "$dir/out.txt" || fail "no MASTER_ADDR: $(cat "$dir/out.txt")"
+port=$((20000 + $$ % 20000))
+expect_exit 1 "a rank alone" env WORLD_SIZE=2 RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
+  "$train" --loss arc --timeout 2 --out "$dir/x"
+grep -q "could not meet the others" "$dir/out.txt" || fail "a rank alone: $(cat "$dir/out.txt")"
+expect_exit 1 "compare on ranks" env WORLD_SIZE=2 RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
+  "$compare" --epochs 1 --out "$dir/x"
+grep -q "runs as one process" "$dir/out.txt" || fail "compare on ranks: $(cat "$dir/out.txt")"
+
 printf 'not gzip at all' >"$dir/train-images-idx3-ubyte.gz"
 cp "$dir/train-images-idx3-ubyte.gz" "$dir/train-labels-idx1-ubyte.gz"
 expect_exit 1 "corrupt data" "$train" --loss arc --data "$dir" --out "$dir/run"

@@ -47,22 +47,21 @@ angular::test::RanksOutcome train(int ranks, int64_t batch, const fs::path& out,
   return run_ranks(ANGULAR_TRAIN_EXE, "", ranks, std::chrono::seconds(240), args);
 }
 
-/// The losses of steps.csv, in order.
-std::vector<double> step_losses(const fs::path& out) {
+/// A column of steps.csv (2: the loss, 3: the accuracy), in order.
+std::vector<double> steps_column(const fs::path& out, int column) {
   std::ifstream in(out / "steps.csv");
-  std::string line;
+  std::string line, field;
   std::getline(in, line);  // the header
-  std::vector<double> losses;
+  std::vector<double> values;
   while (std::getline(in, line)) {
     std::istringstream fields(line);
-    std::string epoch, step, loss;
-    std::getline(fields, epoch, ',');
-    std::getline(fields, step, ',');
-    std::getline(fields, loss, ',');
-    losses.push_back(std::stod(loss));
+    for (int c = 0; c <= column; ++c) std::getline(fields, field, ',');
+    values.push_back(std::stod(field));
   }
-  return losses;
+  return values;
 }
+
+std::vector<double> step_losses(const fs::path& out) { return steps_column(out, 2); }
 
 nlohmann::json summary(const fs::path& out) { return nlohmann::json::parse(std::ifstream(out / "summary.json")); }
 
@@ -86,9 +85,13 @@ TEST_CASE("angular-train on 2 processes takes the steps of 1 process with twice 
   REQUIRE(two.size() == 16);
   // The first two steps agree to float32 rounding; later ones drift apart as float32 BatchNorm
   // amplifies rounding in nearly constant channels (the float64 test above is exact).
+  // The accuracies are those of the sharded head's predictions, gathered over the ranks.
+  const std::vector<double> one_accuracy = steps_column(dir.path / "one", 3),
+                            two_accuracy = steps_column(dir.path / "two", 3);
   for (size_t step = 0; step < 2; ++step) {
     INFO("step " << step + 1);
     CHECK(two[step] == Approx(one[step]).epsilon(1e-5));
+    CHECK(two_accuracy[step] == one_accuracy[step]);
   }
   CHECK(summary(dir.path / "two")["options"]["processes"] == 2);
   CHECK(summary(dir.path / "one")["options"]["processes"] == 1);

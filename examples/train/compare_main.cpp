@@ -6,6 +6,8 @@
 #include <chrono>
 #include <filesystem>
 #include <sstream>
+#include <stdexcept>
+#include <string>
 
 int main(int argc, char** argv) {
   train::Options options;
@@ -14,6 +16,10 @@ int main(int argc, char** argv) {
   train::add_run_options(app, options);
   app.add_option("--losses", losses, "which losses (default: the paper's four)")->check(CLI::IsMember(train::kLosses));
   return train::run_cli(app, argc, argv, [&] {
+    // Each loss's run would start a process group of its own on the same port.
+    if (const auto env = angular::distributed::launch_environment(); env && env->world_size > 1)
+      throw std::invalid_argument("angular-compare runs as one process (WORLD_SIZE is " +
+                                  std::to_string(env->world_size) + "); start angular-train under torchrun instead");
     const std::string root = options.out;
     std::ostringstream csv, md;
     csv << "loss,test_error_percent,map_at_r,w_inter,c_inter,wc_intra,seconds\n";

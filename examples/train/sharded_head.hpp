@@ -44,7 +44,10 @@ inline angular::distributed::Margin margin_of(const torch::nn::Module& m) {
 
 /// This rank's shard of `full`'s class vectors (and its statistics' starting values) as a
 /// ShardedMarginLoss head: every rank starts where the single-process run starts.
-inline LossHead shard_loss(const LossHead& full, const DataParallel& dp, int64_t vectors_per_class, bool cosine) {
+inline LossHead shard_loss(const LossHead& full, const DataParallel& dp) {
+  const auto* sub_centers = full.module->as<angular::SubCenterArcFaceLoss>();
+  const int64_t vectors_per_class = sub_centers ? sub_centers->options.sub_centers() : 1;
+  const bool cosine = !full.module->as<angular::SoftmaxLoss>();  // the others' logits grow with the cosine
   const torch::Tensor weight = full.module->named_parameters()["weight"].detach();
   const int64_t classes = weight.size(0) / vectors_per_class;
   auto impl = std::make_shared<angular::distributed::ShardedMarginLossImpl>(

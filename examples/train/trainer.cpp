@@ -52,9 +52,7 @@ Trainer::Trainer(const Options& options)
   torch::manual_seed(options_.seed);
   model_ = make_resnet(config_.defaults.network, data_.train.images.size(1), options_.embedding_dim, dp_.group);
   eval_head_ = make_loss(config_, data_.train.classes, model_->feature_dim);
-  head_ = dp_.active() ? shard_loss(eval_head_, dp_, options_.loss == "subcenter-arcface" ? options_.sub_centers : 1,
-                                    options_.loss != "soft")
-                       : eval_head_;
+  head_ = dp_.active() ? shard_loss(eval_head_, dp_) : eval_head_;
   if (!dp_.writes()) eval_head_ = {};  // only rank 0 evaluates
   model_->to(device_);
   head_.module->to(device_);
