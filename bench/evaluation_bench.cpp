@@ -16,7 +16,7 @@
 
 namespace {
 
-constexpr int64_t kDim = 128, kClasses = 1000;
+constexpr int64_t kEvaluationDim = 128, kEvaluationClasses = 1000;
 
 /// Class centres on the unit sphere plus Gaussian noise of norm about 1.7.
 struct Embeddings {
@@ -25,9 +25,9 @@ struct Embeddings {
 
 Embeddings make_embeddings(int64_t n) {
   torch::manual_seed(0);
-  const at::Tensor centres = torch::nn::functional::normalize(torch::randn({kClasses, kDim}));
-  const at::Tensor labels = torch::arange(n, torch::kLong) % kClasses;
-  return {centres.index_select(0, labels) + 0.15 * torch::randn({n, kDim}), labels};
+  const at::Tensor centres = torch::nn::functional::normalize(torch::randn({kEvaluationClasses, kEvaluationDim}));
+  const at::Tensor labels = torch::arange(n, torch::kLong) % kEvaluationClasses;
+  return {centres.index_select(0, labels) + 0.15 * torch::randn({n, kEvaluationDim}), labels};
 }
 
 template <class F>
@@ -69,7 +69,7 @@ void BM_retrieval_matmul_topk(benchmark::State& state) {
     const at::Tensor unit = torch::nn::functional::normalize(e.x);
     at::Tensor sims = at::mm(unit, unit.t());
     sims.diagonal().fill_(-std::numeric_limits<float>::infinity());
-    const int64_t relevant = e.x.size(0) / kClasses - 1;
+    const int64_t relevant = e.x.size(0) / kEvaluationClasses - 1;
     const auto top = sims.topk(relevant, /*dim=*/1);
     benchmark::DoNotOptimize(std::get<1>(top).data_ptr());
   });

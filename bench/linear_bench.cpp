@@ -10,6 +10,7 @@
 
 #include "cuda.hpp"
 #include "memory.hpp"
+#include "settings.hpp"
 
 #include <angular/loss.hpp>
 #include <benchmark/benchmark.h>
@@ -20,11 +21,14 @@
 
 namespace {
 
+using bench::kArcK;
+using bench::kMargin;
+using bench::kScale;
+
 namespace F = angular::functional;
 namespace D = angular::detail;
 
-constexpr int64_t kDim = 512;
-const double kArcK = 4.0, kScale = 64.0, kMargin = 0.5;
+constexpr int64_t kLinearDim = 512;
 
 /// One training step's loss work on (x, W, y): forward and backward.
 using Step = std::function<void(const at::Tensor& x, const at::Tensor& w, const at::Tensor& y)>;
@@ -73,8 +77,8 @@ struct Inputs {
 
 Inputs make_inputs(int64_t rows, int64_t classes, const at::TensorOptions& options) {
   torch::manual_seed(0);
-  return {at::randn({rows, kDim}, options).requires_grad_(true),
-          at::randn({classes, kDim}, options).requires_grad_(true),
+  return {at::randn({rows, kLinearDim}, options).requires_grad_(true),
+          at::randn({classes, kLinearDim}, options).requires_grad_(true),
           at::randint(classes, {rows}, options.dtype(at::kLong))};
 }
 
@@ -83,9 +87,9 @@ void clear_grads(Inputs& in) {
   in.w.mutable_grad() = at::Tensor();
 }
 
-void set_counters(benchmark::State& state, int64_t rows, int64_t classes, int64_t peak_extra) {
+void set_linear_counters(benchmark::State& state, int64_t rows, int64_t classes, int64_t peak_extra) {
   state.SetItemsProcessed(state.iterations() * rows * classes);
-  state.counters["flops_3mm"] = benchmark::Counter(static_cast<double>(6 * rows * classes * kDim),
+  state.counters["flops_3mm"] = benchmark::Counter(static_cast<double>(6 * rows * classes * kLinearDim),
                                                    benchmark::Counter::kIsIterationInvariantRate);
   state.counters["peak_extra_bytes"] = static_cast<double>(peak_extra);
 }
@@ -103,7 +107,7 @@ void run_cpu(benchmark::State& state, const Step& step, bool products_only) {
     peak_extra = memory.peak_bytes() - memory.live_bytes();
     clear_grads(in);
   }
-  set_counters(state, rows, classes, peak_extra);
+  set_linear_counters(state, rows, classes, peak_extra);
 }
 
 void register_cpu(const std::string& name, const Step& step, bool products_only = false) {
@@ -135,7 +139,7 @@ void run_cuda(benchmark::State& state, const Step& step, bool products_only, at:
     peak_extra = stats.allocated_bytes[aggregate].peak - stats.allocated_bytes[aggregate].current;
     clear_grads(in);
   }
-  set_counters(state, rows, classes, peak_extra);
+  set_linear_counters(state, rows, classes, peak_extra);
 }
 
 void register_cuda(const std::string& name, const Step& step, bool products_only = false) {

@@ -6,6 +6,7 @@
 
 #include "cuda.hpp"
 #include "memory.hpp"
+#include "settings.hpp"
 
 #include <angular/loss.hpp>
 #include <benchmark/benchmark.h>
@@ -16,11 +17,15 @@
 
 namespace {
 
+using bench::kArcK;
+using bench::kMargin;
+using bench::kScale;
+
 namespace F = angular::functional;
 namespace D = angular::detail;
 using Loss = std::function<at::Tensor(const at::Tensor&, const at::Tensor&)>;
 
-const double kArcK = 4.0, kScale = 64.0, kMargin = 0.5;
+
 
 Loss arc_fused() {
   return [](const at::Tensor& cos, const at::Tensor& y) {

@@ -8,43 +8,43 @@
 
 namespace {
 
-constexpr int64_t kBatch = 4096, kDim = 512, kClasses = 1000;
+constexpr int64_t kMetricsBatch = 4096, kMetricsDim = 512, kMetricsClasses = 1000;
 
 void BM_metrics_update(benchmark::State& state) {
   torch::manual_seed(0);
-  const at::Tensor features = torch::randn({kBatch, kDim});
-  const at::Tensor labels = torch::randint(kClasses, {kBatch}, torch::kLong);
-  angular::metrics::AngleStats stats(kClasses, kDim);
+  const at::Tensor features = torch::randn({kMetricsBatch, kMetricsDim});
+  const at::Tensor labels = torch::randint(kMetricsClasses, {kMetricsBatch}, torch::kLong);
+  angular::metrics::AngleStats stats(kMetricsClasses, kMetricsDim);
   for (auto _ : state) {
     stats.update(features, labels);
     benchmark::DoNotOptimize(stats.sums().data_ptr());
   }
-  state.SetItemsProcessed(state.iterations() * kBatch * kDim);
+  state.SetItemsProcessed(state.iterations() * kMetricsBatch * kMetricsDim);
 }
 
 void BM_metrics_normalize_index_add(benchmark::State& state) {
   torch::manual_seed(0);
-  const at::Tensor features = torch::randn({kBatch, kDim});
-  const at::Tensor labels = torch::randint(kClasses, {kBatch}, torch::kLong);
-  at::Tensor sums = torch::zeros({kClasses, kDim});
+  const at::Tensor features = torch::randn({kMetricsBatch, kMetricsDim});
+  const at::Tensor labels = torch::randint(kMetricsClasses, {kMetricsBatch}, torch::kLong);
+  at::Tensor sums = torch::zeros({kMetricsClasses, kMetricsDim});
   for (auto _ : state) {
     sums.index_add_(0, labels, torch::nn::functional::normalize(features));
     benchmark::DoNotOptimize(sums.data_ptr());
   }
-  state.SetItemsProcessed(state.iterations() * kBatch * kDim);
+  state.SetItemsProcessed(state.iterations() * kMetricsBatch * kMetricsDim);
 }
 
 /// The same in float64, which AngleStats accumulates in (so that streaming is exact).
 void BM_metrics_normalize_index_add_f64(benchmark::State& state) {
   torch::manual_seed(0);
-  const at::Tensor features = torch::randn({kBatch, kDim});
-  const at::Tensor labels = torch::randint(kClasses, {kBatch}, torch::kLong);
-  at::Tensor sums = torch::zeros({kClasses, kDim}, torch::kDouble);
+  const at::Tensor features = torch::randn({kMetricsBatch, kMetricsDim});
+  const at::Tensor labels = torch::randint(kMetricsClasses, {kMetricsBatch}, torch::kLong);
+  at::Tensor sums = torch::zeros({kMetricsClasses, kMetricsDim}, torch::kDouble);
   for (auto _ : state) {
     sums.index_add_(0, labels, torch::nn::functional::normalize(features.to(torch::kDouble)));
     benchmark::DoNotOptimize(sums.data_ptr());
   }
-  state.SetItemsProcessed(state.iterations() * kBatch * kDim);
+  state.SetItemsProcessed(state.iterations() * kMetricsBatch * kMetricsDim);
 }
 
 }  // namespace

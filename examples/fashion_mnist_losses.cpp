@@ -11,7 +11,7 @@
 #include "train/loss_head.hpp"
 #include "train/options.hpp"
 
-#include <angular/detail/constants.hpp>
+#include <angular/constants.hpp>
 #include <angular/loss.hpp>
 
 #include <chrono>
@@ -51,7 +51,7 @@ double run(const char* name, double lr, const train::LossHead& head, const train
     const int64_t offset = (step * batch) % (n - batch);
     if (offset < batch) order = torch::randperm(n);
     const torch::Tensor index = order.slice(0, offset, offset + batch);
-    const double scheduled = 0.5 * lr * (1 + std::cos(angular::detail::kPi * step / steps));
+    const double scheduled = 0.5 * lr * (1 + std::cos(angular::kPi * step / steps));
     for (auto& group : optimizer.param_groups()) group.options().set_lr(scheduled);
     optimizer.zero_grad();
     const torch::Tensor value = head.loss(model->forward(train.images.index_select(0, index)),
@@ -113,10 +113,10 @@ int main(int argc, char** argv) {
     auto arc = std::make_shared<angular::ArcLossImpl>(10, 64);  // k = 4.32 for C = 10
     int below = 0;
     auto report = [&](double accuracy) { below += accuracy < 0.8 ? 1 : 0; };
-    report(run("Soft", 0.1, train::bind_loss(soft), train, test, steps));
-    report(run("Center", 0.1, train::bind_loss(center), train, test, steps));
-    report(run("ArcFace", arcface_lr, train::bind_loss(arcface), train, test, steps));
-    report(run("Arc", 0.1, train::bind_loss(arc), train, test, steps));
+    report(run("Soft", 0.1, train::bind_loss(soft, 10), train, test, steps));
+    report(run("Center", 0.1, train::bind_loss(center, 10), train, test, steps));
+    report(run("ArcFace", arcface_lr, train::bind_loss(arcface, 10), train, test, steps));
+    report(run("Arc", 0.1, train::bind_loss(arc, 10), train, test, steps));
     if (below > 0) std::printf("%d loss(es) below 80 %% test accuracy\n", below);
     return below == 0 ? 0 : 1;
   } catch (const std::exception& e) {

@@ -219,6 +219,16 @@ int module_equals_single(const dist::ProcessGroupPtr& group) {
   angular::ArcFaceLoss arcface(angular::ArcFaceLossOptions(kClasses, kDim).scale(8));
   check("arcface", *arcface, F::ArcFaceLossFuncOptions().scale(8),
         [&](const at::Tensor& x, const at::Tensor& y) { return arcface(x, y); }, nullptr);
+  // The margin as angular-train shards a head: the module's own func_options(), every setting
+  // with it (the trainer's margin_of once dropped the straight-through gradient and smoothing).
+  torch::manual_seed(11);  // the same class vectors on every rank
+  angular::ArcFaceLoss straight(angular::ArcFaceLossOptions(kClasses, kDim)
+                                    .scale(8)
+                                    .exact_gradient(false)
+                                    .label_smoothing(0.2)
+                                    .weight(at::linspace(0.5, 1.5, kClasses)));
+  check("straight-through smoothed weighted arcface", *straight, straight->func_options(),
+        [&](const at::Tensor& x, const at::Tensor& y) { return straight(x, y); }, nullptr);
   torch::manual_seed(11);  // the same class vectors on every rank
   angular::SubCenterArcFaceLoss subcenter(angular::SubCenterArcFaceLossOptions(kClasses, kDim).sub_centers(2).scale(8));
   check("sub-center arcface", *subcenter, F::SubCenterArcFaceLossFuncOptions().sub_centers(2).scale(8),

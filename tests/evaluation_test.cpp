@@ -17,8 +17,8 @@ namespace {
 at::Tensor at_angles(const std::vector<double>& degrees) {
   at::Tensor x = at::empty({static_cast<int64_t>(degrees.size()), 2}, at::kDouble);
   for (size_t i = 0; i < degrees.size(); ++i) {
-    x[i][0] = std::cos(degrees[i] * angular::detail::kPi / 180);
-    x[i][1] = std::sin(degrees[i] * angular::detail::kPi / 180);
+    x[i][0] = std::cos(degrees[i] * angular::kPi / 180);
+    x[i][1] = std::sin(degrees[i] * angular::kPi / 180);
   }
   return x;
 }

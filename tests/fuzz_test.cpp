@@ -38,7 +38,7 @@ Margin draw_margin(Draw& d) {
   using angular::detail::MarginKind;
   const auto params = [](double scale, double margin) { return margin_params(scale, margin); };
   switch (d.integer(0, 8)) {
-    case 0: return {"arc", MarginKind::arc, params(d.uniform(0.25, 8), 0), 1};
+    case 0: return {"arc", MarginKind::arc, arc_params(d.uniform(0.25, 8)), 1};
     case 1: {
       auto p = params(d.uniform(1, 64), d.chance(0.1) ? 0.0 : d.uniform(0, 1.5));
       p.exact_gradient = !d.chance(0.2);
@@ -46,7 +46,7 @@ Margin draw_margin(Draw& d) {
     }
     case 2: {
       const double s = d.uniform(1, 64);
-      return {"cosface", MarginKind::cosface, params(s, d.uniform(0, 0.8)), s};
+      return {"cosface", MarginKind::cosface, cosface_params(s, d.uniform(0, 0.8)), s};
     }
     case 3: {
       const double s = d.uniform(1, 32);
@@ -59,10 +59,10 @@ Margin draw_margin(Draw& d) {
       return {"combined", MarginKind::combined, p, p.scale};
     }
     case 5: {
-      auto p = params(1, static_cast<double>(d.integer(1, 5)));
-      p.lambda = d.chance(0.3) ? 0.0 : d.uniform(0, 10);
+      const auto m = static_cast<double>(d.integer(1, 5));
+      const auto p = sphereface_params(m, d.chance(0.3) ? 0.0 : d.uniform(0, 10));
       const double norm_hi = d.uniform(0.5, 10);
-      return {"sphereface", MarginKind::sphereface, p, norm_hi * (2 * p.margin - 1), norm_hi / 4, norm_hi, d.rng()};
+      return {"sphereface", MarginKind::sphereface, p, norm_hi * (2 * m - 1), norm_hi / 4, norm_hi, d.rng()};
     }
     case 6: {
       Margin m{"adaface", MarginKind::adaface, params(d.uniform(1, 64), d.uniform(0, 0.8))};

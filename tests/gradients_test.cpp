@@ -12,10 +12,10 @@ using Inputs = std::vector<at::Tensor>;
 
 namespace {
 
-constexpr int64_t kBatch = 5, kClasses = 4, kDim = 3;
+constexpr int64_t kGradientBatch = 5, kGradientClasses = 4, kGradientDim = 3;
 
 /// Features placed at chosen cosines to the class vectors: row i of the result has cosine
-/// `targets[i]` with class vector 0 of `w` = identity rows (kClasses ≤ kDim + 1 is not needed:
+/// `targets[i]` with class vector 0 of `w` = identity rows (kGradientClasses ≤ kGradientDim + 1 is not needed:
 /// the other cosines follow from the geometry).
 at::Tensor features_at_cosine(const std::vector<double>& cosines) {
   std::vector<double> flat;
@@ -36,10 +36,10 @@ void require_gradcheck(const std::function<at::Tensor(const Inputs&)>& f, Inputs
 }  // namespace
 
 TEST_CASE("gradcheck of every loss to features and class vectors", "[gradient]") {
-  const at::Tensor x = uniform({kBatch, kDim}, -1, 1, 11), w = uniform({kClasses, kDim}, -1, 1, 12);
-  const at::Tensor centers = uniform({kClasses, kDim}, -1, 1, 13);
-  const at::Tensor y = labels(kBatch, kClasses);
-  for (const auto& c : cross_entropy_cases(kClasses)) {
+  const at::Tensor x = uniform({kGradientBatch, kGradientDim}, -1, 1, 11), w = uniform({kGradientClasses, kGradientDim}, -1, 1, 12);
+  const at::Tensor centers = uniform({kGradientClasses, kGradientDim}, -1, 1, 13);
+  const at::Tensor y = labels(kGradientBatch, kGradientClasses);
+  for (const auto& c : cross_entropy_cases(kGradientClasses)) {
     SECTION(c.name) {
       require_gradcheck(
           [&](const Inputs& in) {

@@ -6,7 +6,15 @@
 
 #include <angular/metrics.hpp>
 
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <future>
 #include <limits>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <thread>
 
 using namespace testing;
 
@@ -293,12 +301,9 @@ TEST_CASE("the CPU kernels' float math against double libm", "[kernels][math]") 
 }
 
 TEST_CASE("the AVX2 copy's float math (the processor's 1/√x estimate) against double libm",
-          "[kernels][math]") {
+          "[kernels][math][avx2]") {
 #if ANGULAR_CPU_AVX2 && ANGULAR_CPU_AVX2_OPS
-  if (!angular::detail::cpu::has_avx2()) {
-    WARN("skipped: this processor has no AVX2 (or ATEN_CPU_CAPABILITY=default)");
-    return;
-  }
+  if (!angular::detail::cpu::has_avx2()) return skip("this processor has no AVX2 (or ATEN_CPU_CAPABILITY=default)");
   const std::vector<float> cosines = test_cosines(), positives = test_positives();
   const double acos_error = worst_error(cosines, on_avx2<acos_avx2>, [](double x) { return std::acos(x); }, false);
   INFO("acos: worst absolute error " << acos_error);
@@ -326,6 +331,63 @@ TEST_CASE("the AVX2 copy's float math (the processor's 1/√x estimate) against 
   clamp_avx2(lanes, lanes);
   CHECK(std::all_of(std::begin(lanes), std::end(lanes), [](float x) { return std::isnan(x); }));
 #else
-  WARN("skipped: no AVX2 copy in this build (not GCC on x86-64)");
+  skip("no AVX2 copy in this build (not GCC on x86-64)");
 #endif
+}
+
+namespace {
+
+/// What `body` threw (null if nothing), or nullopt if it has not returned within `seconds` (it
+/// runs on a thread of its own, left behind then).
+std::optional<std::exception_ptr> outcome_within(double seconds, std::function<void()> body) {
+  const auto outcome = std::make_shared<std::promise<std::exception_ptr>>();
+  std::future<std::exception_ptr> future = outcome->get_future();
+  std::thread([body = std::move(body), outcome] {
+    try {
+      body();
+      outcome->set_value(nullptr);
+    } catch (...) {
+      outcome->set_value(std::current_exception());
+    }
+  }).detach();
+  if (future.wait_for(std::chrono::duration<double>(seconds)) != std::future_status::ready) return std::nullopt;
+  return future.get();
+}
+
+/// at::get_num_threads() at least 2 while it lives, so that parallel_rows uses its pool.
+struct TwoThreads {
+  int saved = at::get_num_threads();
+  TwoThreads() { at::set_num_threads(std::max(saved, 2)); }
+  ~TwoThreads() { at::set_num_threads(saved); }
+};
+
+}  // namespace
+
+TEST_CASE("parallel_rows rethrows a range's exception once every range is done", "[kernels][parallel]") {
+  namespace cpu = angular::detail::cpu;
+  const TwoThreads threads;
+  SECTION("a range of the pool's throws") {
+    const auto outcome = outcome_within(60, [] {
+      cpu::parallel_rows(4, 1, [](int64_t begin, int64_t) {
+        if (begin > 0) throw std::runtime_error("pool range failed");
+      });
+    });
+    REQUIRE(outcome.has_value());  // before: the caller waited for the failed range forever
+    REQUIRE(*outcome != nullptr);
+    CHECK_THROWS_WITH(std::rethrow_exception(*outcome), "pool range failed");
+  }
+  SECTION("the caller's own range throws while the pool's still run") {
+    const auto finished = std::make_shared<std::atomic<int>>(0);
+    const auto outcome = outcome_within(60, [finished] {
+      cpu::parallel_rows(4, 1, [finished](int64_t begin, int64_t) {
+        if (begin == 0) throw std::runtime_error("caller range failed");
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        ++*finished;
+      });
+    });
+    REQUIRE(outcome.has_value());
+    REQUIRE(*outcome != nullptr);
+    CHECK_THROWS_WITH(std::rethrow_exception(*outcome), "caller range failed");
+    CHECK(finished->load() == 1);  // before: the caller returned while the pool's range still ran
+  }
 }

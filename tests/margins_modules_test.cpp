@@ -12,7 +12,7 @@
 using namespace testing;
 
 namespace F = angular::functional;
-using angular::detail::kPi;
+using angular::kPi;
 
 TEST_CASE("SphereFace's ψ at the segment bounds and its annealing schedule", "[margins]") {
   // ψ(kπ/m) = 1 − 2k from both sides; cos at those angles through the fused kernel.

@@ -13,7 +13,7 @@ using namespace testing;
 namespace {
 
 namespace F = angular::functional;
-using angular::detail::kPi;
+using angular::kPi;
 
 /// θ of cosines, clamped as the README's "The losses" says.
 at::Tensor theta_of(const at::Tensor& c) { return at::acos(c.clamp(-1 + 0x1p-23, 1 - 0x1p-23)); }

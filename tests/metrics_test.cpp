@@ -12,7 +12,7 @@ using testing::uniform;
 
 namespace {
 
-using angular::detail::kPi;
+using angular::kPi;
 
 /// C unit vectors in R^C with pairwise cosine −1/(C − 1): e_i minus the centroid.
 at::Tensor simplex(int64_t classes) {

@@ -11,7 +11,7 @@ namespace F = angular::functional;
 
 namespace {
 
-constexpr int64_t kClasses = 5, kDim = 6, kBatch = 12;
+constexpr int64_t kModuleClasses = 5, kModuleDim = 6, kModuleBatch = 12;
 
 std::string temp_path(const char* name) {
   return (std::filesystem::temp_directory_path() / (std::string("angular-") + name)).string();
@@ -21,22 +21,22 @@ std::string temp_path(const char* name) {
 
 TEST_CASE("module forward equals the oracle on its own class vectors", "[module]") {
   torch::manual_seed(1);
-  const at::Tensor x = uniform({kBatch, kDim}, -1, 1, 21).to(at::kFloat);
-  const at::Tensor y = labels(kBatch, kClasses);
+  const at::Tensor x = uniform({kModuleBatch, kModuleDim}, -1, 1, 21).to(at::kFloat);
+  const at::Tensor y = labels(kModuleBatch, kModuleClasses);
   const auto X = oracle::to_matrix(x);
   const auto Y = oracle::to_labels(y);
   const oracle::CrossEntropy mean;
 
-  angular::ArcLoss arc(angular::ArcLossOptions(kClasses, kDim).k(5.0));
+  angular::ArcLoss arc(angular::ArcLossOptions(kModuleClasses, kModuleDim).k(5.0));
   const auto cos = oracle::cosines(X, oracle::to_matrix(arc->weight));
   CHECK(close(arc(x, y), oracle::cross_entropy(oracle::arc_logits(cos, 5.0), Y, mean), 1e-5, 1e-6));
 
-  angular::ArcFaceLoss arcface(angular::ArcFaceLossOptions(kClasses, kDim).scale(10).margin(0.3));
+  angular::ArcFaceLoss arcface(angular::ArcFaceLossOptions(kModuleClasses, kModuleDim).scale(10).margin(0.3));
   const auto cos_f = oracle::cosines(X, oracle::to_matrix(arcface->weight));
   CHECK(close(arcface(x, y),
               oracle::cross_entropy(oracle::arcface_logits(cos_f, Y, 10, 0.3), Y, mean), 1e-5, 1e-6));
 
-  angular::SoftmaxLoss soft(kClasses, kDim);
+  angular::SoftmaxLoss soft(kModuleClasses, kModuleDim);
   const auto z = oracle::linear(X, oracle::to_matrix(soft->weight));
   CHECK(close(soft(x, y), oracle::cross_entropy(z, Y, mean), 1e-5, 1e-6));
   CHECK(close(soft->logits(x), oracle::to_tensor(z), 1e-5, 1e-6));
@@ -128,5 +128,5 @@ TEST_CASE("clone() and to(kDouble) keep working", "[module]") {
   CHECK(out.scalar_type() == at::kDouble);
   std::ostringstream printed;
   printed << *loss;
-  CHECK(printed.str() == "angular::ArcFaceLoss(num_classes=4, embedding_dim=3, scale=64, margin=0.5)");
+  CHECK(printed.str() == "angular::ArcFaceLoss(num_classes=4, embedding_dim=3, scale=64, margin=0.5, exact_gradient=true)");
 }

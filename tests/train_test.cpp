@@ -210,7 +210,7 @@ TEST_CASE("the one-cycle schedule at known steps", "[train][schedule]") {
   CHECK(cycle.lr(999) == Approx(0.1 / 25 / 1e4));
   CHECK(cycle.momentum(999) == Approx(0.95));
   // On the way up: OneCycleLR's cosine, 0.1 + (0.004 − 0.1)/2·(1 + cos(π·149/299)).
-  CHECK(cycle.lr(149) == Approx(0.1 + (0.004 - 0.1) / 2 * (1 + std::cos(angular::detail::kPi * 149 / 299))));
+  CHECK(cycle.lr(149) == Approx(0.1 + (0.004 - 0.1) / 2 * (1 + std::cos(angular::kPi * 149 / 299))));
   CHECK(cycle.lr(149) == Approx(0.052).epsilon(0.01));
   for (int64_t s = 1; s < 1000; ++s) {
     if (s <= 299) CHECK(cycle.lr(s) >= cycle.lr(s - 1));
@@ -244,7 +244,7 @@ static train::Options tiny_run(const std::string& name, int64_t epochs) {
 TEST_CASE("two training steps per loss on tiny data, and resume equals an uninterrupted run",
           "[train][smoke]") {
   train::Options o = tiny_run("smoke", 1);
-  for (const std::string& loss : train::kLosses) {
+  for (const std::string& loss : train::loss_names()) {
     o.loss = loss;
     o.out = fresh_dir("smoke-" + loss).string();
     const train::RunResult r = train::Trainer(o).run();
@@ -335,6 +335,12 @@ TEST_CASE("resume refuses a corrupt checkpoint, one of other options, and a metr
   train::Options other = o;
   other.embedding_dim = 3;
   CHECK_THROWS_WITH(train::Trainer(other).run(), Catch::Contains("(a checkpoint of other options?)"));
+  // One of the same shapes but another setting of its loss (before: resumed with the new k).
+  other = o;
+  other.k = 6.0;
+  CHECK_THROWS_WITH(train::Trainer(other).run(),
+                    Catch::Contains("its run's loss is angular::ArcLoss(num_classes=10, embedding_dim=2, k=4.32414), "
+                                    "this run's angular::ArcLoss(num_classes=10, embedding_dim=2, k=6)"));
   write_text(metrics, good_metrics.substr(0, good_metrics.find('\n') + 1));
   CHECK_THROWS_WITH(train::Trainer(o).run(), Catch::Contains("metrics.csv: 0 rows for the 1 epochs"));
   write_text(metrics, good_metrics);

@@ -6,7 +6,7 @@
 #include "trainer.hpp"
 
 #include <CLI/CLI.hpp>
-#include <angular/detail/constants.hpp>
+#include <angular/constants.hpp>
 
 #include <cstdio>
 #include <cstdlib>
@@ -29,7 +29,7 @@ inline void add_run_options(CLI::App& app, Options& o) {
   app.add_option("--margin", o.margin,
                  "angular margin m in radians of arcface, subcenter-arcface, curricularface, combined (m2) "
                  "(default 0.2) and adaface (default 0.4)")
-      ->check(CLI::Range(0.0, angular::detail::kPi));
+      ->check(CLI::Range(0.0, angular::kPi));
   app.add_option("--m1", o.m1, "combined: multiplicative angular margin (default 1)")->check(CLI::PositiveNumber);
   app.add_option("--m3", o.m3, "combined: additive cosine margin (default 0)")->check(CLI::NonNegativeNumber);
   app.add_option("--sphereface-m", o.sphereface_m, "sphereface: integer angular margin (default 4)")

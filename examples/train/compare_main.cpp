@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> losses = {"soft", "center", "arcface", "arc"};
   CLI::App app{"Train the same ResNet with each of the four losses and compare them", "angular-compare"};
   train::add_run_options(app, options);
-  app.add_option("--losses", losses, "which losses (default: the paper's four)")->check(CLI::IsMember(train::kLosses));
+  app.add_option("--losses", losses, "which losses (default: the paper's four)")->check(CLI::IsMember(train::loss_names()));
   return train::run_cli(app, argc, argv, [&] {
     // Each loss's run would start a process group of its own on the same port.
     if (const auto env = angular::distributed::launch_environment(); env && env->world_size > 1)

@@ -4,7 +4,7 @@
 
 namespace train {
 
-namespace ad = angular::detail;
+namespace ad = angular::distributed;
 
 DataParallel join_ranks(torch::Device device, std::chrono::seconds timeout) {
   const auto env = angular::distributed::launch_environment();
@@ -89,7 +89,8 @@ torch::Tensor sharded_predictions(const DataParallel& dp, const torch::Tensor& f
   torch::Tensor best = torch::full({x.size(0)}, -std::numeric_limits<double>::infinity(), x.options().dtype(torch::kDouble));
   torch::Tensor index = torch::zeros({x.size(0)}, best.options());
   if (classes > 0) {
-    const torch::Tensor scores = cosine ? torch::mm(ad::l2_normalize_rows(x), ad::l2_normalize_rows(w).t()) : torch::mm(x, w.t());
+    const torch::Tensor scores =
+        cosine ? angular::functional::cosine_matrix(x, w) : angular::functional::linear_logits(x, w);
     const auto [value, argmax] = scores.view({x.size(0), classes, vectors_per_class}).amax(2).max(1);
     best = value.to(torch::kDouble);
     index = (argmax + offset).to(torch::kDouble);

@@ -37,7 +37,7 @@ Evaluation evaluate_features(const LossHead& head, const torch::Tensor& features
   // The class vectors the angles are measured to (with sub-centers, each class's nearest to
   // its mean feature direction).
   const torch::Tensor means = torch::zeros({classes, features.size(1)}, features.options())
-                                  .index_add_(0, labels, angular::detail::l2_normalize_rows(features));
+                                  .index_add_(0, labels, torch::nn::functional::normalize(features, torch::nn::functional::NormalizeFuncOptions().dim(1)));
   const torch::Tensor weight = head.class_vectors(means).cpu().to(features.scalar_type());
   angular::metrics::AngleStats stats(classes, features.size(1));
   stats.update(features, labels);

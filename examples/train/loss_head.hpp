@@ -1,6 +1,6 @@
 #pragma once
 // Any of angular's loss modules behind one interface: the loss of features and labels, the
-// predicted classes, and the class vectors.
+// predicted classes, and the class vectors; built by name from --loss and the run's settings.
 
 #include "options.hpp"
 
@@ -9,7 +9,11 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
 
 namespace train {
 
@@ -22,77 +26,88 @@ struct LossHead {
   /// [C, D]: the class vectors, or with sub-centers each class's nearest to its mean (unset
   /// for a data-parallel run's shard: see sharded_head.hpp).
   std::function<torch::Tensor(const torch::Tensor& class_means)> class_vectors;
+  /// The margin with all its settings, as the sharded loss takes it; unset for the center loss.
+  std::optional<angular::AnyMargin> margin;
+  /// The single-process module's settings by name, as it prints itself
+  /// ("angular::ArcFaceLoss(num_classes=10, embedding_dim=64, scale=16, ...)").
+  std::string description;
 };
 
-/// A LossHead over a module with forward(features, labels), logits(features) and a weight
-/// [C·K, D] of K vectors per class.
+/// The names --loss accepts: the table of margins' and "center".
+inline std::vector<std::string> loss_names() {
+  std::vector<std::string> names{"center"};
+  angular::for_each_margin_module([&](auto tag) {
+    names.push_back(angular::margin_name<typename decltype(tag)::type>());
+  });
+  return names;
+}
+
+/// A LossHead over a module with forward(features, labels), logits(features), cosines(features)
+/// and a weight [C·K, D] of K vectors per class.
 template <class Impl>
-LossHead bind_loss(std::shared_ptr<Impl> impl, int64_t vectors_per_class = 1) {
+LossHead bind_loss(std::shared_ptr<Impl> impl, int64_t classes) {
+  const int64_t vectors_per_class = impl->weight.size(0) / classes;
   return {impl, [impl](const torch::Tensor& f, const torch::Tensor& y) { return impl->forward(f, y); },
           [impl](const torch::Tensor& f) { return impl->logits(f).argmax(1); },
-          [impl, vectors_per_class](const torch::Tensor& means) {
+          [impl, classes, vectors_per_class](const torch::Tensor& means) {
             const torch::Tensor w = impl->weight.detach();
             if (vectors_per_class == 1) return w;
-            const int64_t classes = w.size(0) / vectors_per_class;
-            const torch::Tensor cos = angular::detail::cosine_matrix(means.to(w.options()), w)
+            const torch::Tensor cos = impl->cosines(means.to(w.options()))
                                           .view({classes, classes, vectors_per_class})
                                           .diagonal(0, 0, 1)  // [K, C]: class c's sub-centers to its mean
                                           .t();
             const torch::Tensor nearest = cos.argmax(1) + torch::arange(classes, cos.options().dtype(torch::kLong)) *
                                                               vectors_per_class;
             return w.index_select(0, nearest);
-          }};
+          },
+          std::nullopt, c10::str(*impl)};
 }
 
-/// The loss module a run asks for, with its hyper-parameters or the dataset's defaults.
-inline LossHead make_loss(const RunConfig& config, int64_t classes, int64_t dim) {
+/// The value that the setting `name` of loss `loss` takes in this run: from the command line,
+/// else the dataset's default where the trainers have one (scale, the angular margin), else
+/// nullopt (the library's default).
+inline std::optional<double> run_setting(const RunConfig& config, const std::string& loss, const std::string& name) {
   const Options& o = config.options;
-  if (o.loss == "soft") return bind_loss(std::make_shared<angular::SoftmaxLossImpl>(classes, dim));
-  if (o.loss == "center") {
-    angular::CenterLossOptions options(classes, dim);
-    if (o.lambda) options.lambda(*o.lambda);
-    if (o.alpha) options.alpha(*o.alpha);
-    return bind_loss(std::make_shared<angular::CenterLossImpl>(options));
-  }
-  if (o.loss == "arcface") {
-    angular::ArcFaceLossOptions options(classes, dim);
-    options.scale(o.scale.value_or(config.defaults.arcface_scale))
-        .margin(o.margin.value_or(config.defaults.arcface_margin));
-    return bind_loss(std::make_shared<angular::ArcFaceLossImpl>(options));
-  }
-  if (o.loss == "arc") {
-    angular::ArcLossOptions options(classes, dim);
-    if (o.k) options.k(*o.k);
-    return bind_loss(std::make_shared<angular::ArcLossImpl>(options));
-  }
-  const double scale = o.scale.value_or(config.defaults.arcface_scale);
-  const double margin = o.margin.value_or(config.defaults.arcface_margin);
-  if (o.loss == "combined") {
-    angular::CombinedMarginLossOptions options(classes, dim);
-    options.scale(scale).m1(o.m1.value_or(1.0)).m2(margin).m3(o.m3.value_or(0.0));
-    return bind_loss(std::make_shared<angular::CombinedMarginLossImpl>(options));
-  }
-  if (o.loss == "sphereface") {
-    angular::SphereFaceLossOptions options(classes, dim);
-    options.margin(o.sphereface_m).lambda(o.sphereface_lambda);
-    return bind_loss(std::make_shared<angular::SphereFaceLossImpl>(options));
-  }
-  if (o.loss == "subcenter-arcface") {
-    angular::SubCenterArcFaceLossOptions options(classes, dim, o.sub_centers);
-    options.scale(scale).margin(margin);
-    return bind_loss(std::make_shared<angular::SubCenterArcFaceLossImpl>(options), o.sub_centers);
-  }
-  if (o.loss == "adaface") {
-    angular::AdaFaceLossOptions options(classes, dim);
-    options.scale(scale).margin(o.margin.value_or(0.4));
-    return bind_loss(std::make_shared<angular::AdaFaceLossImpl>(options));
-  }
-  if (o.loss == "curricularface") {
-    angular::CurricularFaceLossOptions options(classes, dim);
-    options.scale(scale).margin(margin);
-    return bind_loss(std::make_shared<angular::CurricularFaceLossImpl>(options));
-  }
-  throw std::invalid_argument("unknown loss " + o.loss);
+  const bool angular_margin = loss != "adaface" && loss != "cosface";  // those two keep the library's
+  if (name == "scale") return o.scale.value_or(config.defaults.arcface_scale);
+  if (name == "k") return o.k;
+  if (name == "margin" && loss == "sphereface") return o.sphereface_m;
+  if (name == "margin" || name == "m2") return angular_margin ? o.margin.value_or(config.defaults.arcface_margin) : o.margin;
+  if (name == "m1") return o.m1;
+  if (name == "m3") return o.m3;
+  if (name == "lambda") return loss == "sphereface" ? std::optional<double>(o.sphereface_lambda) : o.lambda;
+  if (name == "alpha") return o.alpha;
+  if (name == "sub_centers") return static_cast<double>(o.sub_centers);
+  return std::nullopt;
+}
+
+/// The module `Impl` with this run's settings, as a head.
+template <class Impl>
+LossHead make_head(const RunConfig& config, const std::string& loss, int64_t classes, int64_t dim) {
+  typename Impl::ModuleOptions options(classes, dim);
+  options.for_each_setting([&](const char* name, auto& value) {
+    using T = std::decay_t<decltype(value)>;
+    if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
+      if (const std::optional<double> v = run_setting(config, loss, name)) value = static_cast<T>(*v);
+    }
+  });
+  const auto impl = std::make_shared<Impl>(options);
+  LossHead head = bind_loss(impl, classes);
+  if constexpr (!std::is_same_v<Impl, angular::CenterLossImpl>) head.margin = impl->func_options();
+  return head;
+}
+
+/// The loss module a run asks for, with its settings or the dataset's defaults.
+inline LossHead make_loss(const RunConfig& config, int64_t classes, int64_t dim) {
+  const std::string& loss = config.options.loss;
+  if (loss == "center") return make_head<angular::CenterLossImpl>(config, loss, classes, dim);
+  std::optional<LossHead> head;
+  angular::for_each_margin_module([&](auto tag) {
+    using Impl = typename decltype(tag)::type;
+    if (loss == angular::margin_name<Impl>()) head = make_head<Impl>(config, loss, classes, dim);
+  });
+  if (!head) throw std::invalid_argument("unknown loss " + loss);
+  return *head;
 }
 
 }  // namespace train

@@ -2,7 +2,7 @@
 
 #include "data.hpp"
 
-#include <angular/detail/constants.hpp>
+#include <angular/constants.hpp>
 
 #include <cinttypes>
 #include <cmath>
@@ -82,7 +82,7 @@ std::string histogram_rows(int64_t epoch, const torch::Tensor& histogram) {
   std::ostringstream out;
   for (int64_t c = 0; c < classes; ++c)
     for (int64_t b = 0; b < bins; ++b)
-      out << epoch << ',' << c << ',' << angular::detail::kPi * static_cast<double>(b) / static_cast<double>(bins)
+      out << epoch << ',' << c << ',' << angular::kPi * static_cast<double>(b) / static_cast<double>(bins)
           << ',' << count[c * bins + b] << "\n";
   return out.str();
 }
@@ -134,9 +134,11 @@ std::string training_state(const torch::nn::Module& model, const torch::nn::Modu
   return bytes.str();
 }
 
-void save_checkpoint(const fs::path& path, int64_t epoch, const std::vector<std::string>& rank_states) {
+void save_checkpoint(const fs::path& path, int64_t epoch, const std::string& loss_settings,
+                     const std::vector<std::string>& rank_states) {
   torch::serialize::OutputArchive archive;
   archive.write("epoch", torch::tensor(epoch));
+  archive.write("loss_settings", c10::IValue(loss_settings));
   archive.write("world_size", torch::tensor(static_cast<int64_t>(rank_states.size())));
   for (size_t r = 0; r < rank_states.size(); ++r) {
     const std::string& state = rank_states[r];
@@ -175,7 +177,8 @@ void load_same_shapes(torch::nn::Module& module, torch::serialize::InputArchive&
 }  // namespace
 
 int64_t load_checkpoint(const fs::path& path, torch::Device device, torch::nn::Module& model, torch::nn::Module& loss,
-                        torch::optim::Optimizer& optimizer, int64_t rank, int64_t world_size) {
+                        torch::optim::Optimizer& optimizer, const std::string& loss_settings, int64_t rank,
+                        int64_t world_size) {
   const std::string bytes = read_text(path);
   const std::string_view archive_bytes = unframe_checkpoint(bytes, path.string());
   torch::serialize::InputArchive archive;
@@ -197,6 +200,12 @@ int64_t load_checkpoint(const fs::path& path, torch::Device device, torch::nn::M
   state_archive.read("optimizer", optimizer_archive);
   load_same_shapes(model, model_archive, "model tensor", path);
   load_same_shapes(loss, loss_archive, "loss tensor", path);
+  c10::IValue saved_settings;
+  if (archive.try_read("loss_settings", saved_settings) &&
+      (!saved_settings.isString() || saved_settings.toStringRef() != loss_settings))
+    throw DataError(path.string() + ": its run's loss is " +
+                    (saved_settings.isString() ? saved_settings.toStringRef() : std::string("unreadable")) +
+                    ", this run's " + loss_settings + " (resume with the same loss options)");
   optimizer.load(optimizer_archive);
   const int64_t done = epoch.item<int64_t>();
   if (done < 1) throw DataError(path.string() + ": epoch " + std::to_string(done) + " is not a completed epoch");

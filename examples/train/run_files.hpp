@@ -70,14 +70,17 @@ class RunFolder {
 /// One rank's state, model, loss and optimizer, as the bytes of one archive.
 std::string training_state(const torch::nn::Module& model, const torch::nn::Module& loss,
                            const torch::optim::Optimizer& optimizer);
-/// The state a run resumes from: the epoch done and every rank's training_state, in rank order
-/// (one for a run of one process), as one archive.
-void save_checkpoint(const std::filesystem::path& path, int64_t epoch, const std::vector<std::string>& rank_states);
+/// The state a run resumes from: the epoch done, the loss with its settings by name (a
+/// LossHead's description) and every rank's training_state, in rank order (one for a run of one
+/// process), as one archive.
+void save_checkpoint(const std::filesystem::path& path, int64_t epoch, const std::string& loss_settings,
+                     const std::vector<std::string>& rank_states);
 /// Loads rank `rank`'s state into the given objects (tensors onto `device`), whose parameters and
 /// buffers must have the checkpoint's shapes, after checking that the checkpoint holds
-/// `world_size` ranks; returns the checkpoint's epoch (>= 1).
+/// `world_size` ranks and a loss of `loss_settings` (a checkpoint without them predates them);
+/// returns the checkpoint's epoch (>= 1).
 int64_t load_checkpoint(const std::filesystem::path& path, torch::Device device, torch::nn::Module& model,
-                        torch::nn::Module& loss, torch::optim::Optimizer& optimizer, int64_t rank = 0,
-                        int64_t world_size = 1);
+                        torch::nn::Module& loss, torch::optim::Optimizer& optimizer, const std::string& loss_settings,
+                        int64_t rank = 0, int64_t world_size = 1);
 
 }  // namespace train

@@ -4,7 +4,7 @@
 // steps and falls to max/25/1e4, both on cosine curves; momentum moves the opposite way
 // between 0.95 and 0.85.
 
-#include <angular/detail/constants.hpp>
+#include <angular/constants.hpp>
 
 #include <cmath>
 #include <cstdint>
@@ -27,7 +27,7 @@ struct OneCycle {
 
  private:
   static double anneal(double start, double end, double t) {
-    return end + (start - end) / 2 * (1 + std::cos(angular::detail::kPi * t));
+    return end + (start - end) / 2 * (1 + std::cos(angular::kPi * t));
   }
   double phase(int64_t step, double a0, double a1, double b0, double b1) const {
     const double end_up = pct_start * static_cast<double>(total_steps) - 1;

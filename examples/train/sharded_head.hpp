@@ -10,48 +10,23 @@
 #include <angular/distributed.hpp>
 
 #include <stdexcept>
+#include <variant>
 
 namespace train {
 
-/// The sharded loss's margin with the hyper-parameters of a single-process loss module.
-inline angular::distributed::Margin margin_of(const torch::nn::Module& m) {
-  namespace F = angular::functional;
-  if (m.as<angular::SoftmaxLoss>()) return F::SoftmaxLossFuncOptions();
-  if (const auto* a = m.as<angular::ArcLoss>()) return F::ArcLossFuncOptions().k(a->options.k());
-  if (const auto* a = m.as<angular::ArcFaceLoss>())
-    return F::ArcFaceLossFuncOptions().scale(a->options.scale()).margin(a->options.margin());
-  if (const auto* a = m.as<angular::CombinedMarginLoss>())
-    return F::CombinedMarginLossFuncOptions()
-        .scale(a->options.scale())
-        .m1(a->options.m1())
-        .m2(a->options.m2())
-        .m3(a->options.m3());
-  if (const auto* a = m.as<angular::SphereFaceLoss>())
-    return F::SphereFaceLossFuncOptions().margin(a->options.margin()).lambda(a->options.lambda());
-  if (const auto* a = m.as<angular::SubCenterArcFaceLoss>())
-    return F::SubCenterArcFaceLossFuncOptions()
-        .sub_centers(a->options.sub_centers())
-        .scale(a->options.scale())
-        .margin(a->options.margin());
-  if (const auto* a = m.as<angular::AdaFaceLoss>())
-    return F::AdaFaceLossFuncOptions().scale(a->options.scale()).margin(a->options.margin()).h(a->options.h());
-  if (const auto* a = m.as<angular::CurricularFaceLoss>())
-    return F::CurricularFaceLossFuncOptions().scale(a->options.scale()).margin(a->options.margin());
-  throw std::invalid_argument(
-      "data-parallel runs shard the margin losses and the modified softmax; --loss center has no sharded head in "
-      "angular-train");
-}
-
 /// This rank's shard of `full`'s class vectors (and its statistics' starting values) as a
 /// ShardedMarginLoss head: every rank starts where the single-process run starts.
-inline LossHead shard_loss(const LossHead& full, const DataParallel& dp) {
-  const auto* sub_centers = full.module->as<angular::SubCenterArcFaceLoss>();
-  const int64_t vectors_per_class = sub_centers ? sub_centers->options.sub_centers() : 1;
-  const bool cosine = !full.module->as<angular::SoftmaxLoss>();  // the others' logits grow with the cosine
+inline LossHead shard_loss(const LossHead& full, const DataParallel& dp, int64_t classes) {
+  if (!full.margin)
+    throw std::invalid_argument(
+        "data-parallel runs shard the margin losses and the modified softmax; --loss center has no sharded head in "
+        "angular-train");
+  // The others' logits grow with the cosine.
+  const bool cosine = !std::holds_alternative<angular::functional::SoftmaxLossFuncOptions>(*full.margin);
   const torch::Tensor weight = full.module->named_parameters()["weight"].detach();
-  const int64_t classes = weight.size(0) / vectors_per_class;
+  const int64_t vectors_per_class = weight.size(0) / classes;
   auto impl = std::make_shared<angular::distributed::ShardedMarginLossImpl>(
-      angular::distributed::ShardedMarginLossOptions(classes, weight.size(1), dp.group, margin_of(*full.module)));
+      angular::distributed::ShardedMarginLossOptions(classes, weight.size(1), dp.group, *full.margin));
   const auto range = impl->classes();
   {
     torch::NoGradGuard no_grad;
@@ -61,7 +36,7 @@ inline LossHead shard_loss(const LossHead& full, const DataParallel& dp) {
           [impl, dp, range, vectors_per_class, cosine](const torch::Tensor& f) {
             return sharded_predictions(dp, f, impl->weight.detach(), range.offset, vectors_per_class, cosine);
           },
-          nullptr};
+          nullptr, full.margin, full.description};
 }
 
 /// Puts every rank's class vectors, and the statistics every rank holds alike, into `full` on

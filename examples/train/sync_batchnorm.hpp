@@ -6,13 +6,13 @@
 // Per layer and step: one [2C + 1] all-reduce forward, one [2C] backward.
 
 #include <torch/torch.h>
-#include <angular/detail/distributed/collectives.hpp>
+#include <angular/distributed/collectives.hpp>
 
 #include <utility>
 
 namespace train {
 
-using ProcessGroupPtr = angular::detail::ProcessGroupPtr;
+using ProcessGroupPtr = angular::distributed::ProcessGroupPtr;
 
 namespace detail {
 
@@ -28,7 +28,7 @@ struct SyncBatchNormFunction : torch::autograd::Function<SyncBatchNormFunction> 
     torch::Tensor stats = torch::cat({x64.sum({0, 2, 3}), x64.square().sum({0, 2, 3}),
                                       torch::full({1}, static_cast<double>(x.numel() / std::max<int64_t>(channels, 1)),
                                                   x64.options())});
-    angular::detail::all_reduce_(group, stats, c10d::ReduceOp::SUM);
+    angular::distributed::all_reduce_(group, stats, c10d::ReduceOp::SUM);
     const double count = stats[2 * channels].item<double>();
     TORCH_CHECK(count > 1, "SyncBatchNorm: ", count, " value(s) per channel over every rank; training needs more than 1");
     const torch::Tensor mean = stats.narrow(0, 0, channels) / count;
@@ -59,7 +59,7 @@ struct SyncBatchNormFunction : torch::autograd::Function<SyncBatchNormFunction> 
     const torch::Tensor dbias = dy.sum({0, 2, 3}), dweight = (dy * xhat).sum({0, 2, 3});
     torch::Tensor sums = torch::cat({dbias, dweight});
     const auto group = c10::static_intrusive_pointer_cast<c10d::ProcessGroup>(ctx->saved_data["group"].toCapsule());
-    angular::detail::all_reduce_(group, sums, c10d::ReduceOp::SUM);
+    angular::distributed::all_reduce_(group, sums, c10d::ReduceOp::SUM);
     const double count = ctx->saved_data["count"].toDouble();
     const torch::Tensor mean_dy = sums.narrow(0, 0, channels) / count;
     const torch::Tensor mean_dy_xhat = sums.narrow(0, channels, channels) / count;

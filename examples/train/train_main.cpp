@@ -8,10 +8,10 @@ int main(int argc, char** argv) {
   CLI::App app{"Train a ResNet with one of angular's losses and measure its angles", "angular-train"};
   train::add_run_options(app, options);
   app.add_option("--loss", options.loss,
-                 "soft, center, arcface, arc (the paper's), combined, sphereface, subcenter-arcface, adaface or "
-                 "curricularface")
+                 "soft, center, arcface, arc (the paper's), cosface, normface, combined, sphereface, "
+                 "subcenter-arcface, adaface or curricularface")
       ->required()
-      ->check(CLI::IsMember(train::kLosses));
+      ->check(CLI::IsMember(train::loss_names()));
   return train::run_cli(app, argc, argv, [&] {
     const train::RunResult result = train::Trainer(options).run();
     if (!result.written) return;  // rank 0 of a data-parallel run reports

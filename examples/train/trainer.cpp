@@ -52,7 +52,7 @@ Trainer::Trainer(const Options& options)
   torch::manual_seed(options_.seed);
   model_ = make_resnet(config_.defaults.network, data_.train.images.size(1), options_.embedding_dim, dp_.group);
   eval_head_ = make_loss(config_, data_.train.classes, model_->feature_dim);
-  head_ = dp_.active() ? shard_loss(eval_head_, dp_) : eval_head_;
+  head_ = dp_.active() ? shard_loss(eval_head_, dp_, data_.train.classes) : eval_head_;
   if (!dp_.writes()) eval_head_ = {};  // only rank 0 evaluates
   model_->to(device_);
   head_.module->to(device_);
@@ -78,7 +78,7 @@ RunResult Trainer::run() {
   int64_t first = 1;
   if (options_.resume && std::filesystem::exists(checkpoint)) {
     const int64_t done =
-        load_checkpoint(checkpoint, device_, *model_, *head_.module, *optimizer_, dp_.rank, dp_.size);
+        load_checkpoint(checkpoint, device_, *model_, *head_.module, *optimizer_, head_.description, dp_.rank, dp_.size);
     if (folder) rows = folder->resume(done);
     first = done + 1;
     if (!options_.quiet) std::fprintf(stderr, "resuming after epoch %" PRId64 "\n", done);
@@ -108,7 +108,7 @@ RunResult Trainer::run() {
     folder->write_steps(steps);
     folder->write_evaluation(epoch, *evaluation);
     folder->write_metrics(rows);
-    save_checkpoint(checkpoint, epoch, states);
+    save_checkpoint(checkpoint, epoch, head_.description, states);
     if (!options_.quiet)
       std::fprintf(stderr,
                    "epoch %" PRId64
@@ -246,8 +246,6 @@ nlohmann::json Trainer::summary(const EpochRow& last, double wall_seconds) const
     total_train_seconds += seconds;
     per_epoch_rates.push_back(images_per_second(images, seconds));
   }
-  std::ostringstream loss_module;
-  loss_module << *eval_head_.module;
   const Options& o = options_;
   return {{"test_accuracy", last.test_acc},
           {"test_error_percent", 100 * (1 - last.test_acc)},
@@ -272,7 +270,7 @@ nlohmann::json Trainer::summary(const EpochRow& last, double wall_seconds) const
             {"seed", o.seed},
             {"threads", o.threads},
             {"processes", dp_.size},
-            {"loss_module", loss_module.str()}}},
+            {"loss_module", head_.description}}},
           {"torch_version", TORCH_VERSION},
           {"device", o.device},
           {"wall_seconds", wall_seconds},

@@ -1,5 +1,5 @@
 #pragma once
-// The reference trainer: a CIFAR-style ResNet and one of the four losses, SGD (no Nesterov,
+// The reference trainer: a CIFAR-style ResNet and one of angular's losses, SGD (no Nesterov,
 // weight decay 5e-4) on the one-cycle policy, the angle metrics every epoch, an atomic
 // checkpoint after every epoch and resumption from it. Under torchrun (or its variables set by
 // hand) the ranks train data-parallel: each takes its part of every global batch of

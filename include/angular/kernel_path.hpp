@@ -58,7 +58,8 @@ class CompositePathGuard {
 /// Whether the fused CUDA kernels are installed (see register_cuda_kernels below).
 inline bool cuda_kernels_registered() { return detail::cuda_row_kernels().forward != nullptr; }
 
-/// The path that arc_loss, arcface_loss, cosface_loss and normface_loss take for `cos`.
+/// The path that a loss over cosines `cos` (functional::arc_loss, arcface_loss, ...) takes, and a
+/// features-level loss over features on the same device.
 inline KernelPath kernel_path(const at::Tensor& cos) {
   if (detail::composite_path_forced()) return KernelPath::composite;
   if (cos.device().is_cpu()) return KernelPath::fused_cpu;

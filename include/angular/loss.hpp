@@ -7,16 +7,19 @@
 //   angular::ArcLoss       CE(k·(π/2 − θ_j)), the paper's angular loss
 //
 // and the margins people compare them with:
+//   angular::CosFaceLoss           CE(s·(cos θ_y − m), s·cos θ_j)
+//   angular::NormFaceLoss          CE(s·cos θ_j), no margin
 //   angular::CombinedMarginLoss    insightface's cos(m1·θ + m2) − m3 (SphereFace/ArcFace/CosFace)
 //   angular::SphereFaceLoss        A-Softmax: ‖x‖·ψ(θ), ψ(θ) = (−1)^k cos(mθ) − 2k
 //   angular::SubCenterArcFaceLoss  ArcFace over the nearest of K sub-centers per class
 //   angular::AdaFaceLoss           a margin adapted to each feature norm
 //   angular::CurricularFaceLoss    ArcFace with hard negatives weighted by a curriculum
 //
-// Each comes as options (options/), free functions (functional/) and a module (modules/),
-// like LibTorch's own losses. functional::cosface_loss and normface_loss add the two other
-// common margins over cosines. Losses run fused kernels (kernel_path.hpp).
+// Each comes as options (options/), free functions over cosines and over features
+// (functional/) and a module (modules/), like LibTorch's own losses. Losses run fused kernels
+// (kernel_path.hpp).
 
+#include <angular/constants.hpp>
 #include <angular/functional/adaface.hpp>
 #include <angular/functional/arc.hpp>
 #include <angular/functional/arcface.hpp>
@@ -35,11 +38,62 @@
 #include <angular/modules/arcface.hpp>
 #include <angular/modules/center.hpp>
 #include <angular/modules/combined.hpp>
+#include <angular/modules/cosface.hpp>
 #include <angular/modules/curricularface.hpp>
+#include <angular/modules/normface.hpp>
 #include <angular/modules/softmax.hpp>
 #include <angular/modules/sphereface.hpp>
 #include <angular/modules/subcenter_arcface.hpp>
-#include <angular/options/arc.hpp>
-#include <angular/options/arcface.hpp>
-#include <angular/options/center.hpp>
-#include <angular/options/softmax.hpp>
+
+#include <tuple>
+#include <variant>
+
+namespace angular {
+
+/// The module of every margin (detail/margin_traits.hpp), in the order of its table: what a
+/// program that picks a loss by name goes through (angular-train's --loss does).
+using MarginLossModules =
+    std::tuple<SoftmaxLossImpl, ArcLossImpl, ArcFaceLossImpl, CosFaceLossImpl, NormFaceLossImpl,
+               CombinedMarginLossImpl, SphereFaceLossImpl, SubCenterArcFaceLossImpl, AdaFaceLossImpl,
+               CurricularFaceLossImpl>;
+
+namespace detail {
+
+template <class Modules>
+struct FuncOptionsOf;
+template <class... Modules>
+struct FuncOptionsOf<std::tuple<Modules...>> {
+  using type = std::variant<typename Modules::FuncOptions...>;
+};
+
+template <class T>
+struct TypeTag {
+  using type = T;
+};
+
+template <class... Modules, class F>
+void for_each_type(std::tuple<Modules...>*, F&& f) {
+  (f(TypeTag<Modules>{}), ...);
+}
+
+}  // namespace detail
+
+/// The name of a margin module's loss ("arcface", "subcenter-arcface", ...), as angular-train's
+/// --loss spells it.
+template <class Module>
+constexpr const char* margin_name() {
+  return detail::MarginTraits<typename Module::FuncOptions>::kName;
+}
+
+/// Calls f(tag) for each margin's module, tag's `type` being the module's class (ArcFaceLossImpl,
+/// ...), in the order of MarginLossModules.
+template <class F>
+void for_each_margin_module(F&& f) {
+  detail::for_each_type(static_cast<MarginLossModules*>(nullptr), f);
+}
+
+/// Any margin's functional options: a margin chosen at run time (the sharded loss takes one;
+/// a module's func_options() is one).
+using AnyMargin = detail::FuncOptionsOf<MarginLossModules>::type;
+
+}  // namespace angular

@@ -107,7 +107,7 @@ inline at::Tensor target_angles(const at::Tensor& features, const at::Tensor& la
 /// over [0, max_angle); angles beyond the range count in the last bin, below in the first.
 inline at::Tensor angle_histogram(const at::Tensor& angles, const at::Tensor& labels,
                                   int64_t num_classes, int64_t bins,
-                                  double max_angle = detail::kPi) {
+                                  double max_angle = angular::kPi) {
   TORCH_CHECK(angles.dim() == 1 && at::isFloatingType(angles.scalar_type()),
               "angular: angles must be a 1-D floating-point tensor, got ", angles.scalar_type(),
               " of shape ", angles.sizes());

@@ -13,7 +13,7 @@
 namespace {
 
 constexpr int64_t kClasses = 7, kDim = 16, kBatch = 32;
-using angular::detail::kPi;
+using angular::kPi;
 using Rows = std::vector<std::vector<double>>;
 
 Rows rows_of(const at::Tensor& t) {

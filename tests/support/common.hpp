@@ -7,10 +7,15 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
+#include <iostream>
 #include <string>
 #include <vector>
 
 namespace testing {
+
+/// Ends a test that cannot run here: CTest reports it skipped (tests/CMakeLists.txt matches
+/// this line), Catch2 2, which has no skip, a pass.
+inline void skip(const std::string& reason) { std::cout << "SKIPPED: " << reason << std::endl; }
 
 /// One combination of the cross-entropy settings, applied alike to the library's options,
 /// the oracle and torch::nn::functional::cross_entropy.

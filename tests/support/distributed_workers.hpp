@@ -2,7 +2,7 @@
 // The rank side of the distributed tests (tests/distributed_ranks.cpp and
 // tests/distributed_train_ranks.cpp).
 
-#include <angular/detail/distributed/collectives.hpp>
+#include <angular/distributed/collectives.hpp>
 
 #include <string>
 
@@ -11,7 +11,7 @@ namespace angular::test {
 /// Joins the group of torchrun's variables and runs the named worker: 0 when its checks pass.
 int run_distributed_worker(const std::string& worker);
 
-using ProcessGroupPtr = angular::detail::ProcessGroupPtr;
+using ProcessGroupPtr = angular::distributed::ProcessGroupPtr;
 
 /// The data-parallel trainer's ResNet step against one process (distributed_train_ranks.cpp).
 int data_parallel_resnet_equals_single(const ProcessGroupPtr& group);

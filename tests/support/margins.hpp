@@ -42,7 +42,7 @@ struct Margin {
     const auto on_cos = [&](const at::Tensor& t) { return t.to(cos.device()); };
     const at::Tensor stat_mean = on_cos(at::full({1}, norm_mean)), stat_std = on_cos(at::full({1}, norm_std));
     switch (kind) {
-      case D::MarginKind::arc: return F::arc_loss(cos, y, c.apply(F::ArcLossFuncOptions().k(params.scale)));
+      case D::MarginKind::arc: return F::arc_loss(cos, y, c.apply(F::ArcLossFuncOptions().k(params.k)));
       case D::MarginKind::arcface:
         if (params.sub_centers > 1)
           return F::subcenter_arcface_loss(cos, y,
@@ -57,7 +57,7 @@ struct Margin {
                                            .exact_gradient(params.exact_gradient)));
       case D::MarginKind::cosface:
         return F::cosface_loss(
-            cos, y, c.apply(F::CosFaceLossFuncOptions().scale(params.scale).margin(params.margin)));
+            cos, y, c.apply(F::CosFaceLossFuncOptions().scale(params.scale).margin(params.cosine_margin)));
       case D::MarginKind::normface:
         return F::normface_loss(cos, y, c.apply(F::NormFaceLossFuncOptions().scale(params.scale)));
       case D::MarginKind::combined:
@@ -70,7 +70,7 @@ struct Margin {
       case D::MarginKind::sphereface:
         return F::sphereface_loss(
             cos, on_cos(norms(cos.size(0))), y,
-            c.apply(F::SphereFaceLossFuncOptions().margin(params.margin).lambda(params.lambda)));
+            c.apply(F::SphereFaceLossFuncOptions().margin(params.angle_factor).lambda(params.lambda)));
       case D::MarginKind::adaface:
         return F::adaface_loss(cos, on_cos(norms(cos.size(0))), y, stat_mean, stat_std,
                                c.apply(F::AdaFaceLossFuncOptions().scale(params.scale).margin(params.margin).h(h)));
@@ -99,11 +99,34 @@ struct Margin {
   }
 };
 
-/// Margin parameters from their common fields.
+/// Margin parameters from their common fields: the scale and the additive angular margin.
 inline angular::detail::MarginParams margin_params(double scale, double margin) {
   angular::detail::MarginParams p;
   p.scale = scale;
   p.margin = margin;
+  return p;
+}
+
+/// Arc's k.
+inline angular::detail::MarginParams arc_params(double k) {
+  angular::detail::MarginParams p;
+  p.k = k;
+  return p;
+}
+
+/// CosFace's scale and additive cosine margin.
+inline angular::detail::MarginParams cosface_params(double scale, double margin) {
+  angular::detail::MarginParams p;
+  p.scale = scale;
+  p.cosine_margin = margin;
+  return p;
+}
+
+/// SphereFace's integer m and λ.
+inline angular::detail::MarginParams sphereface_params(double m, double lambda) {
+  angular::detail::MarginParams p;
+  p.angle_factor = m;
+  p.lambda = lambda;
   return p;
 }
 
@@ -112,14 +135,13 @@ inline std::vector<Margin> margins() {
   auto combined = margin_params(32.0, 0.3);
   combined.angle_factor = 1.35;
   combined.cosine_margin = 0.2;
-  auto sphereface = margin_params(1.0, 4);
-  sphereface.lambda = 0.5;
+  const auto sphereface = sphereface_params(4, 0.5);
   auto straight_through = margin_params(64.0, 0.5);
   straight_through.exact_gradient = false;
-  std::vector<Margin> out = {{"arc", MarginKind::arc, margin_params(4.0, 0.0), 1},
+  std::vector<Margin> out = {{"arc", MarginKind::arc, arc_params(4.0), 1},
                              {"arcface", MarginKind::arcface, margin_params(64.0, 0.5), 64},
                              {"arcface-straight-through", MarginKind::arcface, straight_through, 64},
-                             {"cosface", MarginKind::cosface, margin_params(30.0, 0.35), 30},
+                             {"cosface", MarginKind::cosface, cosface_params(30.0, 0.35), 30},
                              {"normface", MarginKind::normface, margin_params(16.0, 0.0), 16},
                              {"combined", MarginKind::combined, combined, 32},
                              {"sphereface", MarginKind::sphereface, sphereface, 5 * 7, 0.5, 5, 11},

@@ -15,7 +15,7 @@
 namespace oracle {
 
 using Matrix = std::vector<std::vector<double>>;
-using angular::detail::kPi;
+using angular::kPi;
 
 inline Matrix to_matrix(const at::Tensor& t) {
   const at::Tensor d = t.to(at::kDouble).cpu().contiguous();

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <optional>
 #include <string>
+#include <utility>
 
 namespace angular::detail {
 
@@ -29,7 +30,7 @@ CrossEntropySpec cross_entropy_spec(const Options& options) {
           options.label_smoothing(), options.weight()};
 }
 
-/// Copies the shared cross-entropy and chunking fields from one option set into another.
+/// Copies the cross-entropy and chunking settings from one option set into another.
 template <class To, class From>
 To with_cross_entropy_args(To to, const From& from) {
   to.reduction(from.reduction())
@@ -38,6 +39,15 @@ To with_cross_entropy_args(To to, const From& from) {
       .weight(from.weight())
       .chunk_rows(from.chunk_rows());
   return to;
+}
+
+/// The functional options of a module's options (its own settings, the cross-entropy's, the
+/// chunks).
+template <class ModuleOptions>
+typename ModuleOptions::FuncOptions func_options_of(const ModuleOptions& options) {
+  typename ModuleOptions::FuncOptions to;
+  to.copy_settings_from(options);
+  return with_cross_entropy_args(std::move(to), options);
 }
 
 /// `value` must be finite and satisfy `in_range`, described to the user by `range`.
@@ -52,31 +62,6 @@ inline void check_scale(double scale) {
   check_hyperparameter("scale", scale, scale > 0, "a finite number > 0");
 }
 
-inline void check_arcface_scale_margin(double scale, double margin) {
-  check_scale(scale);
-  check_hyperparameter("margin", margin, margin >= 0 && margin < kPi, "in [0, pi) radians");
-}
-
-inline void check_cosface_scale_margin(double scale, double margin) {
-  check_scale(scale);
-  check_hyperparameter("margin", margin, margin >= 0, "a finite number >= 0");
-}
-
-/// The combined margin cos(m1·θ + m2) − m3.
-inline void check_combined_margins(double scale, double m1, double m2, double m3) {
-  check_scale(scale);
-  check_hyperparameter("m1", m1, m1 > 0, "a finite number > 0");
-  check_hyperparameter("m2", m2, m2 >= 0 && m2 < kPi, "in [0, pi) radians");
-  check_hyperparameter("m3", m3, m3 >= 0, "a finite number >= 0");
-}
-
-/// SphereFace's integer angular margin m and annealing λ.
-inline void check_sphereface_margin(double margin, double lambda) {
-  check_hyperparameter("margin", margin, margin >= 1 && margin <= 64 && std::floor(margin) == margin,
-                       "an integer in [1, 64] (SphereFace's m)");
-  check_hyperparameter("lambda", lambda, lambda >= 0, "a finite number >= 0");
-}
-
 inline void check_sub_centers(int64_t sub_centers) {
   TORCH_CHECK(sub_centers >= 1, "angular: sub_centers must be >= 1, got ", sub_centers);
 }
@@ -84,13 +69,6 @@ inline void check_sub_centers(int64_t sub_centers) {
 /// An exponential moving average's momentum (the weight of the new value).
 inline void check_momentum(double momentum) {
   check_hyperparameter("momentum", momentum, momentum > 0 && momentum <= 1, "in (0, 1]");
-}
-
-/// AdaFace's scale s, margin m and concentration h.
-inline void check_adaface(double scale, double margin, double h) {
-  check_scale(scale);
-  check_hyperparameter("margin", margin, margin >= 0 && margin < kPi / 2, "in [0, pi/2) radians");
-  check_hyperparameter("h", h, h > 0, "a finite number > 0");
 }
 
 inline void check_module_sizes(const char* options, int64_t num_classes, int64_t embedding_dim) {

@@ -1,9 +1,10 @@
 #pragma once
-// Numeric constants shared by the reference math and the fused kernels.
+// Numeric constants shared by the reference math and the fused kernels (π: angular::kPi).
+
+#include <angular/constants.hpp>
 
 namespace angular::detail {
 
-constexpr double kPi = 3.14159265358979323846;
 /// arccos is evaluated on cosines clamped to [−1 + eps, 1 − eps]: finite gradients everywhere.
 /// eps = 2⁻²³ ≈ 1.19e-7 is what 1e-7 becomes next to 1 in float32, so float32 and float64
 /// clamp at the same point and a float64 reference is an exact oracle for float32 kernels.

@@ -16,10 +16,6 @@ struct LinearSpec {
   int64_t chunk_rows = 0;  // 0: automatic
 };
 
-/// The modified softmax's logits as a margin: z = c.
-constexpr MarginKind kIdentityMargin = MarginKind::normface;
-constexpr MarginParams kIdentityParams{1.0, 0.0};
-
 /// The margin cross-entropy of features [B, D] and weight [C·K, D] (K = params.sub_centers)
 /// with the margin's per-row parameters (row_params [B, P], or undefined where P = 0; for a
 /// margin that scales rows they are the features' norms, which this function computes),
@@ -31,8 +27,8 @@ inline at::Tensor linear_margin_cross_entropy(const at::Tensor& features, const 
   if (kernel_path(features) == KernelPath::composite) {
     if (!linear.normalize) {
       warn_if_cuda_kernels_missing(features.device());
-      const at::Tensor logits = margin_logits(linear_logits(features, weight), target, kIdentityMargin,
-                                              kIdentityParams, at::Tensor(), spec.ignore_index);
+      const at::Tensor logits =
+          margin_logits(linear_logits(features, weight), target, margin, params, at::Tensor(), spec.ignore_index);
       return cross_entropy(logits, target, spec);
     }
     const auto dtype = compute_dtype(features);

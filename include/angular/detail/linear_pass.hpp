@@ -14,7 +14,7 @@
 // without the normalisations.
 
 #include <angular/detail/constants.hpp>
-#include <angular/detail/cpu/margin_cross_entropy.hpp>
+#include <angular/detail/cpu/memory.hpp>
 #include <angular/detail/row_loss.hpp>
 #include <angular/detail/row_parameters.hpp>
 #include <angular/options/cross_entropy.hpp>

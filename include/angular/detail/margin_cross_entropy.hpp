@@ -17,15 +17,15 @@ inline at::Tensor policy_logits(const at::Tensor& cos, const at::Tensor& target,
                                 const MarginParams& params, const at::Tensor& row_params, int64_t ignore_index) {
   const double s = params.scale, m = params.margin;
   switch (margin) {
-    case MarginKind::arc: return arc_logits(cos, s);
+    case MarginKind::arc: return arc_logits(cos, params.k);
     case MarginKind::arcface: return arcface_logits(cos, target, s, m, ignore_index, params.exact_gradient);
-    case MarginKind::cosface: return cosface_logits(cos, target, s, m, ignore_index);
+    case MarginKind::cosface: return cosface_logits(cos, target, s, params.cosine_margin, ignore_index);
     case MarginKind::normface: return cos * s;
     case MarginKind::combined:
       return combined_logits(cos, target, s, params.angle_factor, m, params.cosine_margin, ignore_index);
     case MarginKind::sphereface:
-      return sphereface_logits(cos, target, row_params.select(1, 0), static_cast<int64_t>(m), params.lambda,
-                               ignore_index);
+      return sphereface_logits(cos, target, row_params.select(1, 0), static_cast<int64_t>(params.angle_factor),
+                               params.lambda, ignore_index);
     case MarginKind::adaface: return adaface_logits(cos, target, row_params, s, ignore_index);
     case MarginKind::curricularface:
       return curricularface_logits(cos, target, row_params.select(1, 0), s, m, ignore_index);

@@ -38,17 +38,32 @@ namespace angular::detail {
 /// Which margin a fused kernel applies (the README's loss table has the formulas).
 enum class MarginKind { arc, arcface, cosface, normface, combined, sphereface, adaface, curricularface };
 
-/// The numbers of a margin. Arc uses `scale` as k. `margin`: ArcFace's, CosFace's and
-/// CurricularFace's m, the combined margin's m2, SphereFace's integer m.
+/// The numbers of a margin, each field in one role.
 struct MarginParams {
-  double scale = 1.0;
-  double margin = 0.0;
-  double angle_factor = 1.0;   // the combined margin's m1
-  double cosine_margin = 0.0;  // the combined margin's m3
+  double scale = 1.0;          // s, the scale of the scaled-cosine logits
+  double k = 1.0;              // Arc's k
+  double margin = 0.0;         // the additive angular margin: ArcFace's, CurricularFace's and
+                               // AdaFace's m, the combined margin's m2
+  double angle_factor = 1.0;   // the multiplicative angular margin: the combined margin's m1,
+                               // SphereFace's integer m
+  double cosine_margin = 0.0;  // the additive cosine margin: CosFace's m, the combined margin's m3
   double lambda = 0.0;         // SphereFace's annealing λ
   bool exact_gradient = true;  // ArcFace: false takes the margin's slope as 1 (straight through)
   int64_t sub_centers = 1;     // K cosine columns per class, of which the kernels take the max
 };
+
+/// Calls f(name, field) for each field of `params` (a MarginParams, const or not), in order.
+template <class Params, class F>
+void for_each_param(Params& params, F&& f) {
+  f("scale", params.scale);
+  f("k", params.k);
+  f("margin", params.margin);
+  f("angle_factor", params.angle_factor);
+  f("cosine_margin", params.cosine_margin);
+  f("lambda", params.lambda);
+  f("exact_gradient", params.exact_gradient);
+  f("sub_centers", params.sub_centers);
+}
 
 template <class T>
 struct CosineClamp {
@@ -108,7 +123,7 @@ struct AdditiveAngularMargin {
 template <class T, class Math>
 struct ArcPolicy : SameForEveryRow<ArcPolicy<T, Math>> {
   T k;
-  explicit ArcPolicy(const MarginParams& p) : k(static_cast<T>(p.scale)) {}
+  explicit ArcPolicy(const MarginParams& p) : k(static_cast<T>(p.k)) {}
 
   template <class V>
   ANGULAR_HOST_DEVICE V logit(const V& c) const {
@@ -139,7 +154,7 @@ template <class T, class Math>
 struct CosFacePolicy : SameForEveryRow<CosFacePolicy<T, Math>>, ScaledCosine<T, Math> {
   T m;
   explicit CosFacePolicy(const MarginParams& p)
-      : ScaledCosine<T, Math>{static_cast<T>(p.scale)}, m(static_cast<T>(p.margin)) {}
+      : ScaledCosine<T, Math>{static_cast<T>(p.scale)}, m(static_cast<T>(p.cosine_margin)) {}
 
   ANGULAR_HOST_DEVICE T target_logit(T c) const { return this->s * (c - m); }
   ANGULAR_HOST_DEVICE T target_dlogit(T) const { return this->s; }
@@ -201,7 +216,7 @@ struct SphereFacePolicy {
   int m;
   T lambda, norm;
   explicit SphereFacePolicy(const MarginParams& p)
-      : m(static_cast<int>(p.margin)), lambda(static_cast<T>(p.lambda)), norm(T(1)) {}
+      : m(static_cast<int>(p.angle_factor)), lambda(static_cast<T>(p.lambda)), norm(T(1)) {}
 
   ANGULAR_HOST_DEVICE SphereFacePolicy at_row(const T* params, T) const {
     SphereFacePolicy row = *this;
@@ -308,24 +323,6 @@ struct CurricularFacePolicy {
   ANGULAR_HOST_DEVICE T target_dlogit(T c) const { return s * target.slope(c); }
 };
 
-/// Per-row parameters each margin reads (at_row's `params`).
-inline int row_parameter_count(MarginKind kind) {
-  switch (kind) {
-    case MarginKind::sphereface: return 1;
-    case MarginKind::adaface: return 2;
-    case MarginKind::curricularface: return 1;
-    case MarginKind::arc:
-    case MarginKind::arcface:
-    case MarginKind::cosface:
-    case MarginKind::normface:
-    case MarginKind::combined: return 0;
-  }
-  TORCH_CHECK(false, "angular: unknown MarginKind ", static_cast<int>(kind));
-}
-
-/// Whether every logit of a row scales with the row's first parameter (kScalesRows).
-inline bool margin_scales_rows(MarginKind kind) { return kind == MarginKind::sphereface; }
-
 /// Calls f(Policy<T, Math>{params}) for the runtime `kind`.
 template <class T, class Math, class F>
 decltype(auto) with_margin_policy(MarginKind kind, const MarginParams& params, F&& f) {
@@ -340,6 +337,19 @@ decltype(auto) with_margin_policy(MarginKind kind, const MarginParams& params, F
     case MarginKind::curricularface: return f(CurricularFacePolicy<T, Math>(params));
   }
   TORCH_CHECK(false, "angular: unknown MarginKind ", static_cast<int>(kind));
+}
+
+/// The policies' constants for a runtime `kind` (the math type is never used).
+struct NoMath {};
+
+/// Per-row parameters each margin reads (its policy's kRowParams).
+inline int row_parameter_count(MarginKind kind) {
+  return with_margin_policy<float, NoMath>(kind, MarginParams{}, [](auto policy) { return decltype(policy)::kRowParams; });
+}
+
+/// Whether every logit of a row scales with the row's first parameter (its policy's kScalesRows).
+inline bool margin_scales_rows(MarginKind kind) {
+  return with_margin_policy<float, NoMath>(kind, MarginParams{}, [](auto policy) { return decltype(policy)::kScalesRows; });
 }
 
 }  // namespace angular::detail

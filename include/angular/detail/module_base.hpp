@@ -1,5 +1,5 @@
 #pragma once
-// What the four loss modules share: their options, the class vectors `weight` [C, D] and the
+// What the loss modules share: their options, the class vectors `weight` [C, D] and the
 // optional per-class loss weights, registered so that to(), clone() and save/load see them.
 
 #include <angular/detail/checks.hpp>
@@ -8,13 +8,36 @@
 #include <torch/nn/cloneable.h>
 
 #include <cmath>
+#include <optional>
+#include <ostream>
+#include <string>
 #include <utility>
 
 namespace angular::detail {
 
+/// One setting as pretty_print shows it.
+template <class T>
+void print_setting(std::ostream& stream, const char* name, const T& value) {
+  stream << ", " << name << "=";
+  if constexpr (std::is_same_v<T, bool>) stream << (value ? "true" : "false");
+  else stream << value;
+}
+
+/// "angular::Name(num_classes=C, embedding_dim=D, setting=value, ...)".
+template <class Options>
+void print_module(std::ostream& stream, const char* name, const Options& options) {
+  stream << "angular::" << name << "(num_classes=" << options.num_classes()
+         << ", embedding_dim=" << options.embedding_dim();
+  options.for_each_setting([&](const char* setting, const auto& value) { print_setting(stream, setting, value); });
+  stream << ")";
+}
+
 template <class Derived, class Options>
 class LossModuleBase : public torch::nn::Cloneable<Derived> {
  public:
+  using ModuleOptions = Options;
+  using FuncOptions = typename Options::FuncOptions;
+
   explicit LossModuleBase(Options options) : options(std::move(options)) {}
 
   Options options;
@@ -23,14 +46,18 @@ class LossModuleBase : public torch::nn::Cloneable<Derived> {
   /// Per-class loss weights [C] (buffer "class_weight"), or undefined.
   at::Tensor class_weight;
 
-  /// Cosines [B, C] between features [B, D] and the class vectors (any of the four losses:
-  /// the angles the paper's metrics are about).
+  /// Cosines [B, C] between features [B, D] and the class vectors (any loss: the angles the
+  /// paper's metrics are about).
   at::Tensor cosines(const at::Tensor& features) const {
     check_features(features, weight, "weight");
     const auto dtype = compute_dtype(features, weight);
     return cosine_matrix(features.to(dtype), weight.to(dtype));
   }
 
+  /// The module's options as its functional loss takes them, with the registered class weights.
+  FuncOptions func_options() const { return func_options_of(options).weight(class_weight); }
+
+ protected:
   /// Features [B, D] and the class vectors in one dtype, the wider of the two, for the
   /// features-level losses (which take one dtype).
   std::pair<at::Tensor, at::Tensor> features_and_weight(const at::Tensor& features) const {
@@ -39,12 +66,11 @@ class LossModuleBase : public torch::nn::Cloneable<Derived> {
     return {features.to(dtype), weight.to(dtype)};
   }
 
- protected:
   /// Validates the sizes and registers `weight` [C·vectors_per_class, D], initialised like
   /// torch::nn::Linear's (U(−1/√D, 1/√D)), and `class_weight`.
-  void reset_class_vectors(const char* options_name, int64_t vectors_per_class = 1) {
+  void reset_class_vectors(const std::string& options_name, int64_t vectors_per_class = 1) {
     const int64_t classes = options.num_classes(), dim = options.embedding_dim();
-    check_module_sizes(options_name, classes, dim);
+    check_module_sizes(options_name.c_str(), classes, dim);
     const double bound = 1.0 / std::sqrt(static_cast<double>(dim));
     weight = this->register_parameter("weight",
                                       at::empty({classes * vectors_per_class, dim}).uniform_(-bound, bound));
@@ -53,12 +79,6 @@ class LossModuleBase : public torch::nn::Cloneable<Derived> {
       check_cross_entropy_spec(cross_entropy_spec(options), options.weight(), classes);
       class_weight = this->register_buffer("class_weight", options.weight().clone());
     }
-  }
-
-  /// The cross-entropy settings of the module's options, with the registered class weights.
-  template <class FuncOptions>
-  FuncOptions with_module_cross_entropy(FuncOptions func_options) const {
-    return with_cross_entropy_args(std::move(func_options), options).weight(class_weight);
   }
 };
 

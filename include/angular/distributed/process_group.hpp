@@ -3,12 +3,20 @@
 // MASTER_PORT), as torch.distributed.init_process_group("env://") makes it: a TCPStore served
 // by rank 0, then Gloo for CPU tensors and, where LibTorch has NCCL (USE_C10D_NCCL, which the
 // torch wheel defines), NCCL for CUDA.
-// Gloo's backend needs USE_C10D_GLOO (the angular::distributed CMake target defines it).
+// c10d's Gloo header includes Gloo's own, which the torch wheel does not ship (Debian's
+// libgloo-dev has them): without them, or with ANGULAR_NO_GLOO (the angular::distributed CMake
+// target's, configured with ANGULAR_WITH_GLOO=OFF), init_process_group refuses to run, and
+// the sharded losses still run over a process group made elsewhere.
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#if defined(USE_C10D_GLOO) && !defined(ANGULAR_NO_GLOO) && __has_include(<gloo/config.h>)
+#define ANGULAR_HAS_GLOO 1
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#else
+#define ANGULAR_HAS_GLOO 0
+#endif
 #ifdef USE_C10D_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
@@ -19,10 +27,6 @@
 #include <cstdlib>
 #include <optional>
 #include <string>
-
-#ifndef USE_C10D_GLOO
-#error "angular/distributed needs c10d's Gloo backend: define USE_C10D_GLOO (link angular::distributed)"
-#endif
 
 namespace angular::detail {
 
@@ -89,6 +93,10 @@ inline std::optional<LaunchEnvironment> launch_environment() {
 inline c10::intrusive_ptr<c10d::ProcessGroup> init_process_group(
     const LaunchEnvironment& env, const c10::Device& device = c10::kCPU,
     std::chrono::milliseconds timeout = std::chrono::minutes(5)) {
+#if !ANGULAR_HAS_GLOO
+  TORCH_CHECK(false, "angular: this program was built without c10d's Gloo backend, which needs Gloo's headers "
+              "(Debian: libgloo-dev; CMake: ANGULAR_WITH_GLOO=ON): it cannot start a process group");
+#endif
   c10d::TCPStoreOptions store_options;
   store_options.port = static_cast<std::uint16_t>(env.master_port);
   store_options.isServer = env.rank == 0 && !env.agent_store;
@@ -104,7 +112,7 @@ inline c10::intrusive_ptr<c10d::ProcessGroup> init_process_group(
   if (!env.store_prefix.empty()) store = c10::make_intrusive<c10d::PrefixStore>(env.store_prefix, store);
   auto group = c10::make_intrusive<c10d::ProcessGroup>(store, static_cast<int>(env.rank),
                                                        static_cast<int>(env.world_size));
-
+#if ANGULAR_HAS_GLOO
   auto gloo_options = c10d::ProcessGroupGloo::Options::create(timeout);
   const bool loopback = env.master_addr == "127.0.0.1" || env.master_addr == "localhost";
   gloo_options->devices.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
@@ -114,6 +122,7 @@ inline c10::intrusive_ptr<c10d::ProcessGroup> init_process_group(
                                                           static_cast<int>(env.world_size), gloo_options);
   group->setBackend(c10::DeviceType::CPU, c10d::ProcessGroup::BackendType::GLOO, gloo);
   group->setDefaultBackend(c10d::ProcessGroup::BackendType::GLOO);
+#endif
   if (device.is_cuda()) {
 #ifdef USE_C10D_NCCL
     auto nccl_options = c10d::ProcessGroupNCCL::Options::create();

@@ -21,9 +21,9 @@ inline at::Tensor owned_center_terms(const at::Tensor& x, const at::Tensor& cent
 
 /// `local` [B] of this rank plus every other rank's, with the gradient of `local` only: the
 /// sum's value on every rank, and each rank's backward through its own part.
-inline at::Tensor sum_over_ranks(const ProcessGroupPtr& group, const at::Tensor& local) {
+inline at::Tensor sum_over_ranks(const distributed::ProcessGroupPtr& group, const at::Tensor& local) {
   at::Tensor total = local.detach().clone();
-  all_reduce_(group, total, c10d::ReduceOp::SUM);
+  distributed::all_reduce_(group, total, c10d::ReduceOp::SUM);
   return local + (total - local.detach());
 }
 
@@ -37,15 +37,15 @@ namespace angular::distributed::functional {
 /// smoothing apply to the CE only), as functional::center_loss of the concatenated batch.
 inline at::Tensor sharded_center_loss(const at::Tensor& features, const at::Tensor& weight_shard,
                                       const at::Tensor& centers_shard, const at::Tensor& target,
-                                      const ProcessGroupPtr& group, int64_t num_classes,
+                                      const distributed::ProcessGroupPtr& group, int64_t num_classes,
                                       const angular::functional::CenterLossFuncOptions& options = {},
                                       const ShardedLossFuncOptions& sharded = {}) {
   TORCH_CHECK(group, "angular: the sharded loss needs a process group, got none");
   detail::check_floating_matrix(features, "features");
   detail::check_shard(centers_shard, "centers_shard", features, group, num_classes, 1);
-  detail::check_hyperparameter("lambda", options.lambda(), options.lambda() >= 0, "a finite number >= 0");
-  const detail::ShardedMargin m{detail::kIdentityMargin, detail::kIdentityParams, false,
-                                detail::cross_entropy_spec(options)};
+  detail::check_center_lambda(options.lambda());
+  const detail::ShardedMargin m = detail::sharded_margin(
+      detail::with_cross_entropy_args(angular::functional::SoftmaxLossFuncOptions(), options), num_classes);
   const detail::GatheredBatch batch =
       detail::checked_batch(features, weight_shard, target, group, num_classes, m, sharded.chunk_classes());
   const detail::ShardedSpec spec = detail::sharded_spec(group, num_classes, m, sharded.chunk_classes());
@@ -64,7 +64,7 @@ inline at::Tensor sharded_center_loss(const at::Tensor& features, const at::Tens
 /// Wen et al.'s center update (functional::update_centers_) of this rank's centers from the
 /// whole batch gathered over `group`: every rank calls it with its features [b, D] and labels.
 inline void update_sharded_centers_(at::Tensor& centers_shard, const at::Tensor& features, const at::Tensor& target,
-                                    const ProcessGroupPtr& group, int64_t num_classes, double alpha,
+                                    const distributed::ProcessGroupPtr& group, int64_t num_classes, double alpha,
                                     int64_t ignore_index = -100) {
   TORCH_CHECK(group, "angular: the sharded update needs a process group, got none");
   detail::check_label_tensor(target, "target", features, "features");

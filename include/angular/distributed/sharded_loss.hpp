@@ -10,22 +10,12 @@
 
 #include <angular/detail/distributed/gather.hpp>
 #include <angular/detail/distributed/sharded_cross_entropy.hpp>
-#include <angular/functional/adaface.hpp>
-#include <angular/functional/arc.hpp>
-#include <angular/functional/arcface.hpp>
-#include <angular/functional/combined.hpp>
-#include <angular/functional/cosface.hpp>
-#include <angular/functional/curricularface.hpp>
-#include <angular/functional/normface.hpp>
-#include <angular/functional/softmax.hpp>
-#include <angular/functional/sphereface.hpp>
-#include <angular/functional/subcenter_arcface.hpp>
+#include <angular/loss.hpp>
 
 #include <variant>
 
 namespace angular::distributed {
 
-using ProcessGroupPtr = detail::ProcessGroupPtr;
 using ClassRange = detail::ClassRange;
 
 /// The classes [offset, offset + count) that rank `rank` of `world_size` holds: C / N each, the
@@ -38,12 +28,9 @@ inline ClassRange class_range(int64_t num_classes, int64_t rank, int64_t world_s
 
 /// The margin of a sharded loss, with its cross-entropy settings (reduction, ignore_index,
 /// label_smoothing, weight [C] over all classes): the functional options of the loss it
-/// shards. Their chunk_rows is not used (ShardedLossFuncOptions::chunk_classes is).
-using Margin = std::variant<functional::SoftmaxLossFuncOptions, functional::ArcLossFuncOptions,
-                            functional::ArcFaceLossFuncOptions, functional::CosFaceLossFuncOptions,
-                            functional::NormFaceLossFuncOptions, functional::CombinedMarginLossFuncOptions,
-                            functional::SphereFaceLossFuncOptions, functional::SubCenterArcFaceLossFuncOptions,
-                            functional::AdaFaceLossFuncOptions, functional::CurricularFaceLossFuncOptions>;
+/// shards (a module's func_options() gives them). Their chunk_rows is not used
+/// (ShardedLossFuncOptions::chunk_classes is).
+using Margin = AnyMargin;
 
 namespace functional {
 
@@ -74,61 +61,36 @@ struct ShardedMargin {
 inline ShardedMargin sharded_margin(const distributed::Margin& margin, int64_t classes) {
   return std::visit(
       [classes](const auto& o) -> ShardedMargin {
-        using O = std::decay_t<decltype(o)>;
-        const CrossEntropySpec spec = cross_entropy_spec(o);
-        if constexpr (std::is_same_v<O, functional::SoftmaxLossFuncOptions>) {
-          return {kIdentityMargin, kIdentityParams, false, spec};
-        } else if constexpr (std::is_same_v<O, functional::ArcLossFuncOptions>) {
-          const double k = o.k().value_or(default_arc_k(classes));
-          check_arc_k(k);
-          return {MarginKind::arc, {k, 0.0}, true, spec};
-        } else if constexpr (std::is_same_v<O, functional::ArcFaceLossFuncOptions>) {
-          return {MarginKind::arcface, arcface_params(o), true, spec};
-        } else if constexpr (std::is_same_v<O, functional::CosFaceLossFuncOptions>) {
-          check_cosface_scale_margin(o.scale(), o.margin());
-          return {MarginKind::cosface, {o.scale(), o.margin()}, true, spec};
-        } else if constexpr (std::is_same_v<O, functional::NormFaceLossFuncOptions>) {
-          check_scale(o.scale());
-          return {MarginKind::normface, {o.scale(), 0.0}, true, spec};
-        } else if constexpr (std::is_same_v<O, functional::CombinedMarginLossFuncOptions>) {
-          return {MarginKind::combined, combined_params(o), true, spec};
-        } else if constexpr (std::is_same_v<O, functional::SphereFaceLossFuncOptions>) {
-          return {MarginKind::sphereface, sphereface_params(o), true, spec};
-        } else if constexpr (std::is_same_v<O, functional::SubCenterArcFaceLossFuncOptions>) {
-          return {MarginKind::arcface, subcenter_arcface_params(o), true, spec};
-        } else if constexpr (std::is_same_v<O, functional::AdaFaceLossFuncOptions>) {
-          return {MarginKind::adaface, adaface_params(o), true, spec};
-        } else {
-          return {MarginKind::curricularface, curricularface_params(o), true, spec};
-        }
+        using Traits = MarginTraits<std::decay_t<decltype(o)>>;
+        return {Traits::kKind, Traits::params(o, classes), Traits::kNormalized, cross_entropy_spec(o)};
       },
       margin);
 }
 
 /// The margin's per-row parameters [B, P] for the gathered features, from the statistics
 /// (AdaFace, CurricularFace); empty for the others (SphereFace's norms come with the logits).
-inline at::Tensor sharded_row_params(const ShardedMargin& m, const distributed::Margin& margin,
-                                     const at::Tensor& features,
+inline at::Tensor sharded_row_params(const distributed::Margin& margin, const at::Tensor& features,
                                      const distributed::functional::ShardedLossFuncOptions& options) {
-  const at::TensorOptions empty = features.options().dtype(compute_dtype(features));
-  if (m.kind == MarginKind::adaface) {
-    const auto& o = std::get<functional::AdaFaceLossFuncOptions>(margin);
-    check_statistic(options.norm_mean(), "norm_mean", features, "features");
-    check_statistic(options.norm_std(), "norm_std", features, "features");
-    const at::Tensor norms = at::linalg_vector_norm(features.detach(), 2, {1}, false, compute_dtype(features));
-    return adaface_margins(norms, options.norm_mean(), options.norm_std(), o.margin(), o.h()).to(empty.dtype());
-  }
-  if (m.kind == MarginKind::curricularface) {
-    check_statistic(options.t(), "t", features, "features");
-    return curriculum_rows(options.t(), features.size(0)).to(empty.dtype());
-  }
-  return at::empty({0}, empty);
+  const auto dtype = compute_dtype(features);
+  MarginInputs in;
+  in.norm_mean = options.norm_mean();
+  in.norm_std = options.norm_std();
+  in.t = options.t();
+  const at::Tensor row_params = std::visit(
+      [&](const auto& o) {
+        using Traits = MarginTraits<std::decay_t<decltype(o)>>;
+        if constexpr (Traits::kRowInput == RowInput::norm_statistics) in.norms = detached_norms(features);
+        if constexpr (Traits::kRowInput == RowInput::norms) return at::Tensor();
+        else return Traits::row_params(o, in, features, "features");
+      },
+      margin);
+  return row_params.defined() ? row_params.to(dtype) : at::empty({0}, features.options().dtype(dtype));
 }
 
 /// `shard` (called `name`) holds this rank's K vectors per class of its classes, [C_r·K, D],
 /// in the features' dtype and on their device.
 inline void check_shard(const at::Tensor& shard, const char* name, const at::Tensor& features,
-                        const ProcessGroupPtr& group, int64_t num_classes, int64_t K) {
+                        const distributed::ProcessGroupPtr& group, int64_t num_classes, int64_t K) {
   const int64_t rank = group->getRank(), ranks = group->getSize();
   const ClassRange classes = class_range(num_classes, rank, ranks);
   check_floating_matrix(shard, name);
@@ -146,27 +108,27 @@ inline void check_shard(const at::Tensor& shard, const char* name, const at::Ten
 /// everywhere and no rank is left waiting.
 struct GatheredBatch {
   at::Tensor features, target;
-  RowLayout layout;
+  distributed::RowLayout layout;
 };
 
-inline GatheredBatch gather_batch(const ProcessGroupPtr& group, const at::Tensor& features, const at::Tensor& target,
+inline GatheredBatch gather_batch(const distributed::ProcessGroupPtr& group, const at::Tensor& features, const at::Tensor& target,
                                   int64_t num_classes, int64_t ignore_index) {
   const int64_t rank = group->getRank();
   // Every rank learns every rank's batch size and D before anything is gathered.
-  const at::Tensor sizes = all_gather_values(group, {features.size(0), features.size(1)}, features.device());
+  const at::Tensor sizes = distributed::all_gather_values(group, {features.size(0), features.size(1)}, features.device());
   for (int64_t r = 0; r < group->getSize(); ++r)
     TORCH_CHECK(sizes[r][1].item<int64_t>() == features.size(1), "angular: features have D = ", features.size(1),
                 " on rank ", rank, " but D = ", sizes[r][1].item<int64_t>(), " on rank ", r);
   GatheredBatch batch;
-  batch.layout = row_layout(sizes.select(1, 0).contiguous());
-  batch.target = all_gather_rows(group, target.contiguous(), batch.layout);
+  batch.layout = distributed::row_layout(sizes.select(1, 0).contiguous());
+  batch.target = distributed::all_gather_rows(group, target.contiguous(), batch.layout);
   check_labels(batch.target, "target (gathered from every rank)", batch.target, "itself", num_classes, ignore_index);
   batch.features = GatherRows::apply(features, group, batch.layout);
   return batch;
 }
 
 /// The sharded cross-entropy's settings for this rank.
-inline ShardedSpec sharded_spec(const ProcessGroupPtr& group, int64_t num_classes, const ShardedMargin& m,
+inline ShardedSpec sharded_spec(const distributed::ProcessGroupPtr& group, int64_t num_classes, const ShardedMargin& m,
                                 int64_t chunk_classes) {
   ShardedSpec spec;
   spec.group = group;
@@ -182,7 +144,7 @@ inline ShardedSpec sharded_spec(const ProcessGroupPtr& group, int64_t num_classe
 
 /// This rank's inputs of a sharded loss checked, then the batch of every rank.
 inline GatheredBatch checked_batch(const at::Tensor& features, const at::Tensor& weight_shard, const at::Tensor& target,
-                                   const ProcessGroupPtr& group, int64_t num_classes, const ShardedMargin& m,
+                                   const distributed::ProcessGroupPtr& group, int64_t num_classes, const ShardedMargin& m,
                                    int64_t chunk_classes) {
   TORCH_CHECK(group, "angular: the sharded loss needs a process group, got none");
   check_floating_matrix(features, "features");
@@ -195,11 +157,11 @@ inline GatheredBatch checked_batch(const at::Tensor& features, const at::Tensor&
 
 /// The sharded loss of a batch from checked_batch: reduced, or with kNone this rank's samples'.
 inline at::Tensor sharded_loss_of_batch(const GatheredBatch& batch, const at::Tensor& weight_shard,
-                                        const ProcessGroupPtr& group, int64_t num_classes,
+                                        const distributed::ProcessGroupPtr& group, int64_t num_classes,
                                         const distributed::Margin& margin, const ShardedMargin& m,
                                         const distributed::functional::ShardedLossFuncOptions& options) {
   const ShardedSpec spec = sharded_spec(group, num_classes, m, options.chunk_classes());
-  const at::Tensor row_params = sharded_row_params(m, margin, batch.features, options);
+  const at::Tensor row_params = sharded_row_params(margin, batch.features, options);
   const at::Tensor loss = ShardedMarginCrossEntropy::apply(batch.features, weight_shard, batch.target, row_params, spec);
   return m.spec.reduction == at::Reduction::None ? OwnRows::apply(loss, group, batch.layout) : loss;
 }
@@ -214,7 +176,7 @@ namespace angular::distributed::functional {
 /// Every rank must call it (and backward on its result) with the same margin and options.
 /// Labels out of range on any rank are an error on every rank.
 inline at::Tensor sharded_margin_loss(const at::Tensor& features, const at::Tensor& weight_shard,
-                                      const at::Tensor& target, const ProcessGroupPtr& group, int64_t num_classes,
+                                      const at::Tensor& target, const distributed::ProcessGroupPtr& group, int64_t num_classes,
                                       const Margin& margin, const ShardedLossFuncOptions& options = {}) {
   const detail::ShardedMargin m = detail::sharded_margin(margin, num_classes);
   const detail::GatheredBatch batch =

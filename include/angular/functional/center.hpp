@@ -2,8 +2,7 @@
 // The center loss (Wen et al. 2016): CE(x Wᵀ, y) + λ · mean_i ½‖x_i − c_{y_i}‖², and the
 // alpha rule that moves the centers.
 
-#include <angular/detail/checks.hpp>
-#include <angular/detail/reference.hpp>
+#include <angular/detail/margin_traits.hpp>
 #include <angular/functional/softmax.hpp>
 #include <angular/options/center.hpp>
 
@@ -11,11 +10,19 @@
 
 namespace angular::detail {
 
+/// The center term's weight λ >= 0.
+inline void check_center_lambda(double lambda) {
+  check_hyperparameter("lambda", lambda, lambda >= 0, "a finite number >= 0");
+}
+
+/// The center learning rate α of the alpha rule, in (0, 1].
+inline void check_center_alpha(double alpha) { check_hyperparameter("alpha", alpha, alpha > 0 && alpha <= 1, "in (0, 1]"); }
+
 /// The alpha rule on features, centers and target already validated (CenterLoss checks them
 /// once per step in the loss: a second check would copy the labels to the host again).
 inline void move_centers_(at::Tensor& centers, const at::Tensor& features, const at::Tensor& target,
                           double alpha, int64_t ignore_index) {
-  check_hyperparameter("alpha", alpha, alpha > 0 && alpha <= 1, "in (0, 1]");
+  check_center_alpha(alpha);
   at::NoGradGuard no_grad;
   // Ignored samples count with weight 0 (under label 0) rather than being selected out: no
   // data-dependent shapes, so a GPU update never waits for the device. So does a label out of
@@ -48,12 +55,10 @@ inline at::Tensor center_loss(const at::Tensor& features, const at::Tensor& weig
   detail::check_features(features, centers, "centers");
   TORCH_CHECK(centers.size(0) == weight.size(0), "angular: centers must be [", weight.size(0), ", ",
               weight.size(1), "] like weight, got shape ", centers.sizes());
-  detail::check_hyperparameter("lambda", options.lambda(), options.lambda() >= 0,
-                               "a finite number >= 0");
+  detail::check_center_lambda(options.lambda());
   const auto dtype = detail::compute_dtype(features);
-  const at::Tensor ce = detail::linear_margin_cross_entropy(features, weight, target, detail::kIdentityMargin,
-                                                            detail::kIdentityParams, at::Tensor(), spec,
-                                                            {false, options.chunk_rows()});
+  const at::Tensor ce = detail::checked_feature_margin_loss(
+      features, weight, target, detail::with_cross_entropy_args(SoftmaxLossFuncOptions(), options), spec, {});
   return ce + options.lambda() * detail::center_term(features.to(dtype), centers.to(dtype), target,
                                                      spec.reduction, spec.ignore_index);
 }
@@ -68,12 +73,10 @@ inline void update_centers_(at::Tensor& centers, const at::Tensor& features,
   detail::move_centers_(centers, features, target, alpha, ignore_index);
 }
 
-inline at::Tensor center_loss(const at::Tensor& features, const at::Tensor& weight,
-                              const at::Tensor& centers, const at::Tensor& target,
-                              const CenterLossOptions& options) {
-  return center_loss(features, weight, centers, target,
-                     detail::with_cross_entropy_args(
-                         CenterLossFuncOptions().lambda(options.lambda()), options));
+/// center_loss with the module's options (lambda and the cross-entropy settings).
+inline at::Tensor center_loss(const at::Tensor& features, const at::Tensor& weight, const at::Tensor& centers,
+                              const at::Tensor& target, const CenterLossOptions& options) {
+  return center_loss(features, weight, centers, target, detail::func_options_of(options));
 }
 
 }  // namespace angular::functional

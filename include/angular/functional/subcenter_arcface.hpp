@@ -3,20 +3,10 @@
 // sub-centers' (columns cK … cK + K − 1), then ArcFace; and the dominant sub-centers and
 // outlying samples by which its authors clean noisy labels.
 
-#include <angular/detail/checks.hpp>
-#include <angular/detail/linear_margin_cross_entropy.hpp>
-#include <angular/detail/margin_cross_entropy.hpp>
+#include <angular/detail/margin_loss.hpp>
 #include <angular/options/subcenter_arcface.hpp>
 
 namespace angular::detail {
-
-template <class Options>
-MarginParams subcenter_arcface_params(const Options& options) {
-  check_arcface_scale_margin(options.scale(), options.margin());
-  MarginParams params{options.scale(), options.margin()};
-  params.sub_centers = options.sub_centers();
-  return params;
-}
 
 /// Each sample's cosines to its own class's K sub-centers, [B, K].
 inline at::Tensor own_sub_center_cosines(const at::Tensor& cos, const at::Tensor& target, int64_t sub_centers) {
@@ -34,10 +24,7 @@ namespace angular::functional {
 /// fused kernel; its gradient goes to the first largest sub-center.
 inline at::Tensor subcenter_arcface_loss(const at::Tensor& cos, const at::Tensor& target,
                                          const SubCenterArcFaceLossFuncOptions& options = {}) {
-  const auto spec = detail::cross_entropy_spec(options);
-  detail::check_cosine_loss_inputs(cos, target, spec, options.sub_centers());
-  return detail::margin_cross_entropy(cos, target, detail::MarginKind::arcface,
-                                      detail::subcenter_arcface_params(options), at::Tensor(), spec);
+  return detail::cosine_margin_loss(cos, target, options);
 }
 
 /// Sub-center ArcFace loss of features [B, D] and sub-center vectors `weight` [C·K, D], without
@@ -45,11 +32,7 @@ inline at::Tensor subcenter_arcface_loss(const at::Tensor& cos, const at::Tensor
 inline at::Tensor linear_subcenter_arcface_loss(const at::Tensor& features, const at::Tensor& weight,
                                                 const at::Tensor& target,
                                                 const SubCenterArcFaceLossFuncOptions& options = {}) {
-  const auto spec = detail::cross_entropy_spec(options);
-  detail::check_feature_loss_inputs(features, weight, target, spec, options.chunk_rows(), options.sub_centers());
-  return detail::linear_margin_cross_entropy(features, weight, target, detail::MarginKind::arcface,
-                                             detail::subcenter_arcface_params(options), at::Tensor(), spec,
-                                             {true, options.chunk_rows()});
+  return detail::feature_margin_loss(features, weight, target, options);
 }
 
 /// Each class's dominant sub-center [C] (int64): the one nearest to the most of the class's
@@ -77,7 +60,7 @@ inline at::Tensor sub_center_outliers(const at::Tensor& cos, const at::Tensor& t
   const at::Tensor dominant = dominant_sub_centers(cos, target, sub_centers).index_select(0, target);
   const at::Tensor to_dominant =
       detail::own_sub_center_cosines(cos, target, sub_centers).gather(1, dominant.unsqueeze(1));
-  return to_dominant.squeeze(1) < std::cos(threshold_degrees * detail::kPi / 180.0);
+  return to_dominant.squeeze(1) < std::cos(threshold_degrees * angular::kPi / 180.0);
 }
 
 }  // namespace angular::functional

@@ -1,7 +1,9 @@
 #pragma once
 // Options of the paper's angular loss (eq. 7): logits k·(π/2 − θ_j), θ_j = arccos cos_j.
+//   k  the constant k > 0; the module's defaults to default_arc_k(num_classes), the functional
+//      options' (unset) to default_arc_k of the input's C
 
-#include <angular/detail/constants.hpp>
+#include <angular/constants.hpp>
 #include <angular/options/cross_entropy.hpp>
 
 #include <algorithm>
@@ -15,29 +17,24 @@ namespace angular {
 /// paper asks for e^{kπ/2} to dominate the other classes and for k > 3. C = 10 gives 4.32.
 inline double default_arc_k(int64_t num_classes) {
   if (num_classes <= 1) return 3.0;
-  return std::max(3.0, 2.0 / detail::kPi * std::log(99.0 * static_cast<double>(num_classes - 1)));
+  return std::max(3.0, 2.0 / kPi * std::log(99.0 * static_cast<double>(num_classes - 1)));
 }
 
-struct ArcLossOptions {
-  ArcLossOptions(int64_t num_classes, int64_t embedding_dim)
-      : num_classes_(num_classes), embedding_dim_(embedding_dim), k_(default_arc_k(num_classes)) {}
-
-  TORCH_ARG(int64_t, num_classes);
-  TORCH_ARG(int64_t, embedding_dim);
-  /// The constant k > 0; defaults to default_arc_k(num_classes).
-  TORCH_ARG(double, k);
-  ANGULAR_CROSS_ENTROPY_ARGS;
-  ANGULAR_CHUNK_ARGS;
-};
+#define ANGULAR_ARC_SETTINGS(X) X(std::optional<double>, k, std::nullopt)
+#define ANGULAR_ARC_MODULE_SETTINGS(X) X(double, k, default_arc_k(num_classes_))
 
 namespace functional {
 
-/// Options of `functional::arc_loss`. Without k, default_arc_k of the cosines' C is used.
+/// Options of `functional::arc_loss` and `linear_arc_loss`.
 struct ArcLossFuncOptions {
-  TORCH_ARG(std::optional<double>, k) = std::nullopt;
-  ANGULAR_CROSS_ENTROPY_ARGS;
-  ANGULAR_CHUNK_ARGS;
+  ANGULAR_FUNC_OPTIONS(ANGULAR_ARC_SETTINGS);
 };
 
 }  // namespace functional
+
+/// Options of `ArcLoss`.
+struct ArcLossOptions {
+  ANGULAR_MODULE_OPTIONS(ArcLossOptions, functional::ArcLossFuncOptions, ANGULAR_ARC_MODULE_SETTINGS);
+};
+
 }  // namespace angular

@@ -1,6 +1,9 @@
 #pragma once
 // Options of the center loss (paper eqs. 5-6, Wen et al. 2016):
 //   L = CE(x Wᵀ, y) + lambda * mean_i ½‖x_i − c_{y_i}‖²
+//   lambda  weight of the center term, >= 0; 0.003 is our choice (Wen et al. used 0.001–0.1)
+//   alpha   (module) the center learning rate of the alpha rule, in (0, 1]; 0.5 as in Wen et al.
+//   update  (module) how the centers learn (CenterUpdate)
 
 #include <angular/options/cross_entropy.hpp>
 
@@ -15,29 +18,22 @@ enum class CenterUpdate {
   sgd,
 };
 
-struct CenterLossOptions {
-  CenterLossOptions(int64_t num_classes, int64_t embedding_dim)
-      : num_classes_(num_classes), embedding_dim_(embedding_dim) {}
-
-  TORCH_ARG(int64_t, num_classes);
-  TORCH_ARG(int64_t, embedding_dim);
-  /// Weight of the center term. 0.003 is our choice (Wen et al. used 0.001–0.1), >= 0.
-  TORCH_ARG(double, lambda) = 0.003;
-  /// Center learning rate of the alpha rule, in (0, 1]. 0.5 as in Wen et al.
-  TORCH_ARG(double, alpha) = 0.5;
-  TORCH_ARG(CenterUpdate, update) = CenterUpdate::alpha;
-  ANGULAR_CROSS_ENTROPY_ARGS;
-  ANGULAR_CHUNK_ARGS;
-};
+#define ANGULAR_CENTER_SETTINGS(X) X(double, lambda, 0.003)
+#define ANGULAR_CENTER_MODULE_SETTINGS(X) \
+  ANGULAR_CENTER_SETTINGS(X) X(double, alpha, 0.5) X(CenterUpdate, update, CenterUpdate::alpha)
 
 namespace functional {
 
 /// Options of `functional::center_loss`.
 struct CenterLossFuncOptions {
-  TORCH_ARG(double, lambda) = 0.003;
-  ANGULAR_CROSS_ENTROPY_ARGS;
-  ANGULAR_CHUNK_ARGS;
+  ANGULAR_FUNC_OPTIONS(ANGULAR_CENTER_SETTINGS);
 };
 
 }  // namespace functional
+
+/// Options of `CenterLoss`.
+struct CenterLossOptions {
+  ANGULAR_MODULE_OPTIONS(CenterLossOptions, functional::CenterLossFuncOptions, ANGULAR_CENTER_MODULE_SETTINGS);
+};
+
 }  // namespace angular

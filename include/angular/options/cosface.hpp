@@ -1,18 +1,25 @@
 #pragma once
 // Options of CosFace (Wang et al. 2018): logits s·cos θ_j, and s·(cos θ_y − m) for the label.
+//   scale   s > 0 (CosFace paper: 64)
+//   margin  the additive cosine margin m >= 0 (CosFace paper: 0.35)
 
 #include <angular/options/cross_entropy.hpp>
 
-namespace angular::functional {
+#define ANGULAR_COSFACE_SETTINGS(X) X(double, scale, 64.0) X(double, margin, 0.35)
 
-/// Options of `functional::cosface_loss`.
+namespace angular {
+namespace functional {
+
+/// Options of `functional::cosface_loss` and `linear_cosface_loss`.
 struct CosFaceLossFuncOptions {
-  /// Scale s > 0 (CosFace paper: 64).
-  TORCH_ARG(double, scale) = 64.0;
-  /// Additive cosine margin m ≥ 0 (CosFace paper: 0.35).
-  TORCH_ARG(double, margin) = 0.35;
-  ANGULAR_CROSS_ENTROPY_ARGS;
-  ANGULAR_CHUNK_ARGS;
+  ANGULAR_FUNC_OPTIONS(ANGULAR_COSFACE_SETTINGS);
 };
 
-}  // namespace angular::functional
+}  // namespace functional
+
+/// Options of `CosFaceLoss`.
+struct CosFaceLossOptions {
+  ANGULAR_MODULE_OPTIONS(CosFaceLossOptions, functional::CosFaceLossFuncOptions, ANGULAR_COSFACE_SETTINGS);
+};
+
+}  // namespace angular

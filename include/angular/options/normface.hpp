@@ -1,16 +1,24 @@
 #pragma once
 // Options of NormFace (Wang et al. 2017): softmax over s·cos θ_j, no margin.
+//   scale  s > 0, the temperature's inverse (16 suits tens of classes, 64 thousands)
 
 #include <angular/options/cross_entropy.hpp>
 
-namespace angular::functional {
+#define ANGULAR_NORMFACE_SETTINGS(X) X(double, scale, 16.0)
 
-/// Options of `functional::normface_loss`.
+namespace angular {
+namespace functional {
+
+/// Options of `functional::normface_loss` and `linear_normface_loss`.
 struct NormFaceLossFuncOptions {
-  /// Scale s > 0 (the temperature's inverse; 16 suits tens of classes, 64 thousands).
-  TORCH_ARG(double, scale) = 16.0;
-  ANGULAR_CROSS_ENTROPY_ARGS;
-  ANGULAR_CHUNK_ARGS;
+  ANGULAR_FUNC_OPTIONS(ANGULAR_NORMFACE_SETTINGS);
 };
 
-}  // namespace angular::functional
+}  // namespace functional
+
+/// Options of `NormFaceLoss`.
+struct NormFaceLossOptions {
+  ANGULAR_MODULE_OPTIONS(NormFaceLossOptions, functional::NormFaceLossFuncOptions, ANGULAR_NORMFACE_SETTINGS);
+};
+
+}  // namespace angular

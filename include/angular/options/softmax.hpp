@@ -1,27 +1,22 @@
 #pragma once
-// Options of the modified softmax loss (paper eq. 2): cross-entropy over x Wᵀ, no bias.
+// Options of the modified softmax loss (paper eq. 2): cross-entropy over x Wᵀ, no bias; the
+// cross-entropy's settings alone.
 
 #include <angular/options/cross_entropy.hpp>
 
 namespace angular {
-
-struct SoftmaxLossOptions {
-  SoftmaxLossOptions(int64_t num_classes, int64_t embedding_dim)
-      : num_classes_(num_classes), embedding_dim_(embedding_dim) {}
-
-  TORCH_ARG(int64_t, num_classes);
-  TORCH_ARG(int64_t, embedding_dim);
-  ANGULAR_CROSS_ENTROPY_ARGS;
-  ANGULAR_CHUNK_ARGS;
-};
-
 namespace functional {
 
-/// Options of `functional::softmax_loss`: the cross-entropy settings alone.
+/// Options of `functional::softmax_loss`.
 struct SoftmaxLossFuncOptions {
-  ANGULAR_CROSS_ENTROPY_ARGS;
-  ANGULAR_CHUNK_ARGS;
+  ANGULAR_FUNC_OPTIONS(ANGULAR_NO_SETTINGS);
 };
 
 }  // namespace functional
+
+/// Options of `SoftmaxLoss`.
+struct SoftmaxLossOptions {
+  ANGULAR_MODULE_OPTIONS(SoftmaxLossOptions, functional::SoftmaxLossFuncOptions, ANGULAR_NO_SETTINGS);
+};
+
 }  // namespace angular

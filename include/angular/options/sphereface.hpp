@@ -1,28 +1,19 @@
 #pragma once
 // Options of SphereFace (A-Softmax, Liu et al. 2017): logits ‖x‖·cos θ_j, and for the label
 // ‖x‖·(λ·cos θ + ψ(θ))/(1 + λ) with ψ(θ) = (−1)^k cos(mθ) − 2k on θ ∈ [kπ/m, (k + 1)π/m].
+//   margin  the integer angular margin m in [1, 64] (SphereFace paper: 4)
+//   lambda  the annealing weight λ >= 0 of the plain logit in the label's (0: pure
+//           A-Softmax); the paper starts training with a large λ and lowers it (see
+//           sphereface_lambda)
 
 #include <angular/options/cross_entropy.hpp>
 
 #include <algorithm>
 #include <cmath>
 
+#define ANGULAR_SPHEREFACE_SETTINGS(X) X(double, margin, 4.0) X(double, lambda, 0.0)
+
 namespace angular {
-
-struct SphereFaceLossOptions {
-  SphereFaceLossOptions(int64_t num_classes, int64_t embedding_dim)
-      : num_classes_(num_classes), embedding_dim_(embedding_dim) {}
-
-  TORCH_ARG(int64_t, num_classes);
-  TORCH_ARG(int64_t, embedding_dim);
-  /// The integer angular margin m in [1, 64] (SphereFace paper: 4).
-  TORCH_ARG(double, margin) = 4.0;
-  /// The annealing weight λ >= 0 of the plain logit in the label's (0: pure A-Softmax). The
-  /// paper starts training with a large λ and lowers it (see sphereface_lambda).
-  TORCH_ARG(double, lambda) = 0.0;
-  ANGULAR_CROSS_ENTROPY_ARGS;
-  ANGULAR_CHUNK_ARGS;
-};
 
 /// SphereFace's annealing schedule at optimizer step `step` (from 0), as in its authors'
 /// Caffe layer: max(lambda_min, base·(1 + gamma·step)^(−power)), with their defaults.
@@ -33,13 +24,16 @@ inline double sphereface_lambda(int64_t step, double base = 1000.0, double gamma
 
 namespace functional {
 
-/// Options of `functional::sphereface_loss`.
+/// Options of `functional::sphereface_loss` and `linear_sphereface_loss`.
 struct SphereFaceLossFuncOptions {
-  TORCH_ARG(double, margin) = 4.0;
-  TORCH_ARG(double, lambda) = 0.0;
-  ANGULAR_CROSS_ENTROPY_ARGS;
-  ANGULAR_CHUNK_ARGS;
+  ANGULAR_FUNC_OPTIONS(ANGULAR_SPHEREFACE_SETTINGS);
 };
 
 }  // namespace functional
+
+/// Options of `SphereFaceLoss`.
+struct SphereFaceLossOptions {
+  ANGULAR_MODULE_OPTIONS(SphereFaceLossOptions, functional::SphereFaceLossFuncOptions, ANGULAR_SPHEREFACE_SETTINGS);
+};
+
 }  // namespace angular

@@ -1,35 +1,34 @@
 #pragma once
 // Options of sub-center ArcFace (Deng et al. 2020): K class vectors per class, the class's
 // cosine the largest of its K, then ArcFace.
+//   sub_centers  K >= 1 sub-centers per class (the paper: 3)
+//   scale        s > 0
+//   margin       the additive angular margin m in [0, π) radians
 
 #include <angular/options/cross_entropy.hpp>
 
+#define ANGULAR_SUBCENTER_ARCFACE_SETTINGS(X) X(int64_t, sub_centers, 3) X(double, scale, 64.0) X(double, margin, 0.5)
+
 namespace angular {
-
-struct SubCenterArcFaceLossOptions {
-  SubCenterArcFaceLossOptions(int64_t num_classes, int64_t embedding_dim, int64_t sub_centers = 3)
-      : num_classes_(num_classes), embedding_dim_(embedding_dim), sub_centers_(sub_centers) {}
-
-  TORCH_ARG(int64_t, num_classes);
-  TORCH_ARG(int64_t, embedding_dim);
-  /// K >= 1 sub-centers per class (the paper: 3).
-  TORCH_ARG(int64_t, sub_centers);
-  TORCH_ARG(double, scale) = 64.0;
-  TORCH_ARG(double, margin) = 0.5;
-  ANGULAR_CROSS_ENTROPY_ARGS;
-  ANGULAR_CHUNK_ARGS;
-};
-
 namespace functional {
 
-/// Options of `functional::subcenter_arcface_loss`.
+/// Options of `functional::subcenter_arcface_loss` and `linear_subcenter_arcface_loss`.
 struct SubCenterArcFaceLossFuncOptions {
-  TORCH_ARG(int64_t, sub_centers) = 3;
-  TORCH_ARG(double, scale) = 64.0;
-  TORCH_ARG(double, margin) = 0.5;
-  ANGULAR_CROSS_ENTROPY_ARGS;
-  ANGULAR_CHUNK_ARGS;
+  ANGULAR_FUNC_OPTIONS(ANGULAR_SUBCENTER_ARCFACE_SETTINGS);
 };
 
 }  // namespace functional
+
+/// Options of `SubCenterArcFaceLoss`.
+struct SubCenterArcFaceLossOptions {
+  ANGULAR_MODULE_OPTIONS(SubCenterArcFaceLossOptions, functional::SubCenterArcFaceLossFuncOptions,
+                         ANGULAR_SUBCENTER_ARCFACE_SETTINGS);
+
+ public:
+  SubCenterArcFaceLossOptions(int64_t num_classes, int64_t embedding_dim, int64_t sub_centers)
+      : SubCenterArcFaceLossOptions(num_classes, embedding_dim) {
+    sub_centers_ = sub_centers;
+  }
+};
+
 }  // namespace angular

@@ -12,6 +12,8 @@
 
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <type_traits>
+
 namespace angular::detail {
 
 inline RowKernels row_kernels_for(KernelPath path) {
@@ -66,24 +68,26 @@ inline RowLossArgs row_loss_args(const at::Tensor& target, MarginKind margin, co
   return args;
 }
 
-/// The row kernels' scalar settings and path, kept for a backward that recomputes.
+/// The row kernels' scalar settings and path, kept by name for a backward that recomputes.
 inline void save_row_settings(torch::autograd::AutogradContext* ctx, const RowLossArgs& args,
                               KernelPath path) {
-  const MarginParams& p = args.params;
   ctx->saved_data["path"] = static_cast<int64_t>(path);
-  ctx->saved_data["margin"] = static_cast<int64_t>(args.margin);
-  ctx->saved_data["margin_params"] =
-      std::vector<double>{p.scale, p.margin, p.angle_factor, p.cosine_margin, p.lambda,
-                          p.exact_gradient ? 1.0 : 0.0, static_cast<double>(p.sub_centers)};
+  ctx->saved_data["margin_kind"] = static_cast<int64_t>(args.margin);
+  for_each_param(args.params, [&](const char* name, const auto& value) { ctx->saved_data[name] = value; });
   ctx->saved_data["label_smoothing"] = args.label_smoothing;
   ctx->saved_data["ignore_index"] = args.ignore_index;
 }
 
 /// Restores what save_row_settings kept into `args`; returns the path.
 inline KernelPath restore_row_settings(torch::autograd::AutogradContext* ctx, RowLossArgs& args) {
-  args.margin = static_cast<MarginKind>(ctx->saved_data["margin"].toInt());
-  const auto p = ctx->saved_data["margin_params"].toDoubleVector();
-  args.params = {p[0], p[1], p[2], p[3], p[4], p[5] != 0, static_cast<int64_t>(p[6])};
+  args.margin = static_cast<MarginKind>(ctx->saved_data["margin_kind"].toInt());
+  for_each_param(args.params, [&](const char* name, auto& value) {
+    const c10::IValue& saved = ctx->saved_data[name];
+    using T = std::decay_t<decltype(value)>;
+    if constexpr (std::is_same_v<T, bool>) value = saved.toBool();
+    else if constexpr (std::is_integral_v<T>) value = saved.toInt();
+    else value = saved.toDouble();
+  });
   args.label_smoothing = ctx->saved_data["label_smoothing"].toDouble();
   args.ignore_index = ctx->saved_data["ignore_index"].toInt();
   return static_cast<KernelPath>(ctx->saved_data["path"].toInt());

@@ -46,6 +46,41 @@ ANGULAR_ALWAYS_INLINE V broadcast(float x) {
   }
 }
 
+/// Unaligned loads and stores of a V at p.
+template <class V, class T>
+ANGULAR_ALWAYS_INLINE V load(const T* p) {
+  V v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+template <class V, class T>
+ANGULAR_ALWAYS_INLINE void store(T* p, const V& v) { std::memcpy(p, &v, sizeof v); }
+
+/// Folds the lanes of v with `combine` (v itself when V is a scalar).
+template <class V, class T, class Combine>
+ANGULAR_ALWAYS_INLINE T fold_lanes(const V& v, Combine combine) {
+  if constexpr (std::is_same_v<V, T>) {
+    return v;
+  } else {
+    T lanes[sizeof(V) / sizeof(T)];
+    std::memcpy(lanes, &v, sizeof v);
+    T out = lanes[0];
+    for (size_t l = 1; l < sizeof(V) / sizeof(T); ++l) out = combine(out, lanes[l]);
+    return out;
+  }
+}
+
+template <class V, class T>
+ANGULAR_ALWAYS_INLINE T lane_max(const V& v) {
+  return fold_lanes<V, T>(v, [](T a, T b) { return a > b ? a : b; });
+}
+
+template <class V, class T>
+ANGULAR_ALWAYS_INLINE T lane_sum(const V& v) {
+  return fold_lanes<V, T>(v, [](T a, T b) { return a + b; });
+}
+
 /// a where mask, else b: lane by lane for vectors (mask from a vector comparison).
 template <class M, class V>
 ANGULAR_ALWAYS_INLINE V select(const M& mask, const V& a, const V& b) { return mask ? a : b; }

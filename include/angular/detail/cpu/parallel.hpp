@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <mutex>
 
 namespace angular::detail::cpu {
@@ -22,7 +23,8 @@ inline c10::ThreadPool& row_pool() {
 #endif
 
 /// Calls f(begin, end) on disjoint row ranges covering [0, rows), each of at least `grain`
-/// rows where there are enough, on up to at::get_num_threads() threads.
+/// rows where there are enough, on up to at::get_num_threads() threads. Returns once every
+/// range is done; an exception from any of them is rethrown then (the first one thrown).
 template <class F>
 void parallel_rows(int64_t rows, int64_t grain, const F& f) {
   if (rows <= 0) return;
@@ -34,20 +36,31 @@ void parallel_rows(int64_t rows, int64_t grain, const F& f) {
   const int64_t tasks = std::min<int64_t>(threads, (rows + grain - 1) / std::max<int64_t>(grain, 1));
   if (tasks <= 1 || pool.inThreadPool()) return f(int64_t{0}, rows);
   const int64_t chunk = (rows + tasks - 1) / tasks;
+  // The pool's tasks hold references to these: the caller waits for every task, throw or not.
   std::mutex mutex;
   std::condition_variable done;
   int64_t pending = tasks - 1;
+  std::exception_ptr error;
+  const auto run = [&](int64_t begin, int64_t end) {
+    try {
+      if (begin < end) f(begin, end);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (!error) error = std::current_exception();
+    }
+  };
   for (int64_t t = 1; t < tasks; ++t) {
     const int64_t begin = t * chunk, end = std::min(rows, begin + chunk);
     pool.run([&, begin, end] {
-      if (begin < end) f(begin, end);
+      run(begin, end);
       std::lock_guard<std::mutex> lock(mutex);
       if (--pending == 0) done.notify_one();
     });
   }
-  f(int64_t{0}, std::min(rows, chunk));
+  run(0, std::min(rows, chunk));
   std::unique_lock<std::mutex> lock(mutex);
   done.wait(lock, [&] { return pending == 0; });
+  if (error) std::rethrow_exception(error);
 #endif
 }
 

@@ -4,7 +4,7 @@
 // the rows it contributed. And the converse for per-sample values known on every rank: a
 // rank's own rows, whose backward gathers every rank's upstream gradient.
 
-#include <angular/detail/distributed/collectives.hpp>
+#include <angular/distributed/collectives.hpp>
 
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -12,17 +12,17 @@ namespace angular::detail {
 
 struct GatherRows : torch::autograd::Function<GatherRows> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& rows,
-                            const ProcessGroupPtr& group, const RowLayout& layout) {
+                            const distributed::ProcessGroupPtr& group, const distributed::RowLayout& layout) {
     ctx->saved_data["group"] = c10::IValue::make_capsule(group);
     ctx->saved_data["rows"] = layout.rows;
-    return all_gather_rows(group, rows.contiguous(), layout);
+    return distributed::all_gather_rows(group, rows.contiguous(), layout);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto group = c10::static_intrusive_pointer_cast<c10d::ProcessGroup>(ctx->saved_data["group"].toCapsule());
-    const RowLayout layout = row_layout(at::tensor(ctx->saved_data["rows"].toIntVector()));
-    return {reduce_scatter_rows(group, grads[0], layout), {}, {}};
+    const distributed::RowLayout layout = distributed::row_layout(at::tensor(ctx->saved_data["rows"].toIntVector()));
+    return {distributed::reduce_scatter_rows(group, grads[0], layout), {}, {}};
   }
 };
 
@@ -30,7 +30,7 @@ struct GatherRows : torch::autograd::Function<GatherRows> {
 /// rank's backward receives the upstream gradient of every row, gathered from its rank.
 struct OwnRows : torch::autograd::Function<OwnRows> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& all_rows,
-                            const ProcessGroupPtr& group, const RowLayout& layout) {
+                            const distributed::ProcessGroupPtr& group, const distributed::RowLayout& layout) {
     ctx->saved_data["group"] = c10::IValue::make_capsule(group);
     ctx->saved_data["rows"] = layout.rows;
     const int64_t rank = group->getRank();
@@ -40,8 +40,8 @@ struct OwnRows : torch::autograd::Function<OwnRows> {
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto group = c10::static_intrusive_pointer_cast<c10d::ProcessGroup>(ctx->saved_data["group"].toCapsule());
-    const RowLayout layout = row_layout(at::tensor(ctx->saved_data["rows"].toIntVector()));
-    return {all_gather_rows(group, grads[0].contiguous(), layout), {}, {}};
+    const distributed::RowLayout layout = distributed::row_layout(at::tensor(ctx->saved_data["rows"].toIntVector()));
+    return {distributed::all_gather_rows(group, grads[0].contiguous(), layout), {}, {}};
   }
 };
 

@@ -13,7 +13,7 @@
 // classes (summed over the ranks by the all-gather's backward, detail/distributed/gather.hpp).
 
 #include <angular/detail/checks.hpp>
-#include <angular/detail/distributed/collectives.hpp>
+#include <angular/distributed/collectives.hpp>
 #include <angular/detail/margin_cross_entropy.hpp>
 #include <angular/options/cross_entropy.hpp>
 
@@ -39,7 +39,7 @@ inline ClassRange class_range(int64_t classes, int64_t rank, int64_t world_size)
 /// Everything but the tensors: the group, this rank's classes among C and its rows in the
 /// gathered batch, the margin, the cross-entropy settings (class weights over all C classes).
 struct ShardedSpec {
-  ProcessGroupPtr group;
+  distributed::ProcessGroupPtr group;
   int64_t num_classes = 0;
   ClassRange classes;
   MarginKind margin = MarginKind::arcface;
@@ -102,7 +102,7 @@ inline at::Tensor shared_label_cosines(const ShardedSpec& s, const at::Tensor& x
                              .sum(2);
     cosines.index_copy_(0, rows, std::get<0>(c.max(1)));
   }
-  return all_reduce_(s.group, cosines, c10d::ReduceOp::SUM);
+  return distributed::all_reduce_(s.group, cosines, c10d::ReduceOp::SUM);
 }
 
 /// Per row: 1 where kept, the label's class weight w_y and the target's mass coef_i (0 for
@@ -157,9 +157,9 @@ struct ShardedMarginCrossEntropy : torch::autograd::Function<ShardedMarginCrossE
     }
     // A rank without classes has max −∞ and sum 0: its share exp(−∞ − M)·0 is 0.
     at::Tensor global_max = max.clone();
-    all_reduce_(s.group, global_max, c10d::ReduceOp::MAX);
+    distributed::all_reduce_(s.group, global_max, c10d::ReduceOp::MAX);
     sums[0].mul_(at::exp(max - global_max));
-    all_reduce_(s.group, sums, c10d::ReduceOp::SUM);
+    distributed::all_reduce_(s.group, sums, c10d::ReduceOp::SUM);
     const at::Tensor lse = global_max + at::log(sums[0]);
     const TargetWeights tw = target_weights(s, target, options);
     const double eps = s.spec.label_smoothing;

@@ -1,7 +1,9 @@
 #pragma once
-// The few collectives of the class-sharded loss, over a c10d::ProcessGroup (Gloo on the CPU,
-// NCCL on CUDA), each waited for before it returns. Ranks may hold batches of different sizes:
-// rows travel padded to the largest batch, whose size one small all-gather tells every rank.
+// The few collectives of the class-sharded losses, over a c10d::ProcessGroup (Gloo on the CPU,
+// NCCL on CUDA), each waited for before it returns; public for the data-parallel code around
+// them (angular-train's synchronised BatchNorm and gradient sums use them). Ranks may hold
+// batches of different sizes: rows travel padded to the largest batch, whose size one small
+// all-gather tells every rank.
 
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 
@@ -10,7 +12,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace angular::detail {
+namespace angular::distributed {
 
 using ProcessGroupPtr = c10::intrusive_ptr<c10d::ProcessGroup>;
 
@@ -85,4 +87,4 @@ inline at::Tensor& all_reduce_(const ProcessGroupPtr& group, at::Tensor& t, c10d
   return t;
 }
 
-}  // namespace angular::detail
+}  // namespace angular::distributed

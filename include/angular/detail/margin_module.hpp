@@ -1,0 +1,103 @@
+#pragma once
+// The module of any margin in the table (detail/margin_traits.hpp): the class vectors `weight`,
+// the running statistics of the margins that keep them, forward() on the features-level path,
+// logits() for prediction and pretty_print(). A margin's module is a class that names itself:
+//   class ArcFaceLossImpl : public detail::MarginModule<ArcFaceLossImpl, ArcFaceLossOptions> {
+//    public:
+//     using MarginModule::MarginModule;
+//   };
+//   TORCH_MODULE(ArcFaceLoss);
+
+#include <angular/detail/margin_loss.hpp>
+#include <angular/detail/module_base.hpp>
+
+#include <ATen/core/grad_mode.h>
+
+#include <string>
+
+namespace angular::detail {
+
+template <class Derived, class Options>
+class MarginModule : public LossModuleBase<Derived, Options> {
+  using Traits = MarginTraits<typename Options::FuncOptions>;
+  static constexpr bool kKeepsStatistics =
+      Traits::kRowInput == RowInput::norm_statistics || Traits::kRowInput == RowInput::curriculum;
+
+ public:
+  MarginModule(int64_t num_classes, int64_t embedding_dim) : MarginModule(Options(num_classes, embedding_dim)) {}
+  explicit MarginModule(Options options) : LossModuleBase<Derived, Options>(std::move(options)) { reset(); }
+
+  /// AdaFace: the running mean and standard deviation of the feature norms, [1] each, starting
+  /// where its authors start them (20 and 100). CurricularFace: the curriculum weight t, [1],
+  /// from 0. Buffers, moved in training mode; undefined for the other margins.
+  at::Tensor norm_mean, norm_std, t;
+
+  void reset() override {
+    const auto settings = func_options_of(this->options);
+    Traits::params(settings, this->options.num_classes());
+    if constexpr (kKeepsStatistics) check_momentum(this->options.momentum());
+    this->reset_class_vectors(std::string(Traits::kModule) + "Options", Traits::sub_centers(settings));
+    if constexpr (Traits::kRowInput == RowInput::norm_statistics) {
+      norm_mean = this->register_buffer("norm_mean", at::full({1}, 20.0));
+      norm_std = this->register_buffer("norm_std", at::full({1}, 100.0));
+    }
+    if constexpr (Traits::kRowInput == RowInput::curriculum) t = this->register_buffer("t", at::zeros({1}));
+  }
+
+  /// The loss of features [B, D] with labels [B] (int64), on the features-level path: no
+  /// [B, C] tensor. In training mode AdaFace's and CurricularFace's statistics first take this
+  /// batch's rows not ignored, as their authors' training steps do; eval mode only reads them.
+  /// Inputs are checked before anything moves.
+  at::Tensor forward(const at::Tensor& features, const at::Tensor& target) {
+    const auto [x, w] = this->features_and_weight(features);
+    const auto options = this->func_options();
+    if constexpr (!kKeepsStatistics) {
+      return feature_margin_loss(x, w, target, options);
+    } else {
+      const CrossEntropySpec spec = cross_entropy_spec(options);
+      check_feature_loss_inputs(x, w, target, spec, options.chunk_rows());
+      Traits::params(options, w.size(0));
+      check_momentum(this->options.momentum());
+      MarginInputs in;
+      in.norm_mean = norm_mean;
+      in.norm_std = norm_std;
+      in.t = t;
+      if constexpr (Traits::kRowInput == RowInput::norm_statistics) in.norms = detached_norms(x);
+      if (this->is_training()) update_statistics(x, w, target, in.norms);
+      return checked_feature_margin_loss(x, w, target, options, spec, in);
+    }
+  }
+
+  /// Logits without margin [B, C] for prediction: argmax is the class.
+  at::Tensor logits(const at::Tensor& features) const {
+    if constexpr (!Traits::kNormalized) {
+      check_features(features, this->weight, "weight");
+      return linear_logits(features, this->weight);
+    } else {
+      const auto options = this->func_options();
+      return Traits::logits(options, class_cosines(this->cosines(features), Traits::sub_centers(options)), features);
+    }
+  }
+
+  void pretty_print(std::ostream& stream) const override { print_module(stream, Traits::kModule, this->options); }
+
+ private:
+  /// AdaFace's statistics from the batch's feature norms, or CurricularFace's t from its label
+  /// cosines.
+  void update_statistics(const at::Tensor& x, const at::Tensor& w, const at::Tensor& target, const at::Tensor& norms) {
+    const int64_t ignore_index = this->options.ignore_index();
+    if constexpr (Traits::kRowInput == RowInput::norm_statistics) {
+      update_adaface_statistics_(norm_mean, norm_std, norms, target != ignore_index, this->options.momentum());
+    } else {
+      const auto [labels, kept] = indexable_target(target, ignore_index);
+      const auto dtype = compute_dtype(x);
+      at::NoGradGuard no_grad;
+      const at::Tensor label_vectors =
+          l2_normalize_rows(w.detach().index_select(0, clamp_labels(labels, w.size(0))).to(dtype));
+      update_curriculum_(t, (l2_normalize_rows(x.detach().to(dtype)) * label_vectors).sum(1), kept,
+                         this->options.momentum());
+    }
+  }
+};
+
+}  // namespace angular::detail

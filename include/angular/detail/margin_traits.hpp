@@ -1,0 +1,239 @@
+#pragma once
+// The table of margins: for each functional options type, the facts that every layer derives
+// from — its name, the kernels' MarginKind, its validated MarginParams, what it reads per row,
+// whether its logits are of unit vectors, its logits for prediction. The functional losses
+// (detail/margin_loss.hpp), the modules (detail/margin_module.hpp), the sharded loss and the
+// trainers all go through it. A margin's settings are listed in its options header; its math
+// is its policy (detail/margin_policy.hpp) and its composite reference (detail/reference.hpp).
+
+#include <angular/detail/checks.hpp>
+#include <angular/detail/margin_policy.hpp>
+#include <angular/detail/margin_statistics.hpp>
+#include <angular/detail/reference.hpp>
+#include <angular/options/adaface.hpp>
+#include <angular/options/arc.hpp>
+#include <angular/options/arcface.hpp>
+#include <angular/options/combined.hpp>
+#include <angular/options/cosface.hpp>
+#include <angular/options/curricularface.hpp>
+#include <angular/options/normface.hpp>
+#include <angular/options/softmax.hpp>
+#include <angular/options/sphereface.hpp>
+#include <angular/options/subcenter_arcface.hpp>
+
+#include <cmath>
+
+namespace angular::detail {
+
+/// What a margin reads per row besides its cosines.
+enum class RowInput {
+  none,
+  norms,            // the feature norms, with their gradient (SphereFace)
+  norm_statistics,  // the feature norms without gradient, and their running mean and std (AdaFace)
+  curriculum,       // the running mean t of the label cosines (CurricularFace)
+};
+
+/// The per-row inputs a loss takes (undefined where its margin reads none): norms [B], the
+/// statistics one element each.
+struct MarginInputs {
+  at::Tensor norms, norm_mean, norm_std, t;
+};
+
+/// MarginTraits<FuncOptions> has:
+///   kName, kModule    the name the trainers and the Python package use, the module's class name
+///   kKind             the kernels' margin
+///   kNormalized       logits of cosines (false: of the raw products x·w_j, the modified softmax)
+///   kRowInput         what it reads per row
+///   sub_centers(o)    class vectors per class (1 but for sub-center ArcFace)
+///   params(o, C)      the kernels' numbers, after checking each setting (C: the classes)
+///   row_params(o, in, input, name)
+///                     the kernels' per-row parameters [B, P] from the inputs `in` (checked
+///                     against `input`, called `name`), or undefined
+///   logits(o, c, x)   the logits without margin, for prediction, of class cosines c [B, C]
+///                     of features x
+template <class FuncOptions>
+struct MarginTraits;
+
+/// Defaults of the entries.
+struct MarginTraitsBase {
+  static constexpr bool kNormalized = true;
+  static constexpr RowInput kRowInput = RowInput::none;
+  template <class O>
+  static int64_t sub_centers(const O&) { return 1; }
+  template <class O>
+  static at::Tensor row_params(const O&, const MarginInputs&, const at::Tensor&, const char*) { return {}; }
+  template <class O>
+  static at::Tensor logits(const O& o, const at::Tensor& c, const at::Tensor&) { return c * o.scale(); }
+};
+
+inline void check_angular_margin(const char* name, double m) {
+  check_hyperparameter(name, m, m >= 0 && m < kPi, "in [0, pi) radians");
+}
+
+inline MarginParams scaled(double scale) {
+  check_scale(scale);
+  MarginParams p;
+  p.scale = scale;
+  return p;
+}
+
+template <>
+struct MarginTraits<functional::SoftmaxLossFuncOptions> : MarginTraitsBase {
+  static constexpr const char* kName = "soft";
+  static constexpr const char* kModule = "SoftmaxLoss";
+  static constexpr MarginKind kKind = MarginKind::normface;  // with s = 1: z = x·w_j
+  static constexpr bool kNormalized = false;
+  static MarginParams params(const functional::SoftmaxLossFuncOptions&, int64_t) { return MarginParams{}; }
+};
+
+template <>
+struct MarginTraits<functional::ArcLossFuncOptions> : MarginTraitsBase {
+  static constexpr const char* kName = "arc";
+  static constexpr const char* kModule = "ArcLoss";
+  static constexpr MarginKind kKind = MarginKind::arc;
+  static MarginParams params(const functional::ArcLossFuncOptions& o, int64_t classes) {
+    MarginParams p;
+    p.k = o.k().value_or(default_arc_k(classes));
+    check_arc_k(p.k);
+    return p;
+  }
+  static at::Tensor logits(const functional::ArcLossFuncOptions& o, const at::Tensor& c, const at::Tensor&) {
+    return arc_logits(c, params(o, c.size(1)).k);
+  }
+};
+
+template <>
+struct MarginTraits<functional::ArcFaceLossFuncOptions> : MarginTraitsBase {
+  static constexpr const char* kName = "arcface";
+  static constexpr const char* kModule = "ArcFaceLoss";
+  static constexpr MarginKind kKind = MarginKind::arcface;
+  static MarginParams params(const functional::ArcFaceLossFuncOptions& o, int64_t) {
+    MarginParams p = scaled(o.scale());
+    check_angular_margin("margin", o.margin());
+    p.margin = o.margin();
+    p.exact_gradient = o.exact_gradient();
+    return p;
+  }
+};
+
+template <>
+struct MarginTraits<functional::CosFaceLossFuncOptions> : MarginTraitsBase {
+  static constexpr const char* kName = "cosface";
+  static constexpr const char* kModule = "CosFaceLoss";
+  static constexpr MarginKind kKind = MarginKind::cosface;
+  static MarginParams params(const functional::CosFaceLossFuncOptions& o, int64_t) {
+    MarginParams p = scaled(o.scale());
+    check_hyperparameter("margin", o.margin(), o.margin() >= 0, "a finite number >= 0");
+    p.cosine_margin = o.margin();
+    return p;
+  }
+};
+
+template <>
+struct MarginTraits<functional::NormFaceLossFuncOptions> : MarginTraitsBase {
+  static constexpr const char* kName = "normface";
+  static constexpr const char* kModule = "NormFaceLoss";
+  static constexpr MarginKind kKind = MarginKind::normface;
+  static MarginParams params(const functional::NormFaceLossFuncOptions& o, int64_t) { return scaled(o.scale()); }
+};
+
+template <>
+struct MarginTraits<functional::CombinedMarginLossFuncOptions> : MarginTraitsBase {
+  static constexpr const char* kName = "combined";
+  static constexpr const char* kModule = "CombinedMarginLoss";
+  static constexpr MarginKind kKind = MarginKind::combined;
+  static MarginParams params(const functional::CombinedMarginLossFuncOptions& o, int64_t) {
+    MarginParams p = scaled(o.scale());
+    check_hyperparameter("m1", o.m1(), o.m1() > 0, "a finite number > 0");
+    check_angular_margin("m2", o.m2());
+    check_hyperparameter("m3", o.m3(), o.m3() >= 0, "a finite number >= 0");
+    p.angle_factor = o.m1();
+    p.margin = o.m2();
+    p.cosine_margin = o.m3();
+    return p;
+  }
+};
+
+template <>
+struct MarginTraits<functional::SphereFaceLossFuncOptions> : MarginTraitsBase {
+  static constexpr const char* kName = "sphereface";
+  static constexpr const char* kModule = "SphereFaceLoss";
+  static constexpr MarginKind kKind = MarginKind::sphereface;
+  static constexpr RowInput kRowInput = RowInput::norms;
+  static MarginParams params(const functional::SphereFaceLossFuncOptions& o, int64_t) {
+    const double m = o.margin();
+    check_hyperparameter("margin", m, m >= 1 && m <= 64 && std::floor(m) == m,
+                         "an integer in [1, 64] (SphereFace's m)");
+    check_hyperparameter("lambda", o.lambda(), o.lambda() >= 0, "a finite number >= 0");
+    MarginParams p;
+    p.angle_factor = m;
+    p.lambda = o.lambda();
+    return p;
+  }
+  /// The norms, where given (the features-level path computes them itself, with their gradient).
+  static at::Tensor row_params(const functional::SphereFaceLossFuncOptions&, const MarginInputs& in,
+                               const at::Tensor&, const char*) {
+    return in.norms.defined() ? in.norms.unsqueeze(1) : at::Tensor();
+  }
+  static at::Tensor logits(const functional::SphereFaceLossFuncOptions&, const at::Tensor& c, const at::Tensor& x) {
+    return c * feature_norms(x.to(c.scalar_type())).unsqueeze(1);
+  }
+};
+
+template <>
+struct MarginTraits<functional::SubCenterArcFaceLossFuncOptions> : MarginTraitsBase {
+  static constexpr const char* kName = "subcenter-arcface";
+  static constexpr const char* kModule = "SubCenterArcFaceLoss";
+  static constexpr MarginKind kKind = MarginKind::arcface;
+  static int64_t sub_centers(const functional::SubCenterArcFaceLossFuncOptions& o) { return o.sub_centers(); }
+  static MarginParams params(const functional::SubCenterArcFaceLossFuncOptions& o, int64_t) {
+    check_sub_centers(o.sub_centers());
+    MarginParams p = scaled(o.scale());
+    check_angular_margin("margin", o.margin());
+    p.margin = o.margin();
+    p.sub_centers = o.sub_centers();
+    return p;
+  }
+};
+
+template <>
+struct MarginTraits<functional::AdaFaceLossFuncOptions> : MarginTraitsBase {
+  static constexpr const char* kName = "adaface";
+  static constexpr const char* kModule = "AdaFaceLoss";
+  static constexpr MarginKind kKind = MarginKind::adaface;
+  static constexpr RowInput kRowInput = RowInput::norm_statistics;
+  static MarginParams params(const functional::AdaFaceLossFuncOptions& o, int64_t) {
+    MarginParams p = scaled(o.scale());
+    check_hyperparameter("margin", o.margin(), o.margin() >= 0 && o.margin() < kPi / 2, "in [0, pi/2) radians");
+    check_hyperparameter("h", o.h(), o.h() > 0, "a finite number > 0");
+    p.margin = o.margin();
+    return p;
+  }
+  static at::Tensor row_params(const functional::AdaFaceLossFuncOptions& o, const MarginInputs& in,
+                               const at::Tensor& input, const char* name) {
+    check_statistic(in.norm_mean, "norm_mean", input, name);
+    check_statistic(in.norm_std, "norm_std", input, name);
+    return adaface_margins(in.norms, in.norm_mean, in.norm_std, o.margin(), o.h());
+  }
+};
+
+template <>
+struct MarginTraits<functional::CurricularFaceLossFuncOptions> : MarginTraitsBase {
+  static constexpr const char* kName = "curricularface";
+  static constexpr const char* kModule = "CurricularFaceLoss";
+  static constexpr MarginKind kKind = MarginKind::curricularface;
+  static constexpr RowInput kRowInput = RowInput::curriculum;
+  static MarginParams params(const functional::CurricularFaceLossFuncOptions& o, int64_t) {
+    MarginParams p = scaled(o.scale());
+    check_angular_margin("margin", o.margin());
+    p.margin = o.margin();
+    return p;
+  }
+  static at::Tensor row_params(const functional::CurricularFaceLossFuncOptions&, const MarginInputs& in,
+                               const at::Tensor& input, const char* name) {
+    check_statistic(in.t, "t", input, name);
+    return curriculum_rows(in.t, input.size(0));
+  }
+};
+
+}  // namespace angular::detail

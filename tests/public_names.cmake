@@ -1,0 +1,16 @@
+# Fails if a file under examples/ names angular's internals (angular::detail, <angular/detail/...>):
+#   cmake -DROOT=<source dir> -P public_names.cmake
+file(GLOB_RECURSE sources RELATIVE ${ROOT} ${ROOT}/examples/*.cpp ${ROOT}/examples/*.hpp)
+set(offenders)
+foreach(source IN LISTS sources)
+  file(STRINGS ${ROOT}/${source} lines REGEX "angular::detail|angular/detail/")
+  foreach(line IN LISTS lines)
+    list(APPEND offenders "${source}: ${line}")
+  endforeach()
+endforeach()
+if(offenders)
+  list(JOIN offenders "\n  " text)
+  message(FATAL_ERROR "examples/ names angular's internals:\n  ${text}")
+endif()
+list(LENGTH sources count)
+message(STATUS "${count} files of examples/ use angular's public names only")
