@@ -12,7 +12,11 @@ cd "$ANGULAR_ROOT"
 # configure_and_build PRESET [TARGET...]
 configure_and_build() {
   local preset=$1; shift
-  cmake --preset "$preset" -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" >/dev/null
+  # A build folder configured with another LibTorch (TORCH_VERSION, ANGULAR_VENV) starts afresh:
+  # its cache holds that LibTorch's paths.
+  local fresh=() cache="build/$preset/CMakeCache.txt"
+  if [ -f "$cache" ] && ! grep -qxF "Torch_DIR:PATH=$TORCH_PREFIX/Torch" "$cache"; then fresh=(--fresh); fi
+  cmake --preset "$preset" "${fresh[@]}" -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" -DTorch_DIR="$TORCH_PREFIX/Torch" >/dev/null
   local targets=()
   for t in "$@"; do targets+=(--target "$t"); done
   cmake --build --preset "$preset" -j "${ANGULAR_JOBS:-2}" "${targets[@]}"

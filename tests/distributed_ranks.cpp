@@ -30,6 +30,18 @@ class CountingGroup : public c10d::ProcessGroup {
     calls.emplace_back("all_reduce", tensors[0].numel());
     return inner_->allreduce(tensors, options);
   }
+#if ANGULAR_C10D_SINGLE_COLLECTIVES
+  c10::intrusive_ptr<c10d::Work> all_gather_single(at::Tensor& output, at::Tensor& input,
+                                                   const c10d::AllgatherOptions& options) override {
+    calls.emplace_back("all_gather", output.numel());
+    return inner_->all_gather_single(output, input, options);
+  }
+  c10::intrusive_ptr<c10d::Work> reduce_scatter_single(at::Tensor& output, at::Tensor& input,
+                                                       const c10d::ReduceScatterOptions& options) override {
+    calls.emplace_back("reduce_scatter", input.numel());
+    return inner_->reduce_scatter_single(output, input, options);
+  }
+#else
   c10::intrusive_ptr<c10d::Work> _allgather_base(at::Tensor& output, at::Tensor& input,
                                                  const c10d::AllgatherOptions& options) override {
     calls.emplace_back("all_gather", output.numel());
@@ -40,6 +52,7 @@ class CountingGroup : public c10d::ProcessGroup {
     calls.emplace_back("reduce_scatter", input.numel());
     return inner_->_reduce_scatter_base(output, input, options);
   }
+#endif
 
  private:
   dist::ProcessGroupPtr inner_;

@@ -6,6 +6,8 @@
 #include "support/gradcheck.hpp"
 #include "support/margins.hpp"
 
+#include <optional>
+
 using namespace testing;
 namespace F = angular::functional;
 using Inputs = std::vector<at::Tensor>;
@@ -171,6 +173,33 @@ TEST_CASE("second derivatives: refused by the fused path, the composite's inside
       INFO("max |H v - numeric| " << (hessian_v - numeric).abs().max().item<double>());
       CHECK(close(hessian_v, numeric, 1e-4, 1e-6));
       CHECK(hessian_v.abs().max().item<double>() > 1e-3);  // a second derivative that is there
+    }
+  }
+}
+
+TEST_CASE("cosines on the arccos clamp's bounds and beyond pass no gradient, on both paths", "[gradient]") {
+  // θ = arccos(clamp(c, −1 + ε, 1 − ε)) is constant for c ≤ −1 + ε and c ≥ 1 − ε: its
+  // derivative there is 0 (the bounds included, whatever the LibTorch's clamp does at them).
+  const double eps = angular::detail::kAcosEps;
+  for (const auto dtype : {at::kFloat, at::kDouble}) {
+    // Arc: every column goes through the clamp; ArcFace: the label's column.
+    const at::Tensor cos0 = at::tensor({1 - eps, -1 + eps, 1.0, -1.0, 0.5}, at::kDouble).to(dtype).view({1, 5});
+    for (const bool composite : {false, true}) {
+      INFO(c10::toString(dtype) << (composite ? " composite" : " fused"));
+      std::optional<angular::CompositePathGuard> guard;
+      if (composite) guard.emplace();
+      for (int64_t label = 0; label < 4; ++label) {
+        const at::Tensor y = at::tensor({label}, at::kLong);
+        const at::Tensor cos = cos0.clone().requires_grad_(true);
+        F::arc_loss(cos, y, F::ArcLossFuncOptions().k(4.0)).backward();
+        CHECK((cos.grad().narrow(1, 0, 4) == 0).all().item<bool>());
+        CHECK(cos.grad()[0][4].item<double>() != 0);
+        if (label == 1 || label == 3) continue;  // θ + m > π: the continuation c − m·sin m, slope 1
+        const at::Tensor arcface_cos = cos0.clone().requires_grad_(true);
+        F::arcface_loss(arcface_cos, y, F::ArcFaceLossFuncOptions().scale(4).margin(0.5)).backward();
+        INFO("label " << label << ": ArcFace's gradient " << arcface_cos.grad());
+        CHECK(arcface_cos.grad()[0][label].item<double>() == 0);
+      }
     }
   }
 }

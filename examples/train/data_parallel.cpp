@@ -97,10 +97,7 @@ torch::Tensor sharded_predictions(const DataParallel& dp, const torch::Tensor& f
   }
   // Every rank's best class and its score, [N, 2, B]: the first rank with the highest wins, as
   // argmax takes the first of equal logits.
-  torch::Tensor mine = torch::stack({best, index});
-  torch::Tensor all = torch::empty({dp.size * 2, x.size(0)}, mine.options());
-  dp.group->_allgather_base(all, mine)->wait();
-  all = all.view({dp.size, 2, x.size(0)});
+  const torch::Tensor all = ad::all_gather_stacked(dp.group, torch::stack({best, index}));
   const torch::Tensor winner = all.select(1, 0).argmax(0, /*keepdim=*/true);
   const torch::Tensor predicted = all.select(1, 1).gather(0, winner).squeeze(0).to(torch::kLong);
   return predicted.narrow(0, layout.offsets[dp.rank], layout.rows[dp.rank]);

@@ -36,7 +36,7 @@ class MarginModule : public LossModuleBase<Derived, Options> {
     const auto settings = func_options_of(this->options);
     Traits::params(settings, this->options.num_classes());
     if constexpr (kKeepsStatistics) check_momentum(this->options.momentum());
-    this->reset_class_vectors(std::string(Traits::kModule) + "Options", Traits::sub_centers(settings));
+    this->reset_class_vectors(c10::str(Traits::kModule, "Options"), Traits::sub_centers(settings));
     if constexpr (Traits::kRowInput == RowInput::norm_statistics) {
       norm_mean = this->register_buffer("norm_mean", at::full({1}, 20.0));
       norm_std = this->register_buffer("norm_std", at::full({1}, 100.0));

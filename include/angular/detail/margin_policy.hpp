@@ -11,11 +11,11 @@
 //                                       (SphereFace's ‖x‖): the kernels then report each
 //                                       row's softmax entropy, from which that parameter's
 //                                       gradient follows (detail/row_parameters.hpp)
-// `Math` supplies acos, asin, rsqrt, clamp, where_in, where_greater and broadcast for V (and
+// `Math` supplies acos, asin, rsqrt, clamp, where_inside, where_greater and broadcast for V (and
 // cos, sin, next_below for scalars) on the device and precision at hand. Every policy follows the
 // composite reference (detail/reference.hpp) formula for formula: the clamp to [lo, hi] =
-// [−1 + eps, 1 − eps] before arccos, and the gradient passing only on the closed interval, as
-// at::clamp's.
+// [−1 + eps, 1 − eps] before arccos, and the gradient passing only strictly inside (the
+// reference's clamp_passing_inside).
 
 #include <angular/detail/constants.hpp>
 #include <angular/detail/macros.hpp>
@@ -116,7 +116,7 @@ struct AdditiveAngularMargin {
     if (theta + m > static_cast<T>(kPi)) return T(1);
     // d cos(θ + m)/dc = sin(θ + m) / sin θ = cos m + c·sin m / √(1 − c²): no θ, whose
     // rounding near c = −1 (θ ≈ π) would be divided by the small sin θ.
-    return Math::where_in(c, Clamp::lo, Clamp::hi, cos_m + c * sin_m * Math::rsqrt((T(1) - c) * (T(1) + c)));
+    return Math::where_inside(c, Clamp::lo, Clamp::hi, cos_m + c * sin_m * Math::rsqrt((T(1) - c) * (T(1) + c)));
   }
 };
 
@@ -134,7 +134,7 @@ struct ArcPolicy : SameForEveryRow<ArcPolicy<T, Math>> {
   template <class V>
   ANGULAR_HOST_DEVICE V dlogit(const V& c) const {
     using Clamp = CosineClamp<T>;
-    return Math::where_in(c, Clamp::lo, Clamp::hi, k * Math::rsqrt((T(1) - c) * (T(1) + c)));
+    return Math::where_inside(c, Clamp::lo, Clamp::hi, k * Math::rsqrt((T(1) - c) * (T(1) + c)));
   }
   ANGULAR_HOST_DEVICE T target_logit(T c) const { return logit(c); }
   ANGULAR_HOST_DEVICE T target_dlogit(T c) const { return dlogit(c); }
@@ -200,7 +200,7 @@ struct CombinedPolicy : SameForEveryRow<CombinedPolicy<T, Math>>, ScaledCosine<T
     const T inverse_sin = Math::rsqrt((T(1) - c) * (T(1) + c));
     // m1·sin(m1θ + m2)/sin θ; for m1 = 1 without θ, as ArcFace's.
     const T slope = unit_factor ? cos_m2 + c * sin_m2 * inverse_sin : m1 * Math::sin(m1 * theta + m2) * inverse_sin;
-    return Math::where_in(c, Clamp::lo, Clamp::hi, this->s * slope);
+    return Math::where_inside(c, Clamp::lo, Clamp::hi, this->s * slope);
   }
 };
 
@@ -247,7 +247,7 @@ struct SphereFacePolicy {
   ANGULAR_HOST_DEVICE T target_logit(T c) const { return norm * (lambda * c + psi(c, false)) / (1 + lambda); }
   ANGULAR_HOST_DEVICE T target_dlogit(T c) const {
     using Clamp = CosineClamp<T>;
-    return norm * (lambda + Math::where_in(c, Clamp::lo, Clamp::hi, psi(c, true))) / (1 + lambda);
+    return norm * (lambda + Math::where_inside(c, Clamp::lo, Clamp::hi, psi(c, true))) / (1 + lambda);
   }
 };
 
@@ -278,9 +278,9 @@ struct AdaFacePolicy : ScaledCosine<T, Math> {
     using Clamp = CosineClamp<T>;
     const T lo = static_cast<T>(kAdaFaceEps), hi = static_cast<T>(kPi - kAdaFaceEps);
     const T angle = Math::acos(Math::clamp(c, Clamp::lo, Clamp::hi)) + g_angle;
-    if (!(angle >= lo && angle <= hi)) return T(0);
+    if (!(angle > lo && angle < hi)) return T(0);
     // sin(θ + g)/sin θ = cos g + c·sin g/√(1 − c²), as ArcFace's.
-    return Math::where_in(c, Clamp::lo, Clamp::hi,
+    return Math::where_inside(c, Clamp::lo, Clamp::hi,
                           this->s * (cos_g + c * sin_g * Math::rsqrt((T(1) - c) * (T(1) + c))));
   }
 };

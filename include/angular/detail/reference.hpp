@@ -7,6 +7,7 @@
 #include <angular/detail/constants.hpp>
 
 #include <ATen/ATen.h>
+#include <torch/version.h>
 
 #include <cmath>
 
@@ -39,10 +40,20 @@ inline IndexableTarget indexable_target(const at::Tensor& target, int64_t ignore
   return {target.masked_fill(kept.logical_not(), 0), kept};
 }
 
+/// x clamped to [lo, hi], its gradient passing only where lo < x < hi: at::clamp's from
+/// LibTorch 2.15 on; before, at::clamp's also passed at lo and hi.
+inline at::Tensor clamp_passing_inside(const at::Tensor& x, double lo, double hi) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 15)
+  return at::clamp(x, lo, hi);
+#else
+  return at::where((x > lo).logical_and(x < hi), x, x.detach().clamp(lo, hi));
+#endif
+}
+
 /// arccos of cosines clamped to [−1 + eps, 1 − eps]: the losses take eps = kAcosEps (finite
 /// gradients everywhere), the angle metrics eps = 0 (the exact angle of unit vectors).
 inline at::Tensor clamped_angle(const at::Tensor& cos, double eps = kAcosEps) {
-  return at::acos(at::clamp(cos, -1 + eps, 1 - eps));
+  return at::acos(clamp_passing_inside(cos, -1 + eps, 1 - eps));
 }
 
 /// Arc: k (π/2 − θ).
@@ -110,7 +121,7 @@ inline at::Tensor adaface_logits(const at::Tensor& cos, const at::Tensor& target
                                  double scale, int64_t ignore_index) {
   const at::Tensor g_angle = margins.select(1, 0).unsqueeze(1), g_add = margins.select(1, 1).unsqueeze(1);
   return replace_target_column(cos, target, ignore_index, [&](const at::Tensor& c) {
-           const at::Tensor angle = at::clamp(clamped_angle(c) + g_angle, kAdaFaceEps, kPi - kAdaFaceEps);
+           const at::Tensor angle = clamp_passing_inside(clamped_angle(c) + g_angle, kAdaFaceEps, kPi - kAdaFaceEps);
            return at::cos(angle) - g_add;
          }) * scale;
 }

@@ -6,24 +6,56 @@
 // all-gather tells every rank.
 
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/version.h>
 
 #include <ATen/ATen.h>
 
 #include <cstdint>
 #include <vector>
 
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 15)
+#define ANGULAR_C10D_SINGLE_COLLECTIVES 1  // LibTorch 2.15 renamed _allgather_base and _reduce_scatter_base
+#else
+#define ANGULAR_C10D_SINGLE_COLLECTIVES 0
+#endif
+
+namespace angular::detail {
+/// The flat all-gather (`output` holds world_size copies of `input`'s size) and reduce-scatter
+/// (the reverse), waited for, under their names in this LibTorch.
+inline void all_gather_flat(c10d::ProcessGroup& group, at::Tensor& output, at::Tensor& input) {
+#if ANGULAR_C10D_SINGLE_COLLECTIVES
+  group.all_gather_single(output, input)->wait();
+#else
+  group._allgather_base(output, input)->wait();
+#endif
+}
+inline void reduce_scatter_flat(c10d::ProcessGroup& group, at::Tensor& output, at::Tensor& input) {
+#if ANGULAR_C10D_SINGLE_COLLECTIVES
+  group.reduce_scatter_single(output, input)->wait();
+#else
+  group._reduce_scatter_base(output, input)->wait();
+#endif
+}
+}  // namespace angular::detail
+
 namespace angular::distributed {
 
 using ProcessGroupPtr = c10::intrusive_ptr<c10d::ProcessGroup>;
 
+/// Every rank's `t`, of the same shape on every rank, stacked: [world_size, ...t's shape].
+inline at::Tensor all_gather_stacked(const ProcessGroupPtr& group, const at::Tensor& t) {
+  at::Tensor input = t.contiguous().view({-1});  // the flat gather concatenates along dim 0
+  at::Tensor gathered = at::empty({group->getSize() * input.numel()}, input.options());
+  detail::all_gather_flat(*group, gathered, input);
+  std::vector<int64_t> sizes = t.sizes().vec();
+  sizes.insert(sizes.begin(), group->getSize());
+  return gathered.view(sizes);
+}
+
 /// Every rank's value of a small int64 vector, [world_size, n] (on the CPU).
 inline at::Tensor all_gather_values(const ProcessGroupPtr& group, const std::vector<int64_t>& values,
                                     const at::Device& device) {
-  const int64_t n = static_cast<int64_t>(values.size());
-  at::Tensor local = at::tensor(values, at::TensorOptions().dtype(at::kLong)).to(device);
-  at::Tensor gathered = at::empty({group->getSize() * n}, local.options());
-  group->_allgather_base(gathered, local)->wait();
-  return gathered.view({group->getSize(), n}).cpu();
+  return all_gather_stacked(group, at::tensor(values, at::TensorOptions().dtype(at::kLong)).to(device)).cpu();
 }
 
 /// How the ranks' rows lie in the gathered batch: rank r's b_r rows start at offsets[r].
@@ -52,7 +84,7 @@ inline at::Tensor all_gather_rows(const ProcessGroupPtr& group, const at::Tensor
   padded.narrow(0, 0, rows.size(0)).copy_(rows);
   padded_sizes[0] = layout.padded * group->getSize();
   at::Tensor gathered = at::empty(padded_sizes, rows.options());
-  group->_allgather_base(gathered, padded)->wait();
+  detail::all_gather_flat(*group, gathered, padded);
   if (layout.padded * group->getSize() == layout.total) return gathered;
   std::vector<at::Tensor> parts;
   for (size_t r = 0; r < layout.rows.size(); ++r)
@@ -74,7 +106,7 @@ inline at::Tensor reduce_scatter_rows(const ProcessGroupPtr& group, const at::Te
   }
   sizes[0] = layout.padded;
   at::Tensor output = at::empty(sizes, rows.options());
-  group->_reduce_scatter_base(output, input)->wait();
+  detail::reduce_scatter_flat(*group, output, input);
   return output.narrow(0, 0, layout.rows[rank]);
 }
 

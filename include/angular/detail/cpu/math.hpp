@@ -247,10 +247,10 @@ struct FloatMath {
   ANGULAR_ALWAYS_INLINE static V broadcast(float x) { return cpu::broadcast<V>(x); }
   template <class V>
   ANGULAR_ALWAYS_INLINE static V clamp(const V& x, float lo, float hi) { return cpu::clamp<Ops>(x, lo, hi); }
-  /// value where lo ≤ x ≤ hi, else 0.
+  /// value where lo < x < hi, else 0.
   template <class V>
-  ANGULAR_ALWAYS_INLINE static V where_in(const V& x, float lo, float hi, const V& value) {
-    return select(x < lo, broadcast<V>(0.0f), select(x > hi, broadcast<V>(0.0f), value));
+  ANGULAR_ALWAYS_INLINE static V where_inside(const V& x, float lo, float hi, const V& value) {
+    return select(x <= lo, broadcast<V>(0.0f), select(x >= hi, broadcast<V>(0.0f), value));
   }
   /// a where x > threshold, else b.
   template <class V>
@@ -290,8 +290,8 @@ struct Math<double> {
   template <class V>
   static V broadcast(double x) { return x; }
   static double clamp(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }
-  static double where_in(double x, double lo, double hi, double value) {
-    return x >= lo && x <= hi ? value : 0.0;
+  static double where_inside(double x, double lo, double hi, double value) {
+    return x > lo && x < hi ? value : 0.0;
   }
   static double where_greater(double x, double threshold, double a, double b) { return x > threshold ? a : b; }
   static double acos(double x) { return std::acos(x); }

@@ -32,8 +32,8 @@ struct DeviceMath {
   template <class V>
   ANGULAR_HOST_DEVICE static V broadcast(T x) { return x; }
   ANGULAR_HOST_DEVICE static T clamp(T x, T lo, T hi) { return x < lo ? lo : (x > hi ? hi : x); }
-  ANGULAR_HOST_DEVICE static T where_in(T x, T lo, T hi, T value) {
-    return x >= lo && x <= hi ? value : T(0);
+  ANGULAR_HOST_DEVICE static T where_inside(T x, T lo, T hi, T value) {
+    return x > lo && x < hi ? value : T(0);
   }
   ANGULAR_HOST_DEVICE static T where_greater(T x, T threshold, T a, T b) { return x > threshold ? a : b; }
   ANGULAR_HOST_DEVICE static T acos(T x) { return ::acos(x); }
