@@ -21,9 +21,7 @@
 
 namespace {
 
-using bench::kArcK;
-using bench::kMargin;
-using bench::kScale;
+using namespace bench;  // the margins' settings
 
 namespace F = angular::functional;
 namespace D = angular::detail;

@@ -1,5 +1,6 @@
-# Sourced by the GPU scripts: the carried Debian packages, the device's own PyTorch, and one
-# release build (build/gpu) of whatever targets the caller names. Needs ROOT and OUT.
+# Sourced by the GPU scripts: the Debian packages of .device/ (scripts/gpu-prepare), the
+# machine's own PyTorch, and one release build (build/gpu) of whatever targets the caller
+# names. Needs ROOT and OUT.
 
 gpu_tools() {
   if [ -d "$ROOT/.device/debs" ]; then
@@ -21,7 +22,7 @@ gpu_build() {
   BUILD=$ROOT/build/gpu
   local zlib=()
   if [ ! -e /usr/include/zlib.h ] && [ -e "$ROOT/.device/root/usr/include/zlib.h" ]; then
-    # The carried headers, the machine's own library (the .deb's libz.so link points nowhere here).
+    # The headers from .device/, the machine's own library (the .deb's libz.so link points nowhere here).
     zlib=(-DZLIB_INCLUDE_DIR="$ROOT/.device/root/usr/include"
           -DZLIB_LIBRARY="$(ls /lib/x86_64-linux-gnu/libz.so.1 /usr/lib/x86_64-linux-gnu/libz.so.1 2>/dev/null | head -n 1)")
   fi

@@ -180,9 +180,20 @@ TEST_CASE("the new margins' modules equal their functional form over the module'
   curricular->eval();
   curricular->t.fill_(0.5);
   CHECK(at::allclose(curricular(x, y), F::curricularface_loss(curricular->cosines(x), y, curricular->t), 1e-5, 1e-5));
+  angular::CosFaceLoss cosface(angular::CosFaceLossOptions(classes, dim).label_smoothing(0.1));
+  CHECK(at::allclose(cosface(x, y),
+                     F::cosface_loss(cosface->cosines(x), y, F::CosFaceLossFuncOptions().label_smoothing(0.1)), 1e-5,
+                     1e-5));
+  CHECK(at::allclose(cosface->logits(x), cosface->cosines(x) * 64, 1e-5, 1e-6));  // CosFace's s = 64
+  angular::NormFaceLoss normface(classes, dim);
+  CHECK(at::allclose(normface(x, y), F::normface_loss(normface->cosines(x), y), 1e-5, 1e-5));
+  CHECK(at::allclose(normface->logits(x), normface->cosines(x) * 16, 1e-5, 1e-6));
   std::ostringstream printed;
-  printed << *subcenter << *adaface;
+  printed << *subcenter << *adaface << *cosface << *normface;
   CHECK(printed.str().find("sub_centers=2") != std::string::npos);
+  CHECK(printed.str().find("angular::CosFaceLoss(num_classes=6, embedding_dim=5, scale=64, margin=0.35)") !=
+        std::string::npos);
+  CHECK(printed.str().find("angular::NormFaceLoss(num_classes=6, embedding_dim=5, scale=16)") != std::string::npos);
 }
 
 TEST_CASE("the new margins' bad hyper-parameters and inputs are named", "[margins][errors]") {
@@ -210,4 +221,7 @@ TEST_CASE("the new margins' bad hyper-parameters and inputs are named", "[margin
                       "m2 must be in [0, pi)");
   CHECK_ANGULAR_ERROR(F::combined_margin_loss(cos, y, F::CombinedMarginLossFuncOptions().m3(-0.1)), "m3 must be");
   CHECK_ANGULAR_ERROR(F::sub_center_outliers(cos, y, 2, 200), "threshold_degrees must be in [0, 180]");
+  CHECK_ANGULAR_ERROR(angular::CosFaceLoss(angular::CosFaceLossOptions(5, 4).margin(-1)), "margin must be");
+  CHECK_ANGULAR_ERROR(angular::NormFaceLoss(angular::NormFaceLossOptions(5, 4).scale(0)), "scale must be");
+  CHECK_ANGULAR_ERROR(angular::CosFaceLoss(0, 4), "CosFaceLossOptions::num_classes must be >= 1, got 0");
 }
