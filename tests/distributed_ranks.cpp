@@ -18,6 +18,15 @@ namespace {
 namespace F = angular::functional;
 namespace dist = angular::distributed;
 
+// The flat collectives that angular calls, by their names in this LibTorch.
+#if ANGULAR_C10D_SINGLE_COLLECTIVES
+#define COUNTED_ALL_GATHER all_gather_single
+#define COUNTED_REDUCE_SCATTER reduce_scatter_single
+#else
+#define COUNTED_ALL_GATHER _allgather_base
+#define COUNTED_REDUCE_SCATTER _reduce_scatter_base
+#endif
+
 /// The group's collectives, counted (kind and elements) before they run on the real group.
 class CountingGroup : public c10d::ProcessGroup {
  public:
@@ -30,29 +39,16 @@ class CountingGroup : public c10d::ProcessGroup {
     calls.emplace_back("all_reduce", tensors[0].numel());
     return inner_->allreduce(tensors, options);
   }
-#if ANGULAR_C10D_SINGLE_COLLECTIVES
-  c10::intrusive_ptr<c10d::Work> all_gather_single(at::Tensor& output, at::Tensor& input,
-                                                   const c10d::AllgatherOptions& options) override {
+  c10::intrusive_ptr<c10d::Work> COUNTED_ALL_GATHER(at::Tensor& output, at::Tensor& input,
+                                                    const c10d::AllgatherOptions& options) override {
     calls.emplace_back("all_gather", output.numel());
-    return inner_->all_gather_single(output, input, options);
+    return inner_->COUNTED_ALL_GATHER(output, input, options);
   }
-  c10::intrusive_ptr<c10d::Work> reduce_scatter_single(at::Tensor& output, at::Tensor& input,
-                                                       const c10d::ReduceScatterOptions& options) override {
+  c10::intrusive_ptr<c10d::Work> COUNTED_REDUCE_SCATTER(at::Tensor& output, at::Tensor& input,
+                                                        const c10d::ReduceScatterOptions& options) override {
     calls.emplace_back("reduce_scatter", input.numel());
-    return inner_->reduce_scatter_single(output, input, options);
+    return inner_->COUNTED_REDUCE_SCATTER(output, input, options);
   }
-#else
-  c10::intrusive_ptr<c10d::Work> _allgather_base(at::Tensor& output, at::Tensor& input,
-                                                 const c10d::AllgatherOptions& options) override {
-    calls.emplace_back("all_gather", output.numel());
-    return inner_->_allgather_base(output, input, options);
-  }
-  c10::intrusive_ptr<c10d::Work> _reduce_scatter_base(at::Tensor& output, at::Tensor& input,
-                                                      const c10d::ReduceScatterOptions& options) override {
-    calls.emplace_back("reduce_scatter", input.numel());
-    return inner_->_reduce_scatter_base(output, input, options);
-  }
-#endif
 
  private:
   dist::ProcessGroupPtr inner_;
