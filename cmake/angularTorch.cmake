@@ -12,27 +12,31 @@
 # choose; fewer architectures compile faster.
 macro(angular_default_torch_cuda_arch_list)
   if(NOT DEFINED TORCH_CUDA_ARCH_LIST AND NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
-    set(_angular_architectures "")
-    find_program(ANGULAR_NVIDIA_SMI nvidia-smi)
-    if(ANGULAR_NVIDIA_SMI)
-      execute_process(COMMAND ${ANGULAR_NVIDIA_SMI} --query-gpu=compute_cap --format=csv,noheader
-                      OUTPUT_VARIABLE _angular_capabilities RESULT_VARIABLE _angular_result
-                      OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
-      if(_angular_result EQUAL 0 AND _angular_capabilities MATCHES "^[0-9]+\\.[0-9]+")
-        string(REGEX REPLACE "[ \r]*\n[ \r]*" ";" _angular_architectures "${_angular_capabilities}")
-        list(REMOVE_DUPLICATES _angular_architectures)
-      endif()
-    endif()
+    angular_visible_gpu_capabilities(_angular_architectures)
     if(NOT _angular_architectures)
       set(_angular_architectures "7.5;8.0;8.6;8.9;9.0+PTX")
     endif()
     set(TORCH_CUDA_ARCH_LIST "${_angular_architectures}")
     message(STATUS "angular: CUDA architectures ${TORCH_CUDA_ARCH_LIST} (set TORCH_CUDA_ARCH_LIST to choose)")
     unset(_angular_architectures)
-    unset(_angular_capabilities)
-    unset(_angular_result)
   endif()
 endmacro()
+
+# The compute capabilities of the GPUs that nvidia-smi sees ("8.6;9.0"), in `out`; empty
+# without any.
+function(angular_visible_gpu_capabilities out)
+  set(capabilities "")
+  find_program(ANGULAR_NVIDIA_SMI nvidia-smi)
+  if(ANGULAR_NVIDIA_SMI)
+    execute_process(COMMAND ${ANGULAR_NVIDIA_SMI} --query-gpu=compute_cap --format=csv,noheader
+                    OUTPUT_VARIABLE listed RESULT_VARIABLE result OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+    if(result EQUAL 0 AND listed MATCHES "^[0-9]+\\.[0-9]+")
+      string(REGEX REPLACE "[ \r]*\n[ \r]*" ";" capabilities "${listed}")
+      list(REMOVE_DUPLICATES capabilities)
+    endif()
+  endif()
+  set(${out} "${capabilities}" PARENT_SCOPE)
+endfunction()
 
 # The C++ standard that LibTorch asks of the code that uses it, in `out`: 20 from torch 2.15 on
 # (its target's cxx_std_20; its headers refuse anything older), else 17. LibTorch asks it of

@@ -1,89 +1,15 @@
 #pragma once
-// Command-line handling shared by angular-train and angular-compare: the options of a run,
-// and the exit codes (0 success, 2 usage error with usage text, 1 data or runtime error in
-// one line).
-
-#include "trainer.hpp"
-
-#include <CLI/CLI.hpp>
-#include <angular/constants.hpp>
-
-#include <cstdio>
-#include <cstdlib>
-#include <functional>
+// The programs angular-train and angular-compare (cli.cpp): their main()s call these.
 
 namespace train {
 
-/// Registers the options of a training run on `app` (all but --loss, which differs).
-inline void add_run_options(CLI::App& app, Options& o) {
-  app.add_option("--dataset", o.dataset, "fashion-mnist, cifar10 or cifar100")
-      ->check(CLI::IsMember({"fashion-mnist", "cifar10", "cifar100"}));
-  app.add_option("--data", o.data, "dataset folder (default: Debian's Fashion-MNIST)");
-  app.add_option("--epochs", o.epochs, "epochs (default: the paper's Table 1)")->check(CLI::PositiveNumber);
-  app.add_option("--batch-size", o.batch_size, "batch size (default: Table 1)")->check(CLI::PositiveNumber);
-  app.add_option("--lr", o.lr, "peak learning rate of the one-cycle policy (default: Table 1)")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--k", o.k, "Arc's k (default: max(3, (2/pi) ln(99 (C-1))))")->check(CLI::PositiveNumber);
-  app.add_option("--scale", o.scale, "s of the scaled-cosine margins (default: 16 for 10 classes, 32 for 100)")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--margin", o.margin,
-                 "angular margin m in radians of arcface, subcenter-arcface, curricularface, combined (m2) "
-                 "(default 0.2) and adaface (default 0.4)")
-      ->check(CLI::Range(0.0, angular::kPi));
-  app.add_option("--m1", o.m1, "combined: multiplicative angular margin (default 1)")->check(CLI::PositiveNumber);
-  app.add_option("--m3", o.m3, "combined: additive cosine margin (default 0)")->check(CLI::NonNegativeNumber);
-  app.add_option("--sphereface-m", o.sphereface_m, "sphereface: integer angular margin (default 4)")
-      ->check(CLI::Range(1, 64));
-  app.add_option("--sphereface-lambda", o.sphereface_lambda,
-                 "sphereface: weight of the plain logit (default 5, the paper's final one)")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--sub-centers", o.sub_centers, "subcenter-arcface: sub-centers per class (default 3)")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--lambda", o.lambda, "center loss weight (default 0.003)")->check(CLI::NonNegativeNumber);
-  app.add_option("--alpha", o.alpha, "center learning rate (default 0.5)")->check(CLI::Range(1e-9, 1.0));
-  app.add_option("--embedding-dim", o.embedding_dim, "extra linear embedding of this width (2 for plots)")
-      ->check(CLI::NonNegativeNumber);
-  app.add_flag("--augment", o.augment, "random crop (4-pixel padding) and horizontal flip");
-  app.add_option("--train-limit", o.train_limit, "use the first N training images")->check(CLI::NonNegativeNumber);
-  app.add_option("--test-limit", o.test_limit, "use the first N test images")->check(CLI::NonNegativeNumber);
-  app.add_option("--device", o.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  app.add_option("--threads", o.threads, "CPU threads")->check(CLI::PositiveNumber);
-  app.add_option("--seed", o.seed, "random seed");
-  app.add_option("--timeout", o.timeout_seconds,
-                 "data-parallel runs (torchrun): seconds a rank waits for the others before it fails (default 300)")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--out", o.out, "output folder")->required();
-  app.add_flag("--resume", o.resume, "continue from the folder's last completed epoch");
-  app.add_option("--stop-after", o.stop_after, "stop once this epoch is done (continue later with --resume)")
-      ->check(CLI::NonNegativeNumber);
-}
+/// angular-train: one reference training run (a CIFAR-style ResNet with one of angular's
+/// losses), writing metrics.csv, summary.json, checkpoints, histograms and test features.
+int train_main(int argc, char** argv);
 
-/// Parses, runs `body`, and maps every outcome to the exit code.
-inline int run_cli(CLI::App& app, int argc, char** argv, const std::function<void()>& body) {
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    std::fputs(app.help().c_str(), stdout);
-    return 0;
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "%s: %s\n\n%s", app.get_name().c_str(), e.what(), app.help().c_str());
-    return 2;
-  }
-  try {
-    body();
-    return 0;
-  } catch (const c10::DistError& e) {
-    // A collective of a data-parallel run: mostly another rank that stopped (its own message
-    // says why) or did not answer within --timeout.
-    const char* rank = std::getenv("RANK");
-    std::fprintf(stderr, "%s: error: rank %s lost the other ranks (one stopped or timed out): %s\n",
-                 app.get_name().c_str(), rank ? rank : "?", e.what_without_backtrace());
-  } catch (const c10::Error& e) {
-    std::fprintf(stderr, "%s: error: %s\n", app.get_name().c_str(), e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: error: %s\n", app.get_name().c_str(), e.what());
-  }
-  return 1;
-}
+/// angular-compare: the chosen losses (the paper's four by default) on the same data, seed and
+/// budget, and the paper-style table of test error and angles, printed and written as
+/// compare.csv and compare.md.
+int compare_main(int argc, char** argv);
 
 }  // namespace train
