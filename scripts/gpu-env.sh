@@ -28,7 +28,7 @@ gpu_build() {
   fi
   cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_POLICY_VERSION_MINIMUM=3.5 \
     "-DCMAKE_PREFIX_PATH=$TORCH_PREFIX;$ROOT/.device/root/usr;$ROOT/.device/root/usr/lib/x86_64-linux-gnu/cmake" \
-    -DANGULAR_EXAMPLES_CUDA=ON "${zlib[@]}" \
+    -DANGULAR_EXAMPLES_CUDA=ON -DANGULAR_OPTIMISE_CUDA_KERNELS=ON "${zlib[@]}" \
     >>"$OUT/build.log" 2>&1 &&
     cmake --build "$BUILD" -j "$(nproc)" --target "$@" >>"$OUT/build.log" 2>&1 ||
     { tail -n 40 "$OUT/build.log"; return 1; }
