@@ -1,6 +1,6 @@
 #pragma once
-// The rank side of the distributed tests (tests/distributed_ranks.cpp and
-// tests/distributed_train_ranks.cpp).
+// The rank side of the distributed tests (tests/distributed_ranks.cpp,
+// tests/distributed_fault_ranks.cpp and tests/distributed_train_ranks.cpp).
 
 #include <angular/distributed/collectives.hpp>
 
@@ -12,6 +12,11 @@ namespace angular::test {
 int run_distributed_worker(const std::string& worker);
 
 using ProcessGroupPtr = angular::distributed::ProcessGroupPtr;
+
+/// What one sharded step sends; bad input and a dead rank on one rank (distributed_fault_ranks.cpp).
+int communication_worker(const ProcessGroupPtr& group);
+int bad_input_everywhere_worker(const ProcessGroupPtr& group);
+int dead_rank_worker(const ProcessGroupPtr& group);
 
 /// The data-parallel trainer's ResNet step against one process (distributed_train_ranks.cpp).
 int data_parallel_resnet_equals_single(const ProcessGroupPtr& group);
