@@ -14,7 +14,7 @@ namespace {
 using namespace angular::test::sharded;
 
 // The flat collectives that angular calls, by their names in this LibTorch.
-#if ANGULAR_C10D_SINGLE_COLLECTIVES
+#if ANGULAR_TORCH_2_15_OR_NEWER
 #define COUNTED_ALL_GATHER all_gather_single
 #define COUNTED_REDUCE_SCATTER reduce_scatter_single
 #else

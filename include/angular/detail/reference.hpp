@@ -5,9 +5,9 @@
 
 #include <angular/detail/checks.hpp>
 #include <angular/detail/constants.hpp>
+#include <angular/detail/torch_version.hpp>
 
 #include <ATen/ATen.h>
-#include <torch/version.h>
 
 #include <cmath>
 
@@ -43,7 +43,7 @@ inline IndexableTarget indexable_target(const at::Tensor& target, int64_t ignore
 /// x clamped to [lo, hi], its gradient passing only where lo < x < hi: at::clamp's from
 /// LibTorch 2.15 on; before, at::clamp's also passed at lo and hi.
 inline at::Tensor clamp_passing_inside(const at::Tensor& x, double lo, double hi) {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 15)
+#if ANGULAR_TORCH_2_15_OR_NEWER
   return at::clamp(x, lo, hi);
 #else
   return at::where((x > lo).logical_and(x < hi), x, x.detach().clamp(lo, hi));

@@ -5,32 +5,27 @@
 // batches of different sizes: rows travel padded to the largest batch, whose size one small
 // all-gather tells every rank.
 
+#include <angular/detail/torch_version.hpp>
+
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
-#include <torch/version.h>
 
 #include <ATen/ATen.h>
 
 #include <cstdint>
 #include <vector>
 
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 15)
-#define ANGULAR_C10D_SINGLE_COLLECTIVES 1  // LibTorch 2.15 renamed _allgather_base and _reduce_scatter_base
-#else
-#define ANGULAR_C10D_SINGLE_COLLECTIVES 0
-#endif
-
 namespace angular::detail {
 /// The flat all-gather (`output` holds world_size copies of `input`'s size) and reduce-scatter
 /// (the reverse), waited for, under their names in this LibTorch.
 inline void all_gather_flat(c10d::ProcessGroup& group, at::Tensor& output, at::Tensor& input) {
-#if ANGULAR_C10D_SINGLE_COLLECTIVES
+#if ANGULAR_TORCH_2_15_OR_NEWER
   group.all_gather_single(output, input)->wait();
 #else
   group._allgather_base(output, input)->wait();
 #endif
 }
 inline void reduce_scatter_flat(c10d::ProcessGroup& group, at::Tensor& output, at::Tensor& input) {
-#if ANGULAR_C10D_SINGLE_COLLECTIVES
+#if ANGULAR_TORCH_2_15_OR_NEWER
   group.reduce_scatter_single(output, input)->wait();
 #else
   group._reduce_scatter_base(output, input)->wait();
