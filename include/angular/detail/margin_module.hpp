@@ -17,6 +17,41 @@
 
 namespace angular::detail {
 
+/// A training step's move of the running statistics of the margin of `Traits`: AdaFace's
+/// norm_mean and norm_std from the batch's feature norms `norms` (detached), CurricularFace's
+/// t from its label cosines of features x and class vectors w; rows labelled ignore_index
+/// take no part. Inputs are checked by the caller.
+template <class Traits>
+void update_margin_statistics_(at::Tensor& norm_mean, at::Tensor& norm_std, at::Tensor& t, const at::Tensor& x,
+                               const at::Tensor& w, const at::Tensor& target, const at::Tensor& norms,
+                               int64_t ignore_index, double momentum) {
+  if constexpr (Traits::kRowInput == RowInput::norm_statistics) {
+    update_adaface_statistics_(norm_mean, norm_std, norms, target != ignore_index, momentum);
+  } else if constexpr (Traits::kRowInput == RowInput::curriculum) {
+    const auto [labels, kept] = indexable_target(target, ignore_index);
+    const auto dtype = compute_dtype(x);
+    at::NoGradGuard no_grad;
+    const at::Tensor label_vectors =
+        l2_normalize_rows(w.detach().index_select(0, clamp_labels(labels, w.size(0))).to(dtype));
+    update_curriculum_(t, (l2_normalize_rows(x.detach().to(dtype)) * label_vectors).sum(1), kept, momentum);
+  }
+}
+
+/// The logits without margin [B, C] of features [B, D] and class vectors `weight` [C·K, D]
+/// for prediction: argmax is the class.
+template <class FuncOptions>
+at::Tensor prediction_logits(const FuncOptions& options, const at::Tensor& features, const at::Tensor& weight) {
+  using Traits = MarginTraits<FuncOptions>;
+  check_features(features, weight, "weight");
+  if constexpr (!Traits::kNormalized) {
+    return linear_logits(features, weight);
+  } else {
+    const auto dtype = compute_dtype(features, weight);
+    const at::Tensor cos = cosine_matrix(features.to(dtype), weight.to(dtype));
+    return Traits::logits(options, class_cosines(cos, Traits::sub_centers(options)), features);
+  }
+}
+
 template <class Derived, class Options>
 class MarginModule : public LossModuleBase<Derived, Options> {
   using Traits = MarginTraits<typename Options::FuncOptions>;
@@ -70,33 +105,15 @@ class MarginModule : public LossModuleBase<Derived, Options> {
 
   /// Logits without margin [B, C] for prediction: argmax is the class.
   at::Tensor logits(const at::Tensor& features) const {
-    if constexpr (!Traits::kNormalized) {
-      check_features(features, this->weight, "weight");
-      return linear_logits(features, this->weight);
-    } else {
-      const auto options = this->func_options();
-      return Traits::logits(options, class_cosines(this->cosines(features), Traits::sub_centers(options)), features);
-    }
+    return prediction_logits(this->func_options(), features, this->weight);
   }
 
   void pretty_print(std::ostream& stream) const override { print_module(stream, Traits::kModule, this->options); }
 
  private:
-  /// AdaFace's statistics from the batch's feature norms, or CurricularFace's t from its label
-  /// cosines.
   void update_statistics(const at::Tensor& x, const at::Tensor& w, const at::Tensor& target, const at::Tensor& norms) {
-    const int64_t ignore_index = this->options.ignore_index();
-    if constexpr (Traits::kRowInput == RowInput::norm_statistics) {
-      update_adaface_statistics_(norm_mean, norm_std, norms, target != ignore_index, this->options.momentum());
-    } else {
-      const auto [labels, kept] = indexable_target(target, ignore_index);
-      const auto dtype = compute_dtype(x);
-      at::NoGradGuard no_grad;
-      const at::Tensor label_vectors =
-          l2_normalize_rows(w.detach().index_select(0, clamp_labels(labels, w.size(0))).to(dtype));
-      update_curriculum_(t, (l2_normalize_rows(x.detach().to(dtype)) * label_vectors).sum(1), kept,
-                         this->options.momentum());
-    }
+    update_margin_statistics_<Traits>(norm_mean, norm_std, t, x, w, target, norms, this->options.ignore_index(),
+                                      this->options.momentum());
   }
 };
 
