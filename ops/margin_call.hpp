@@ -20,7 +20,7 @@ namespace angular::ops {
 
 /// A margin and its arguments besides the differentiable tensors.
 struct MarginCall {
-  std::string margin;                 // a MarginTraits kName
+  std::string margin;  // a MarginTraits kName
   std::vector<std::string> setting_names;
   std::vector<double> setting_values;
   at::Tensor target;
@@ -91,8 +91,10 @@ decltype(auto) with_margin_named(const std::string& margin, F&& f) {
     names += names.empty() ? name : std::string(", ") + name;
     if (found || margin != name) return;
     found = true;
-    if constexpr (std::is_void_v<Result>) f(FuncOptions{});
-    else result = f(FuncOptions{});
+    if constexpr (std::is_void_v<Result>)
+      f(FuncOptions{});
+    else
+      result = f(FuncOptions{});
   });
   TORCH_CHECK(found, "angular: unknown margin '", margin, "'; the margins are ", names);
   if constexpr (!std::is_void_v<Result>) return result;
@@ -108,7 +110,10 @@ detail::MarginInputs margin_inputs(const MarginCall& call, const at::Tensor& nor
   if constexpr (Traits::kRowInput == detail::RowInput::norm_statistics) expected = 2;
   if constexpr (Traits::kRowInput == detail::RowInput::curriculum) expected = 1;
   TORCH_CHECK(call.statistics.size() == expected, "angular: the ", call.margin, " margin reads ", expected,
-              " running statistics (", expected == 2 ? "norm_mean, norm_std" : expected == 1 ? "t" : "none",
+              " running statistics (",
+              expected == 2   ? "norm_mean, norm_std"
+              : expected == 1 ? "t"
+                              : "none",
               "), got ", call.statistics.size());
   if (expected == 2) {
     in.norm_mean = call.statistics[0];
@@ -127,8 +132,8 @@ inline at::Tensor cosine_loss(const MarginCall& call, const at::Tensor& cos, con
     TORCH_CHECK(Traits::kNormalized, "angular: the ", call.margin,
                 " margin has no loss over cosines (its logits are the raw products): use "
                 "linear_margin_cross_entropy");
-    const bool reads_norms = Traits::kRowInput == detail::RowInput::norms ||
-                             Traits::kRowInput == detail::RowInput::norm_statistics;
+    const bool reads_norms =
+        Traits::kRowInput == detail::RowInput::norms || Traits::kRowInput == detail::RowInput::norm_statistics;
     TORCH_CHECK(reads_norms == norms.defined(), "angular: the ", call.margin, " margin ",
                 reads_norms ? "reads the features' norms: pass norms" : "reads no norms: pass norms=None");
     return detail::cosine_margin_loss(cos, call.target, options_of<FuncOptions>(call),
@@ -161,9 +166,7 @@ LossAndGradients loss_and_gradients(Loss&& loss_of, const at::Tensor& a, const a
   c10::impl::ForceDispatchKeyGuard with_autograd(keys);
   at::AutoGradMode grad_mode(wanted[0] || wanted[1]);
 
-  const auto input = [](const at::Tensor& t, bool grad) {
-    return t.defined() ? t.detach().requires_grad_(grad) : t;
-  };
+  const auto input = [](const at::Tensor& t, bool grad) { return t.defined() ? t.detach().requires_grad_(grad) : t; };
   const at::Tensor x = input(a, wanted[0]), y = input(b, wanted[1] && b.defined());
   LossAndGradients out;
   const at::Tensor loss = loss_of(x, y);
@@ -173,8 +176,10 @@ LossAndGradients loss_and_gradients(Loss&& loss_of, const at::Tensor& a, const a
   if (wanted[1] && y.defined()) inputs.push_back(y);
   if (inputs.empty()) return out;
   std::vector<at::Tensor> upstreams;
-  if (upstream.defined()) upstreams.push_back(upstream.to(loss.scalar_type()));
-  else upstreams.push_back(at::ones_like(loss));
+  if (upstream.defined())
+    upstreams.push_back(upstream.to(loss.scalar_type()));
+  else
+    upstreams.push_back(at::ones_like(loss));
   const auto grads = torch::autograd::grad({loss}, inputs, upstreams, /*retain_graph=*/false,
                                            /*create_graph=*/false, /*allow_unused=*/true);
   const auto contiguous_or_zeros = [](const at::Tensor& g, const at::Tensor& like) {

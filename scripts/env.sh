@@ -21,3 +21,16 @@ configure_and_build() {
   for t in "$@"; do targets+=(--target "$t"); done
   cmake --build --preset "$preset" -j "${ANGULAR_JOBS:-2}" "${targets[@]}"
 }
+
+# install_python_package: builds angular._C (python/) against the venv's torch, through ccache,
+# and installs the package into the venv. Its CUDA kernels are built where a GPU is seen (here
+# nvcc would only show that they compile, which the CMake build does already); ANGULAR_CUDA=0/1
+# decides otherwise.
+install_python_package() {
+  local cuda=${ANGULAR_CUDA:-0} cxx=${CXX:-g++}
+  if [ -z "${ANGULAR_CUDA:-}" ] && command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then cuda=auto; fi
+  if [ -x /usr/lib/ccache/g++ ] && [ -z "${CXX:-}" ]; then cxx=/usr/lib/ccache/g++; fi
+  echo "python: building angular._C and installing the package (python/) into the venv" >&2
+  ANGULAR_CUDA=$cuda MAX_JOBS=${ANGULAR_JOBS:-2} CXX=$cxx \
+    "$ANGULAR_PYTHON" -m pip install -q --disable-pip-version-check --no-build-isolation ./python
+}
