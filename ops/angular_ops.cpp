@@ -16,6 +16,9 @@
 //   check_margin(margin, names, values, num_classes)        refuses bad settings
 //   cosine_matrix, margin_logits, center_term, update_centers_, update_margin_statistics_
 //                                                           composite (ATen) helpers of the modules
+//   sharded_margin_cross_entropy, class_range               the class-sharded loss
+//                                                           (distributed_ops.hpp)
+//   retrieval_metrics, verification_metrics, ..., AngleStats  evaluation (evaluation_ops.hpp)
 //
 // reduction: 0 none, 1 mean, 2 sum (at::Reduction). statistics: AdaFace's [norm_mean, norm_std],
 // CurricularFace's [t], else none. norms: the features' norms, for SphereFace and AdaFace.
@@ -27,6 +30,8 @@
 // (angular/_fake.py).
 
 #include "autograd.hpp"
+#include "distributed_ops.hpp"
+#include "evaluation_ops.hpp"
 
 #include <torch/library.h>
 
@@ -56,6 +61,8 @@ TORCH_LIBRARY(angular, m) {
   m.def("update_centers_(Tensor(a!) centers, Tensor features, Tensor target, float alpha, int ignore_index) -> ()");
   m.def("update_margin_statistics_(Tensor features, Tensor weight, Tensor target, str margin, "
         "Tensor(a!)[] statistics, float momentum, int ignore_index) -> ()");
+  angular::ops::register_evaluation(m);
+  angular::ops::register_distributed(m);
 }
 
 TORCH_LIBRARY_IMPL(angular, CompositeImplicitAutograd, m) {
@@ -64,6 +71,7 @@ TORCH_LIBRARY_IMPL(angular, CompositeImplicitAutograd, m) {
   m.impl("center_term", &angular::ops::center_term_op);
   m.impl("update_centers_", &angular::ops::update_centers_op);
   m.impl("update_margin_statistics_", &angular::ops::update_margin_statistics_op);
+  angular::ops::register_distributed_kernels(m);
 }
 
 #define ANGULAR_DEVICE_KERNELS(KEY)                                                         \

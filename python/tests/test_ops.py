@@ -120,3 +120,23 @@ def test_autocast_runs_the_ops_in_float32():
     torch.testing.assert_close(loss, AF.linear_arcface_loss(features.float(), weight, target, scale=8.0))
     loss.backward()
     assert backbone.weight.grad is not None and backbone.weight.grad.dtype == torch.float32
+
+
+def test_opcheck_of_the_evaluation_ops():
+    """Their results are numbers read from the data, which no fake kernel can give: schema and
+    autograd registration are checked (torch.compile treats them as graph breaks)."""
+    checks = ("test_schema", "test_autograd_registration")
+    x, labels = torch.randn(12, 4), torch.randint(0, 3, (12,))
+    scores, same = torch.rand(20, dtype=torch.float64), torch.rand(20) < 0.5
+    for op, args in [
+        (ops.retrieval_metrics.default, (x, labels, None, None, [1, 2], 0)),
+        (ops.retrieval_metrics.default, (x[:4], labels[:4], x, labels, [1], 5)),
+        (ops.verification_metrics.default, (scores, same, [0.1], 4)),
+        (ops.all_pairs.default, (x, labels)),
+        (ops.pair_similarities.default, (x[:6], x[6:])),
+        (ops.target_angles.default, (x, labels, torch.randn(3, 4))),
+        (ops.angle_histogram.default, (torch.rand(12), labels, 3, 4, 3.0)),
+        (ops.top_k_accuracy.default, (torch.randn(12, 3), labels, 2)),
+        (ops.w_inter.default, (torch.randn(3, 4),)),
+    ]:
+        torch.library.opcheck(op, args, test_utils=checks)

@@ -1,0 +1,156 @@
+"""angular's Python operators against what PyTorch users run today, on the CPU, in one process
+and one run: forward + backward of a features-level loss at B = 256, D = 512 and C classes,
+∂W dropped between steps, the cases taking turns round after round. Time: median and range of
+the rounds; memory: the most that the CPU allocator held during a step beyond what it held
+before and the gradients (W, ∂W; the C++ benchmarks' counting allocator, bench/memory.hpp).
+
+    python bench/python/bench.py [--classes 10000 100000 1000000] [--json FILE]
+
+Rows: angular (Python) · the same function called from C++ · ArcFace as a PyTorch user writes
+it, eager and under torch.compile · pytorch-metric-learning's ArcFace, CosFace and sub-center
+ArcFace (if installed) · angular's softmax_loss against torch.nn.functional.linear_cross_entropy
+(if this torch has it) and eager F.cross_entropy(x Wᵀ).
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.utils import cpp_extension
+
+import angular.functional as AF
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+EPS = 2.0 ** -23
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def support():
+    return cpp_extension.load("angular_bench_support", [os.path.join(HERE, "support.cpp")],
+                              extra_include_paths=[os.path.join(ROOT, "include"), os.path.join(ROOT, "bench")],
+                              extra_cflags=["-O3"], verbose=False)
+
+
+def arcface_as_written(x, w, y, s=64.0, m=0.5):
+    """ArcFace as a PyTorch user writes it (insightface's formula with the θ + m > π continuation)."""
+    cos = F.linear(F.normalize(x), F.normalize(w))
+    c = cos.gather(1, y[:, None])
+    theta = torch.acos(c.clamp(-1 + EPS, 1 - EPS))
+    target = torch.where(theta + m <= math.pi, torch.cos(theta + m), c - m * math.sin(m))
+    return F.cross_entropy(s * cos.scatter(1, y[:, None], target), y)
+
+
+def pml_losses(C, D):
+    try:
+        from pytorch_metric_learning import losses
+    except ImportError:
+        return {}
+    return {
+        "PML ArcFaceLoss": losses.ArcFaceLoss(num_classes=C, embedding_size=D, margin=math.degrees(0.5), scale=64),
+        "PML CosFaceLoss": losses.CosFaceLoss(num_classes=C, embedding_size=D, margin=0.35, scale=64),
+        "PML SubCenterArcFaceLoss": losses.SubCenterArcFaceLoss(num_classes=C, embedding_size=D,
+                                                                 margin=math.degrees(0.5), scale=64, sub_centers=3),
+    }
+
+
+def measure(sup, cases, rounds):
+    """Each case's step times (ms) and peak bytes beyond its parameters and their gradients. The
+    cases run in turn, round after round, so that the machine's slow spells fall on all alike."""
+    for _, step, params in cases:
+        for p in params:
+            p.grad = None
+        step()  # warm-up (and torch.compile's compilation)
+    times = {name: [] for name, _, _ in cases}
+    peaks = {name: 0 for name, _, _ in cases}
+    for _ in range(rounds):
+        for name, step, params in cases:
+            for p in params:
+                p.grad = None
+            base = sup.live_bytes()
+            sup.reset_peak()
+            start = time.perf_counter()
+            step()
+            times[name].append((time.perf_counter() - start) * 1e3)
+            grads = sum(p.numel() * p.element_size() for p in params)
+            peaks[name] = max(peaks[name], sup.peak_bytes() - base - grads)
+    for _, _, params in cases:
+        for p in params:
+            p.grad = None
+    return times, peaks
+
+
+def summary(times):
+    return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times), "times_ms": times}
+
+
+def run(sup, C, rounds, with_pml, with_compile):
+    torch.manual_seed(0)
+    B, D = 256, 512
+    x = torch.randn(B, D, requires_grad=True)
+    y = torch.randint(0, C, (B,))
+    w = (torch.randn(C, D) / math.sqrt(D)).requires_grad_(True)
+    cases = [
+        ("angular linear_arcface_loss", lambda: AF.linear_arcface_loss(x, w, y).backward(), [x, w]),
+        ("C++ linear_arcface_loss", lambda: sup.cpp_steps("arcface", x, w, y, 1), [x, w]),
+        ("eager ArcFace (as written)", lambda: arcface_as_written(x, w, y).backward(), [x, w]),
+    ]
+    if with_compile:
+        compiled = torch.compile(arcface_as_written)
+        cases.append(("torch.compile ArcFace", lambda: compiled(x, w, y).backward(), [x, w]))
+    if with_pml:
+        for name, loss in pml_losses(C, D).items():
+            cases.append((name, lambda loss=loss: loss(x, y).backward(), [x, *loss.parameters()]))
+    cases += [
+        ("angular softmax_loss", lambda: AF.softmax_loss(x, w, y).backward(), [x, w]),
+        ("C++ softmax_loss", lambda: sup.cpp_steps("soft", x, w, y, 1), [x, w]),
+    ]
+    if hasattr(F, "linear_cross_entropy"):
+        cases.append(("F.linear_cross_entropy", lambda: F.linear_cross_entropy(x, w, y).backward(), [x, w]))
+    cases.append(("eager F.cross_entropy(x Wᵀ)", lambda: F.cross_entropy(x @ w.t(), y).backward(), [x, w]))
+    times, peaks = measure(sup, cases, rounds)
+    rows = {}
+    for name, _, _ in cases:
+        rows[name] = dict(summary(times[name]), peak_mib=peaks[name] / 2**20)
+        print(f"C={C:>8} {name:30} median {rows[name]['median_ms']:9.1f} ms "
+              f"[{min(times[name]):.1f}, {max(times[name]):.1f}]  peak beyond W, ∂W {rows[name]['peak_mib']:8.1f} MiB",
+              flush=True)
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--classes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--no-pml", action="store_true")
+    parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    torch.set_num_threads(int(os.environ.get("ANGULAR_BENCH_THREADS", "2")))
+    sup = support()
+    sup.install_counting_allocator()
+    results = {"machine": cpu_model(), "cpus": os.cpu_count(), "torch": torch.__version__,
+               "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d"), "B": 256, "D": 512, "rows": {}}
+    for C in args.classes:
+        rounds = args.rounds if C < 1_000_000 else max(3, args.rounds // 2)
+        results["rows"][C] = run(sup, C, rounds, not args.no_pml and C <= 100_000, not args.no_compile)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

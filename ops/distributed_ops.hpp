@@ -1,0 +1,63 @@
+#pragma once
+// The class-sharded margin loss as an operator (angular_ops.cpp registers it), over a process
+// group made in Python (torch.distributed.init_process_group) and named by its group_name, as
+// torch's functional collectives name theirs. Its kernel is composite: the sharded loss's own
+// autograd functions (angular/distributed/sharded_loss.hpp) record the graph, collectives
+// included; it runs eagerly (its collectives and label checks read data).
+
+#include "margin_call.hpp"
+
+#include <angular/distributed/sharded_loss.hpp>
+
+#include <torch/csrc/distributed/c10d/GroupRegistry.hpp>
+#include <torch/library.h>
+
+namespace angular::ops {
+
+inline at::Tensor sharded_margin_cross_entropy(const at::Tensor& features, const at::Tensor& weight_shard,
+                                               const at::Tensor& target, c10::string_view group_name,
+                                               int64_t num_classes, c10::string_view margin,
+                                               const c10::List<std::string>& names, c10::ArrayRef<double> values,
+                                               at::TensorList statistics, const std::optional<at::Tensor>& class_weight,
+                                               int64_t reduction, int64_t ignore_index, double label_smoothing,
+                                               int64_t chunk_classes) {
+  MarginCall call;
+  call.margin = std::string(margin);
+  for (const std::string& name : names) call.setting_names.push_back(name);
+  call.setting_values = values.vec();
+  call.statistics = statistics.vec();
+  call.class_weight = class_weight.value_or(at::Tensor());
+  call.reduction = reduction;
+  call.ignore_index = ignore_index;
+  call.label_smoothing = label_smoothing;
+  const distributed::ProcessGroupPtr group = c10d::resolve_process_group(std::string(group_name));
+  return with_margin_named(call.margin, [&](auto o) {
+    using FuncOptions = decltype(o);
+    const detail::MarginInputs in = margin_inputs<FuncOptions>(call, at::Tensor());
+    const auto options = distributed::functional::ShardedLossFuncOptions()
+                             .chunk_classes(chunk_classes)
+                             .norm_mean(in.norm_mean)
+                             .norm_std(in.norm_std)
+                             .t(in.t);
+    return distributed::functional::sharded_margin_loss(features, weight_shard, target, group, num_classes,
+                                                        distributed::Margin(options_of<FuncOptions>(call)), options);
+  });
+}
+
+inline std::tuple<int64_t, int64_t> class_range(int64_t num_classes, int64_t rank, int64_t world_size) {
+  const distributed::ClassRange range = distributed::class_range(num_classes, rank, world_size);
+  return {range.offset, range.count};
+}
+
+inline void register_distributed(torch::Library& m) {
+  m.def("sharded_margin_cross_entropy(Tensor features, Tensor weight_shard, Tensor target, str group_name, "
+        "int num_classes, str margin, str[] setting_names, float[] setting_values, Tensor[] statistics, "
+        "Tensor? class_weight, int reduction, int ignore_index, float label_smoothing, int chunk_classes) -> Tensor");
+  m.def("class_range(int num_classes, int rank, int world_size) -> (int, int)", &class_range);
+}
+
+inline void register_distributed_kernels(torch::Library& m) {
+  m.impl("sharded_margin_cross_entropy", &sharded_margin_cross_entropy);
+}
+
+}  // namespace angular::ops
