@@ -150,11 +150,21 @@ struct FeatureAutograd : torch::autograd::Function<FeatureAutograd> {
 
 inline at::Tensor cosine_loss_autograd(const at::Tensor& cos, const OptionalTensor& norms, ANGULAR_CALL_PARAMS) {
   const at::Tensor n = norms.has_value() ? *norms : at::empty({0}, cos.options());
+  if (!at::GradMode::is_enabled() || !(cos.requires_grad() || n.requires_grad())) {
+    // No graph to record (torch.no_grad, or no input asks): the loss alone, no gradient work.
+    at::AutoDispatchBelowADInplaceOrView below;
+    return op<decltype(cosine_loss_op)>("angular::margin_cross_entropy").call(cos, norms, ANGULAR_CALL_ARGS);
+  }
   return CosineAutograd::apply(cos, n, norms.has_value(), ANGULAR_CALL_ARGS);
 }
 
 inline at::Tensor feature_loss_autograd(const at::Tensor& features, const at::Tensor& weight, ANGULAR_CALL_PARAMS,
                                         int64_t chunk_rows) {
+  if (!at::GradMode::is_enabled() || !(features.requires_grad() || weight.requires_grad())) {
+    at::AutoDispatchBelowADInplaceOrView below;
+    return op<decltype(feature_loss_op)>("angular::linear_margin_cross_entropy")
+        .call(features, weight, ANGULAR_CALL_ARGS, chunk_rows);
+  }
   return FeatureAutograd::apply(features, weight, ANGULAR_CALL_ARGS, chunk_rows);
 }
 

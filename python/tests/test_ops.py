@@ -140,3 +140,23 @@ def test_opcheck_of_the_evaluation_ops():
         (ops.w_inter.default, (torch.randn(3, 4),)),
     ]:
         torch.library.opcheck(op, args, test_utils=checks)
+
+
+def test_no_grad_gives_the_same_loss_without_a_graph():
+    x, w = torch.randn(6, 4, requires_grad=True), torch.randn(5, 4, requires_grad=True)
+    y = torch.randint(0, 5, (6,))
+    with torch.no_grad():
+        quiet = AF.linear_cosface_loss(x, w, y)
+    assert quiet.grad_fn is None
+    torch.testing.assert_close(quiet, AF.linear_cosface_loss(x, w, y))
+
+
+def test_the_callers_floating_point_state_is_left_as_it_was():
+    """The fused kernels flush denormals while they run; afterwards every thread computes them again."""
+    tiny = torch.full((1 << 20,), 1e-40)  # denormal floats, a product spread over the threads
+    assert (tiny * 1.0).ne(0).all()
+    x, w = torch.randn(64, 16, requires_grad=True), torch.randn(300, 16, requires_grad=True)
+    AF.linear_arcface_loss(x, w, torch.randint(0, 300, (64,))).backward()
+    AF.arcface_loss(torch.rand(64, 300, requires_grad=True), torch.randint(0, 300, (64,))).backward()
+    assert (tiny * 1.0).ne(0).all()
+    assert torch.tensor(1e-40) * 1.0 != 0
