@@ -14,7 +14,6 @@ namespace angular::ops {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-// ---- autograd ---------------------------------------------------------------------------------
 
 /// The op's arguments besides the differentiable tensors, kept for a backward.
 struct SavedCall {
@@ -66,8 +65,8 @@ inline at::Tensor times_upstream(const at::Tensor& grad, const at::Tensor& upstr
 inline at::Tensor defined_if(bool wanted, const at::Tensor& t) { return wanted ? t : at::Tensor(); }
 
 /// The gradients an autograd function below returns: one per argument of its forward, each
-/// tensor of a list counting as one (the two differentiable tensors, then eight arguments and
-/// the statistics, then one more).
+/// tensor of a list counting as one: two tensors, has_norms or chunk_rows, the eight arguments
+/// of ANGULAR_CALL_PARAMS but the statistics, and the statistics.
 inline variable_list gradient_slots(const SavedCall& s) { return variable_list(11 + s.statistics.size()); }
 
 template <class Schema>
@@ -168,7 +167,7 @@ inline at::Tensor feature_loss_autograd(const at::Tensor& features, const at::Te
   return FeatureAutograd::apply(features, weight, ANGULAR_CALL_ARGS, chunk_rows);
 }
 
-// ---- autocast: float32, as torch.autocast runs cross_entropy ---------------------------------
+// Autocast: float32, as torch.autocast runs cross_entropy.
 
 template <c10::DeviceType device>
 inline at::Tensor cosine_loss_autocast(const at::Tensor& cos, const OptionalTensor& norms, ANGULAR_CALL_PARAMS) {

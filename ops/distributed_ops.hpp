@@ -5,7 +5,7 @@
 // autograd functions (angular/distributed/sharded_loss.hpp) record the graph, collectives
 // included; it runs eagerly (its collectives and label checks read data).
 
-#include "margin_call.hpp"
+#include "kernels.hpp"
 
 #include <angular/distributed/sharded_loss.hpp>
 
@@ -21,15 +21,8 @@ inline at::Tensor sharded_margin_cross_entropy(const at::Tensor& features, const
                                                at::TensorList statistics, const std::optional<at::Tensor>& class_weight,
                                                int64_t reduction, int64_t ignore_index, double label_smoothing,
                                                int64_t chunk_classes) {
-  MarginCall call;
-  call.margin = std::string(margin);
-  for (const std::string& name : names) call.setting_names.push_back(name);
-  call.setting_values = values.vec();
-  call.statistics = statistics.vec();
-  call.class_weight = class_weight.value_or(at::Tensor());
-  call.reduction = reduction;
-  call.ignore_index = ignore_index;
-  call.label_smoothing = label_smoothing;
+  const MarginCall call = make_call(at::Tensor(), margin, names, values, statistics, class_weight, reduction,
+                                    ignore_index, label_smoothing, 0);
   const distributed::ProcessGroupPtr group = c10d::resolve_process_group(std::string(group_name));
   return with_margin_named(call.margin, [&](auto o) {
     using FuncOptions = decltype(o);

@@ -29,14 +29,17 @@ def extension():
     # in through the include path.
     sources = ["csrc/module.cpp"]
     include_dirs = [os.path.join(ROOT, d) for d in ("include", "ops", "cuda")]
-    cxx = ["-O3", "-g0"]
+    # OpenMP, as torch's own CPU kernels: angular's row loops then run on torch's intra-op
+    # threads (at::parallel_for, sized by torch.set_num_threads) and share its libgomp.
+    cxx = ["-O3", "-g0", "-fopenmp"]
+    link = ["-fopenmp"]
     if build_cuda():
         sources.append("csrc/cuda.cu")
         return cpp_extension.CUDAExtension(
             "angular._C", sources, include_dirs=include_dirs,
-            extra_compile_args={"cxx": cxx, "nvcc": ["-O3"]})
+            extra_compile_args={"cxx": cxx, "nvcc": ["-O3"]}, extra_link_args=link)
     return cpp_extension.CppExtension("angular._C", sources, include_dirs=include_dirs,
-                                      extra_compile_args={"cxx": cxx})
+                                      extra_compile_args={"cxx": cxx}, extra_link_args=link)
 
 
 if "ANGULAR_BUILD_JOBS" in os.environ:

@@ -73,6 +73,9 @@ class ShardedMarginLoss(nn.Module):
                  ddp=True, reduction="mean", ignore_index=-100, label_smoothing=0.0, class_weight=None,
                  chunk_classes=0):
         super().__init__()
+        if margin in ("adaface", "curricularface"):
+            raise ValueError(f"angular: ShardedMarginLoss keeps no running statistics, which {margin} reads: call "
+                             "sharded_margin_loss with statistics=(...) and move them yourself")
         self.group = group
         rank, world = dist.get_rank(group), dist.get_world_size(group)
         self.num_classes, self.embedding_dim, self.margin = num_classes, embedding_dim, margin

@@ -25,7 +25,7 @@ def torchrun(out, nproc=2, timeout=240):
     """Runs ddp_worker.py on `nproc` local ranks; kills every process on failure or timeout."""
     command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc-per-node={nproc}",
                "--master-addr=127.0.0.1", f"--master-port={free_port()}", os.path.join(HERE, "ddp_worker.py"), out]
-    env = dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
+    env = dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1", PYTHONFAULTHANDLER="1")
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     try:
@@ -68,3 +68,8 @@ def test_class_range_splits_like_cpp():
     assert [angular.distributed.class_range(10, r, 3) for r in range(3)] == [(0, 4), (4, 3), (7, 3)]
     with pytest.raises(RuntimeError, match="rank 3"):
         angular.distributed.class_range(10, 3, 3)
+
+
+def test_the_sharded_module_refuses_margins_with_statistics():
+    with pytest.raises(ValueError, match="adaface"):
+        angular.distributed.ShardedMarginLoss(10, 4, "adaface")
