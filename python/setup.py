@@ -29,17 +29,16 @@ def extension():
     # in through the include path.
     sources = ["csrc/module.cpp"]
     include_dirs = [os.path.join(ROOT, d) for d in ("include", "ops", "cuda")]
-    # OpenMP, as torch's own CPU kernels: angular's row loops then run on torch's intra-op
-    # threads (at::parallel_for, sized by torch.set_num_threads) and share its libgomp.
-    cxx = ["-O3", "-g0", "-fopenmp"]
-    link = ["-fopenmp"]
+    # No OpenMP, as in angular's CMake builds: the row loops run on angular's own thread pool
+    # (detail/cpu/parallel.hpp). Built with -fopenmp they took 1.3x as long here (bench/RESULTS.md).
+    cxx = ["-O3", "-g0"]
     if build_cuda():
         sources.append("csrc/cuda.cu")
         return cpp_extension.CUDAExtension(
             "angular._C", sources, include_dirs=include_dirs,
-            extra_compile_args={"cxx": cxx, "nvcc": ["-O3"]}, extra_link_args=link)
+            extra_compile_args={"cxx": cxx, "nvcc": ["-O3"]})
     return cpp_extension.CppExtension("angular._C", sources, include_dirs=include_dirs,
-                                      extra_compile_args={"cxx": cxx}, extra_link_args=link)
+                                      extra_compile_args={"cxx": cxx})
 
 
 if "ANGULAR_BUILD_JOBS" in os.environ:

@@ -5,6 +5,7 @@ the rounds; memory: the most that the CPU allocator held during a step beyond wh
 before and the gradients (W, ∂W; the C++ benchmarks' counting allocator, bench/memory.hpp).
 
     python bench/python/bench.py [--classes 10000 100000 1000000] [--json FILE]
+    python bench/python/bench.py --overhead --classes 100000    # Python / C++ alone
 
 Rows: angular (Python) · the same function called from C++ · ArcFace as a PyTorch user writes
 it, eager and under torch.compile · pytorch-metric-learning's ArcFace, CosFace and sub-center
@@ -131,12 +132,37 @@ def run(sup, C, rounds, with_pml, with_compile):
     return rows
 
 
+def overhead(sup, C, rounds):
+    """Python / C++ of the same function, the two calls alternating alone (in both orders, so
+    that neither always follows the other): in the round robin of all the cases each one's
+    time also depends on what ran before it."""
+    torch.manual_seed(0)
+    B, D = 256, 512
+    x = torch.randn(B, D, requires_grad=True)
+    y = torch.randint(0, C, (B,))
+    w = (torch.randn(C, D) / math.sqrt(D)).requires_grad_(True)
+    rows = {}
+    for margin, fn in (("arcface", AF.linear_arcface_loss), ("soft", AF.softmax_loss)):
+        python = (f"{margin} from Python", lambda fn=fn: fn(x, w, y).backward(), [x, w])
+        cpp = (f"{margin} from C++", lambda margin=margin: sup.cpp_steps(margin, x, w, y, 1), [x, w])
+        for first, second in ((python, cpp), (cpp, python)):
+            times, _ = measure(sup, [first, second], rounds)
+            ratio = statistics.median(times[python[0]]) / statistics.median(times[cpp[0]])
+            key = f"{margin}, {first[0]} first"
+            rows[key] = {"python_ms": summary(times[python[0]]), "cpp_ms": summary(times[cpp[0]]), "ratio": ratio}
+            print(f"C={C:>8} {key:36} Python {statistics.median(times[python[0]]):8.1f} ms, "
+                  f"C++ {statistics.median(times[cpp[0]]):8.1f} ms: {ratio:.3f}", flush=True)
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--classes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--no-pml", action="store_true")
     parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--overhead", action="store_true",
+                        help="only Python / C++ of the same functions, alternating alone")
     parser.add_argument("--json")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("ANGULAR_BENCH_THREADS", "2")))
@@ -145,6 +171,9 @@ def main():
     results = {"machine": cpu_model(), "cpus": os.cpu_count(), "torch": torch.__version__,
                "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d"), "B": 256, "D": 512, "rows": {}}
     for C in args.classes:
+        if args.overhead:
+            results["rows"][C] = overhead(sup, C, args.rounds)
+            continue
         rounds = args.rounds if C < 1_000_000 else max(3, args.rounds // 2)
         results["rows"][C] = run(sup, C, rounds, not args.no_pml and C <= 100_000, not args.no_compile)
     if args.json:
