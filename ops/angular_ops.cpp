@@ -9,9 +9,10 @@
 //   linear_margin_cross_entropy(features, weight, target, margin, setting_names, setting_values,
 //                               statistics, class_weight?, reduction, ignore_index,
 //                               label_smoothing, chunk_rows) -> loss
-//   *_forward(..., output_mask) -> (loss, grad_0, grad_1)   the gradients for an upstream 1 of
-//                                  a reduced loss (empty where not asked or reduction none)
-//   *_backward(grad, ..., output_mask) -> (grad_0, grad_1)  per-sample losses' gradients
+//   *_forward(..., output_mask) -> (loss, grad_0, grad_1)   the gradients for an upstream 1
+//                                  (empty where not asked; over features also where the
+//                                  losses are per sample, whose rows all share ∂W)
+//   *_backward(grad, ..., output_mask) -> (grad_0, grad_1)  the gradients for an upstream
 //   margin_settings(margin) -> (names, defaults)            a margin's settings (None: NaN)
 //   check_margin(margin, names, values, num_classes)        refuses bad settings
 //   cosine_matrix, margin_logits, center_term, update_centers_, update_margin_statistics_

@@ -1,7 +1,7 @@
 #pragma once
 // The Autograd kernels of angular's operators (angular_ops.cpp): the forward operator's
-// gradients of a reduced loss are kept and scaled by the upstream gradient, as the C++
-// functional layer keeps them; per-sample losses run the backward operator. And the Autocast
+// gradients are kept and scaled by the upstream gradient, as the C++ functional layer keeps
+// them; per-sample losses over features run the backward operator. And the Autocast
 // kernels, which run the operators in float32 as torch.autocast runs cross_entropy.
 
 #include "kernels.hpp"
@@ -67,7 +67,7 @@ inline at::Tensor defined_if(bool wanted, const at::Tensor& t) { return wanted ?
 /// The gradients an autograd function below returns: one per argument of its forward, each
 /// tensor of a list counting as one: two tensors, has_norms or chunk_rows, the eight arguments
 /// of ANGULAR_CALL_PARAMS but the statistics, and the statistics.
-inline variable_list gradient_slots(const SavedCall& s) { return variable_list(11 + s.statistics.size()); }
+inline variable_list gradient_slots(size_t statistics) { return variable_list(11 + statistics); }
 
 template <class Schema>
 c10::TypedOperatorHandle<Schema> op(const char* name) {
@@ -75,6 +75,8 @@ c10::TypedOperatorHandle<Schema> op(const char* name) {
 }
 
 // norms: an empty tensor where there are none (autograd functions take no undefined inputs).
+// Each row's loss reads only its own row of cos and norms, so the forward's gradients serve
+// per-sample losses too, each row times its upstream: no second pass.
 struct CosineAutograd : torch::autograd::Function<CosineAutograd> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& cos, const at::Tensor& norms, bool has_norms,
                             ANGULAR_CALL_PARAMS) {
@@ -83,31 +85,21 @@ struct CosineAutograd : torch::autograd::Function<CosineAutograd> {
     const std::array<bool, 2> mask{cos.requires_grad(), has_norms && norms.requires_grad()};
     const auto [loss, grad_cos, grad_norms] =
         op<decltype(cosine_forward)>("angular::margin_cross_entropy_forward").call(cos, n, ANGULAR_CALL_ARGS, mask);
-    if (reduction == at::Reduction::None)
-      ctx->save_for_backward({cos, norms});
-    else
-      ctx->save_for_backward({grad_cos, grad_norms});
-    ctx->saved_data["has_norms"] = has_norms;
-    SavedCall::save(ctx, ANGULAR_CALL_ARGS, 0);
+    ctx->save_for_backward({grad_cos, grad_norms});
+    ctx->saved_data["per_row"] = reduction == at::Reduction::None;
+    ctx->saved_data["statistics"] = static_cast<int64_t>(statistics.size());
     return loss;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const SavedCall s(ctx);
-    const bool has_norms = ctx->saved_data["has_norms"].toBool();
-    const std::array<bool, 2> mask{ctx->needs_input_grad(0), has_norms && ctx->needs_input_grad(1)};
-    variable_list out = gradient_slots(s);
-    if (s.reduction == at::Reduction::None) {
-      const OptionalTensor n = has_norms ? OptionalTensor(saved[1]) : std::nullopt;
-      const auto [grad_cos, grad_norms] = op<decltype(cosine_backward)>("angular::margin_cross_entropy_backward")
-                                              .call(grads[0], saved[0], n, ANGULAR_SAVED_ARGS(s), mask);
-      out[0] = defined_if(mask[0], grad_cos);
-      out[1] = defined_if(mask[1], grad_norms);
-    } else {
-      if (mask[0]) out[0] = times_upstream(saved[0], grads[0]);
-      if (mask[1]) out[1] = times_upstream(saved[1], grads[0]);
-    }
+    const bool per_row = ctx->saved_data["per_row"].toBool();
+    const auto scaled = [&](const at::Tensor& grad) {
+      return per_row ? detail::times_row_upstream(grad, grads[0], true) : times_upstream(grad, grads[0]);
+    };
+    variable_list out = gradient_slots(ctx->saved_data["statistics"].toInt());
+    if (ctx->needs_input_grad(0)) out[0] = scaled(saved[0]);
+    if (ctx->needs_input_grad(1)) out[1] = scaled(saved[1]);
     return out;
   }
 };
@@ -132,7 +124,7 @@ struct FeatureAutograd : torch::autograd::Function<FeatureAutograd> {
     const auto saved = ctx->get_saved_variables();
     const SavedCall s(ctx);
     const std::array<bool, 2> mask{ctx->needs_input_grad(0), ctx->needs_input_grad(1)};
-    variable_list out = gradient_slots(s);
+    variable_list out = gradient_slots(s.statistics.size());
     if (s.reduction == at::Reduction::None) {
       const auto [grad_features, grad_weight] =
           op<decltype(feature_backward)>("angular::linear_margin_cross_entropy_backward")

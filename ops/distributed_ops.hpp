@@ -9,8 +9,8 @@
 
 #include <angular/distributed/sharded_loss.hpp>
 
-#include <torch/csrc/distributed/c10d/GroupRegistry.hpp>
 #include <torch/library.h>
+#include <torch/csrc/distributed/c10d/GroupRegistry.hpp>
 
 namespace angular::ops {
 
@@ -43,9 +43,10 @@ inline std::tuple<int64_t, int64_t> class_range(int64_t num_classes, int64_t ran
 }
 
 inline void register_distributed(torch::Library& m) {
-  m.def("sharded_margin_cross_entropy(Tensor features, Tensor weight_shard, Tensor target, str group_name, "
-        "int num_classes, str margin, str[] setting_names, float[] setting_values, Tensor[] statistics, "
-        "Tensor? class_weight, int reduction, int ignore_index, float label_smoothing, int chunk_classes) -> Tensor");
+  m.def(
+      "sharded_margin_cross_entropy(Tensor features, Tensor weight_shard, Tensor target, str group_name, "
+      "int num_classes, str margin, str[] setting_names, float[] setting_values, Tensor[] statistics, "
+      "Tensor? class_weight, int reduction, int ignore_index, float label_smoothing, int chunk_classes) -> Tensor");
   m.def("class_range(int num_classes, int rank, int world_size) -> (int, int)", &class_range);
 }
 

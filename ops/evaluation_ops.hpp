@@ -38,10 +38,10 @@ using VerificationResult = std::tuple<int64_t, int64_t, at::Tensor, at::Tensor, 
 /// accuracy_std) of pair scores [P] and genuine flags [P].
 inline VerificationResult verification_metrics(const at::Tensor& scores, const at::Tensor& same,
                                                c10::ArrayRef<double> far, int64_t folds) {
-  const auto m = evaluation::verification_metrics(scores, same,
-                                                  evaluation::VerificationOptions().far(far.vec()).folds(folds));
-  return {m.genuine_pairs, m.impostor_pairs, m.roc.thresholds, m.roc.tpr, m.roc.fpr, m.far, m.tar, m.eer, m.auc,
-          m.accuracy, m.accuracy_std};
+  const auto m =
+      evaluation::verification_metrics(scores, same, evaluation::VerificationOptions().far(far.vec()).folds(folds));
+  return {m.genuine_pairs, m.impostor_pairs, m.roc.thresholds, m.roc.tpr, m.roc.fpr, m.far, m.tar, m.eer,
+          m.auc,           m.accuracy,       m.accuracy_std};
 }
 
 inline std::tuple<at::Tensor, at::Tensor> all_pairs(const at::Tensor& embeddings, const at::Tensor& labels) {
@@ -56,16 +56,17 @@ struct AngleStatsClass : torch::CustomClassHolder {
   metrics::AngleStats stats;
 };
 
-using AngleSummaryResult =
-    std::tuple<double, double, double, double, at::Tensor, at::Tensor, int64_t, at::Tensor>;
+using AngleSummaryResult = std::tuple<double, double, double, double, at::Tensor, at::Tensor, int64_t, at::Tensor>;
 
 inline void register_evaluation(torch::Library& m) {
-  m.def("retrieval_metrics(Tensor query, Tensor query_labels, Tensor? reference, Tensor? reference_labels, "
-        "int[] recall_at, int chunk_size) -> (float, float, float, float, int[], float[])",
-        &retrieval_metrics);
-  m.def("verification_metrics(Tensor scores, Tensor same, float[] far, int folds) "
-        "-> (int, int, Tensor, Tensor, Tensor, float[], float[], float, float, float, float)",
-        &verification_metrics);
+  m.def(
+      "retrieval_metrics(Tensor query, Tensor query_labels, Tensor? reference, Tensor? reference_labels, "
+      "int[] recall_at, int chunk_size) -> (float, float, float, float, int[], float[])",
+      &retrieval_metrics);
+  m.def(
+      "verification_metrics(Tensor scores, Tensor same, float[] far, int folds) "
+      "-> (int, int, Tensor, Tensor, Tensor, float[], float[], float, float, float, float)",
+      &verification_metrics);
   m.def("all_pairs(Tensor embeddings, Tensor labels) -> (Tensor, Tensor)", &all_pairs);
   m.def("pair_similarities(Tensor a, Tensor b) -> Tensor", &evaluation::pair_similarities);
   m.def("target_angles(Tensor features, Tensor labels, Tensor weight) -> Tensor", &metrics::target_angles);
@@ -84,8 +85,8 @@ inline void register_evaluation(torch::Library& m) {
       .def("counts", [](const c10::intrusive_ptr<AngleStatsClass>& self) { return self->stats.counts(); })
       .def("compute", [](const c10::intrusive_ptr<AngleStatsClass>& self, const at::Tensor& weight) {
         const metrics::AngleSummary s = self->stats.compute(weight);
-        return AngleSummaryResult{s.wc_intra, s.w_inter, s.c_inter, s.intra, s.wc, s.counts, s.empty_classes,
-                                  s.centers};
+        return AngleSummaryResult{s.wc_intra, s.w_inter, s.c_inter,       s.intra,
+                                  s.wc,       s.counts,  s.empty_classes, s.centers};
       });
 }
 

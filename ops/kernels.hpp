@@ -54,7 +54,6 @@ inline LossAndGradients cosine_pass(const at::Tensor& cos, const OptionalTensor&
 inline LossGrads cosine_forward(const at::Tensor& cos, const OptionalTensor& norms, ANGULAR_CALL_PARAMS,
                                 std::array<bool, 2> output_mask) {
   const MarginCall call = make_call(ANGULAR_CALL_ARGS, 0);
-  if (reduction == at::Reduction::None) output_mask = {false, false};
   const LossAndGradients out = cosine_pass(cos, norms, call, output_mask, {});
   return {out.loss, or_empty(out.grad_a, cos), or_empty(out.grad_b, cos)};
 }

@@ -81,22 +81,25 @@ FuncOptions options_of(const MarginCall& call) {
 /// Calls f(FuncOptions{}) with the functional options of the margin named `margin`.
 template <class F>
 decltype(auto) with_margin_named(const std::string& margin, F&& f) {
-  std::string names;
   bool found = false;
   using Result = decltype(f(functional::ArcFaceLossFuncOptions{}));
   std::conditional_t<std::is_void_v<Result>, bool, Result> result{};
   for_each_margin_module([&](auto tag) {
     using FuncOptions = typename decltype(tag)::type::FuncOptions;
-    const char* name = detail::MarginTraits<FuncOptions>::kName;
-    names += names.empty() ? name : std::string(", ") + name;
-    if (found || margin != name) return;
+    if (found || margin != detail::MarginTraits<FuncOptions>::kName) return;
     found = true;
     if constexpr (std::is_void_v<Result>)
       f(FuncOptions{});
     else
       result = f(FuncOptions{});
   });
-  TORCH_CHECK(found, "angular: unknown margin '", margin, "'; the margins are ", names);
+  if (!found) {  // the names listed only for the error
+    std::string names;
+    for_each_margin_module([&](auto tag) {
+      names += (names.empty() ? "" : ", ") + std::string(margin_name<typename decltype(tag)::type>());
+    });
+    TORCH_CHECK(false, "angular: unknown margin '", margin, "'; the margins are ", names);
+  }
   if constexpr (!std::is_void_v<Result>) return result;
 }
 

@@ -27,8 +27,7 @@ def _(cos, norms, target, margin, names, values, statistics, class_weight, reduc
 
 @torch.library.register_fake("angular::margin_cross_entropy_forward")
 def _(cos, norms, target, margin, names, values, statistics, class_weight, reduction, ignore_index, smoothing, mask):
-    grads = reduction != NONE
-    return _loss(cos, reduction), _grad(grads and mask[0], cos, cos), _grad(grads and mask[1], norms, cos)
+    return _loss(cos, reduction), _grad(mask[0], cos, cos), _grad(mask[1], norms, cos)
 
 
 @torch.library.register_fake("angular::margin_cross_entropy_backward")

@@ -10,13 +10,12 @@ torch.compile it is a graph break (its collectives and label checks read data).
     loss = head(DistributedDataParallel(backbone)(images), labels)
 """
 
-import math
-
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from . import functional as F
+from .modules import class_vectors
 
 __all__ = ["class_range", "sharded_margin_loss", "ShardedMarginLoss"]
 
@@ -87,8 +86,7 @@ class ShardedMarginLoss(nn.Module):
         self.reduction, self.ignore_index, self.label_smoothing, self.chunk_classes = (
             reduction, ignore_index, label_smoothing, chunk_classes)
         torch.ops.angular.check_margin(margin, *F._settings(self.settings), num_classes)
-        bound = 1.0 / math.sqrt(embedding_dim)
-        self.weight = nn.Parameter(torch.empty(self.classes[1] * sub_centers, embedding_dim).uniform_(-bound, bound))
+        self.weight = class_vectors(self.classes[1] * sub_centers, embedding_dim)
         self.register_buffer("class_weight", None if class_weight is None else torch.as_tensor(class_weight).clone())
 
     def forward(self, features, target):

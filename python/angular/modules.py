@@ -14,6 +14,12 @@ __all__ = ["SoftmaxLoss", "CenterLoss", "ArcLoss", "ArcFaceLoss", "CosFaceLoss",
            "SphereFaceLoss", "SubCenterArcFaceLoss", "AdaFaceLoss", "CurricularFaceLoss"]
 
 
+def class_vectors(rows, embedding_dim):
+    """A Parameter [rows, D] initialised like torch.nn.Linear's weight: U(−1/√D, 1/√D)."""
+    bound = 1.0 / math.sqrt(embedding_dim)
+    return nn.Parameter(torch.empty(rows, embedding_dim).uniform_(-bound, bound))
+
+
 class _ClassVectors(nn.Module):
     """What every loss module has: the class vectors and the cross-entropy settings."""
 
@@ -28,8 +34,7 @@ class _ClassVectors(nn.Module):
         self.num_classes, self.embedding_dim = num_classes, embedding_dim
         self.reduction, self.ignore_index, self.label_smoothing, self.chunk_rows = (
             reduction, ignore_index, label_smoothing, chunk_rows)
-        bound = 1.0 / math.sqrt(embedding_dim)
-        self.weight = nn.Parameter(torch.empty(num_classes * vectors_per_class, embedding_dim).uniform_(-bound, bound))
+        self.weight = class_vectors(num_classes * vectors_per_class, embedding_dim)
         self.register_buffer("class_weight", None if weight is None else torch.as_tensor(weight).clone())
 
     def _cross_entropy_args(self):

@@ -98,7 +98,9 @@ class MarginModule : public LossModuleBase<Derived, Options> {
       in.norm_std = norm_std;
       in.t = t;
       if constexpr (Traits::kRowInput == RowInput::norm_statistics) in.norms = detached_norms(x);
-      if (this->is_training()) update_statistics(x, w, target, in.norms);
+      if (this->is_training())
+        update_margin_statistics_<Traits>(norm_mean, norm_std, t, x, w, target, in.norms, this->options.ignore_index(),
+                                          this->options.momentum());
       return checked_feature_margin_loss(x, w, target, options, spec, in);
     }
   }
@@ -109,12 +111,6 @@ class MarginModule : public LossModuleBase<Derived, Options> {
   }
 
   void pretty_print(std::ostream& stream) const override { print_module(stream, Traits::kModule, this->options); }
-
- private:
-  void update_statistics(const at::Tensor& x, const at::Tensor& w, const at::Tensor& target, const at::Tensor& norms) {
-    update_margin_statistics_<Traits>(norm_mean, norm_std, t, x, w, target, norms, this->options.ignore_index(),
-                                      this->options.momentum());
-  }
 };
 
 }  // namespace angular::detail
