@@ -30,6 +30,11 @@ struct ShardedMarginLossOptions {
   TORCH_ARG(int64_t, chunk_classes) = 0;
   /// Momentum of AdaFace's and CurricularFace's running statistics, in (0, 1].
   TORCH_ARG(double, momentum) = 0.01;
+  /// PartialFC's class sampling (see ShardedLossFuncOptions::sample_rate): 1 (default) keeps
+  /// every class, the exact loss.
+  TORCH_ARG(double, sample_rate) = 1.0;
+  /// The CPU generator the sampled classes are drawn from; undefined: the default one.
+  TORCH_ARG(at::Generator, generator) = at::Generator();
 };
 
 class ShardedMarginLossImpl : public torch::nn::Cloneable<ShardedMarginLossImpl> {
@@ -72,12 +77,17 @@ class ShardedMarginLossImpl : public torch::nn::Cloneable<ShardedMarginLossImpl>
     const at::Tensor w = weight.to(features.scalar_type());
     const detail::GatheredBatch batch =
         detail::checked_batch(features, w, target, group, options.num_classes(), m, options.chunk_classes());
+    last_batch_ = {batch.features.detach(), batch.target, batch.layout};
     if (is_training()) update_statistics(m, batch);
     return detail::sharded_loss_of_batch(
         batch, w, group, options.num_classes(), options.margin(), m,
         functional::ShardedLossFuncOptions().chunk_classes(options.chunk_classes()).norm_mean(norm_mean).norm_std(
             norm_std).t(t));
   }
+
+  /// The batch of every rank that the last forward gathered (features detached), for metrics
+  /// over the whole batch without gathering it again; undefined tensors before the first forward.
+  const detail::GatheredBatch& last_batch() const { return last_batch_; }
 
   void pretty_print(std::ostream& stream) const override {
     stream << "angular::distributed::ShardedMarginLoss(num_classes=" << options.num_classes()
@@ -86,6 +96,8 @@ class ShardedMarginLossImpl : public torch::nn::Cloneable<ShardedMarginLossImpl>
   }
 
  private:
+  detail::GatheredBatch last_batch_;
+
   /// AdaFace's norm statistics or CurricularFace's t from the gathered batch; nothing for the
   /// other margins.
   void update_statistics(const detail::ShardedMargin& m, const detail::GatheredBatch& batch) {
