@@ -62,6 +62,17 @@ TEST_CASE("a bad label or D on one rank is an error on every rank, a NaN feature
   CHECK(run_ranks(self_path, "bad_input_everywhere", 3, std::chrono::seconds(120)).all_passed());
 }
 
+TEST_CASE("sampled classes: the loss over the kept classes, positives kept, one seed one draw", "[distributed]") {
+  for (int ranks : {2, 3, 4}) {
+    INFO(ranks << " processes");
+    CHECK(run_ranks(self_path, "sampled_equals_kept_classes", ranks, std::chrono::seconds(300)).all_passed());
+  }
+}
+
+TEST_CASE("sample_rate 1 is bitwise the exact sharded loss and draws nothing", "[distributed]") {
+  CHECK(run_ranks(self_path, "unsampled_is_exact", 2, std::chrono::seconds(120)).all_passed());
+}
+
 TEST_CASE("a rank that dies ends the others with an error, not a hang", "[distributed]") {
   const auto outcome = run_ranks(self_path, "dead_rank", 3, std::chrono::seconds(90));
   CHECK_FALSE(outcome.timed_out);

@@ -19,16 +19,27 @@ inline void skip(const std::string& reason) { std::cout << "SKIPPED: " << reason
 
 /// One combination of the cross-entropy settings, applied alike to the library's options,
 /// the oracle and torch::nn::functional::cross_entropy.
+/// Whether an options type has angular's class-sampling settings (torch::nn's have not).
+template <class Options, class = void>
+constexpr bool kSamples = false;
+template <class Options>
+constexpr bool kSamples<Options, std::void_t<decltype(std::declval<Options&>().sample_rate(1.0))>> = true;
+
 struct CrossEntropyCase {
   std::string name;
   angular::reduction_t reduction = torch::kMean;
   int64_t ignore_index = -100;
   double label_smoothing = 0.0;
   at::Tensor class_weight;
+  // Class sampling (features-level losses): the rate, the generator, the record of the kept.
+  double sample_rate = 1.0;
+  at::Generator generator = at::Generator();
+  at::Tensor sampled_classes = at::Tensor();
 
   template <class Options>
   Options apply(Options options) const {
     options.reduction(reduction).ignore_index(ignore_index).label_smoothing(label_smoothing);
+    if constexpr (kSamples<Options>) options.sample_rate(sample_rate).generator(generator).sampled_classes(sampled_classes);
     if (class_weight.defined()) options.weight(class_weight);
     return options;
   }

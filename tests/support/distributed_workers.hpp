@@ -18,6 +18,10 @@ int communication_worker(const ProcessGroupPtr& group);
 int bad_input_everywhere_worker(const ProcessGroupPtr& group);
 int dead_rank_worker(const ProcessGroupPtr& group);
 
+/// Class sampling over the ranks (distributed_sampling_ranks.cpp).
+int sampled_equals_kept_classes_worker(const ProcessGroupPtr& group);
+int unsampled_is_exact_worker(const ProcessGroupPtr& group);
+
 /// The data-parallel trainer's ResNet step against one process (distributed_train_ranks.cpp).
 int data_parallel_resnet_equals_single(const ProcessGroupPtr& group);
 

@@ -30,14 +30,18 @@ CrossEntropySpec cross_entropy_spec(const Options& options) {
           options.label_smoothing(), options.weight()};
 }
 
-/// Copies the cross-entropy and chunking settings from one option set into another.
+/// Copies the cross-entropy, chunking and class-sampling settings from one option set into
+/// another.
 template <class To, class From>
 To with_cross_entropy_args(To to, const From& from) {
   to.reduction(from.reduction())
       .ignore_index(from.ignore_index())
       .label_smoothing(from.label_smoothing())
       .weight(from.weight())
-      .chunk_rows(from.chunk_rows());
+      .chunk_rows(from.chunk_rows())
+      .sample_rate(from.sample_rate())
+      .generator(from.generator())
+      .sampled_classes(from.sampled_classes());
   return to;
 }
 

@@ -3,6 +3,7 @@
 // entry: the inputs checked, the margin's numbers and per-row parameters, then the path that
 // kernel_path() picks (detail/margin_cross_entropy.hpp, detail/linear_margin_cross_entropy.hpp).
 
+#include <angular/detail/class_sampling.hpp>
 #include <angular/detail/linear_margin_cross_entropy.hpp>
 #include <angular/detail/margin_cross_entropy.hpp>
 #include <angular/detail/margin_traits.hpp>
@@ -19,6 +20,9 @@ at::Tensor cosine_margin_loss(const at::Tensor& cos, const at::Tensor& target, c
   const CrossEntropySpec spec = cross_entropy_spec(options);
   const int64_t sub_centers = Traits::sub_centers(options);
   check_cosine_loss_inputs(cos, target, spec, sub_centers);
+  TORCH_CHECK(options.sample_rate() == 1.0, "angular: sample_rate (class sampling) applies to the features-level "
+              "losses (linear_*, the modules); a loss over cosines takes every class, got sample_rate = ",
+              options.sample_rate());
   if constexpr (Traits::kRowInput == RowInput::norms || Traits::kRowInput == RowInput::norm_statistics)
     check_row_vector(in.norms, "norms", cos, "cos");
   const at::Tensor row_params = Traits::row_params(options, in, cos, "cos");
@@ -35,9 +39,24 @@ at::Tensor checked_feature_margin_loss(const at::Tensor& features, const at::Ten
     if (!in.norms.defined()) in.norms = detached_norms(features);
   }
   const at::Tensor row_params = Traits::row_params(options, in, features, "features");
-  return linear_margin_cross_entropy(features, weight, target, Traits::kKind,
-                                     Traits::params(options, weight.size(0) / Traits::sub_centers(options)),
-                                     row_params, spec, {Traits::kNormalized, options.chunk_rows()});
+  const int64_t K = Traits::sub_centers(options), classes = weight.size(0) / K;
+  const MarginParams params = Traits::params(options, classes);
+  const LinearSpec linear{Traits::kNormalized, options.chunk_rows()};
+  const ClassSampling sampling = class_sampling(options);
+  check_class_sampling(sampling);
+  if (!sampling.active())
+    return linear_margin_cross_entropy(features, weight, target, Traits::kKind, params, row_params, spec, linear);
+  // The loss over the kept classes alone, with the margin's numbers of all C classes.
+  const at::Tensor labelled = target != spec.ignore_index;
+  const at::Tensor positives = local_positives(target.masked_select(labelled), 0, classes);
+  const at::Tensor kept = kept_classes(positives, classes, sampling.rate, sampling.generator);
+  write_record(sampling, kept, 0);
+  CrossEntropySpec kept_spec = spec;
+  kept_spec.ignore_index = kept_ignore_index(spec.ignore_index);
+  if (spec.class_weight.defined())
+    kept_spec.class_weight = spec.class_weight.index_select(0, kept.to(spec.class_weight.device()));
+  return linear_margin_cross_entropy(features, kept_vectors(weight, kept, K), relabel(target, positives, labelled, spec.ignore_index),
+                                     Traits::kKind, params, row_params, kept_spec, linear);
 }
 
 /// The margin cross-entropy of features [B, D] and class vectors `weight` [C·K, D] (one dtype

@@ -70,6 +70,7 @@ class MarginModule : public LossModuleBase<Derived, Options> {
   void reset() override {
     const auto settings = func_options_of(this->options);
     Traits::params(settings, this->options.num_classes());
+    check_class_sampling(class_sampling(settings));
     if constexpr (kKeepsStatistics) check_momentum(this->options.momentum());
     this->reset_class_vectors(c10::str(Traits::kModule, "Options"), Traits::sub_centers(settings));
     if constexpr (Traits::kRowInput == RowInput::norm_statistics) {

@@ -55,7 +55,10 @@ class LossModuleBase : public torch::nn::Cloneable<Derived> {
   }
 
   /// The module's options as its functional loss takes them, with the registered class weights.
-  FuncOptions func_options() const { return func_options_of(options).weight(class_weight); }
+  /// Sampled classes (sample_rate < 1) in training mode only: evaluation sees every class.
+  FuncOptions func_options() const {
+    return func_options_of(options).weight(class_weight).sample_rate(this->is_training() ? options.sample_rate() : 1.0);
+  }
 
  protected:
   /// Features [B, D] and the class vectors in one dtype, the wider of the two, for the

@@ -10,6 +10,7 @@
 
 #include <angular/detail/distributed/gather.hpp>
 #include <angular/detail/distributed/sharded_cross_entropy.hpp>
+#include <angular/detail/distributed/sharded_sampling.hpp>
 #include <angular/loss.hpp>
 
 #include <variant>
@@ -43,6 +44,19 @@ struct ShardedLossFuncOptions {
   TORCH_ARG(at::Tensor, norm_std) = at::Tensor();
   /// CurricularFace's curriculum weight t (one element), read only.
   TORCH_ARG(at::Tensor, t) = at::Tensor();
+  /// PartialFC's class sampling, in (0, 1]: below 1 each rank keeps the classes of its shard
+  /// that label a sample of the gathered batch and draws others uniformly, without
+  /// replacement, until it keeps max(positives, ceil(sample_rate·C_r)); the loss is over the
+  /// kept classes of all ranks (their label smoothing and class weights too; the margin's
+  /// numbers stay those of all C), and the shard's other rows get a zero gradient. 1 (default):
+  /// every class, the exact loss, nothing drawn.
+  TORCH_ARG(double, sample_rate) = 1.0;
+  /// The CPU generator each rank draws from (undefined: the default one); seeded alike on
+  /// every rank, a run repeats exactly.
+  TORCH_ARG(at::Generator, generator) = at::Generator();
+  /// An int64 CPU tensor that each sampled call sets to this rank's kept classes (global
+  /// indices: the positives, then the drawn ones, each ascending).
+  TORCH_ARG(at::Tensor, sampled_classes) = at::Tensor();
 };
 
 }  // namespace functional
@@ -62,6 +76,9 @@ inline ShardedMargin sharded_margin(const distributed::Margin& margin, int64_t c
   return std::visit(
       [classes](const auto& o) -> ShardedMargin {
         using Traits = MarginTraits<std::decay_t<decltype(o)>>;
+        TORCH_CHECK(o.sample_rate() == 1.0, "angular: a sharded loss samples classes by ShardedLossFuncOptions::"
+                    "sample_rate (ShardedMarginLossOptions::sample_rate), not by its margin's options, got the "
+                    "margin's sample_rate = ", o.sample_rate());
         return {Traits::kKind, Traits::params(o, classes), Traits::kNormalized, cross_entropy_spec(o)};
       },
       margin);
@@ -162,7 +179,15 @@ inline at::Tensor sharded_loss_of_batch(const GatheredBatch& batch, const at::Te
                                         const distributed::functional::ShardedLossFuncOptions& options) {
   const ShardedSpec spec = sharded_spec(group, num_classes, m, options.chunk_classes());
   const at::Tensor row_params = sharded_row_params(margin, batch.features, options);
-  const at::Tensor loss = ShardedMarginCrossEntropy::apply(batch.features, weight_shard, batch.target, row_params, spec);
+  const ClassSampling sampling{options.sample_rate(), options.generator(), options.sampled_classes()};
+  check_class_sampling(sampling);
+  at::Tensor loss;
+  if (sampling.active()) {
+    const SampledShard kept = sample_shard(spec, weight_shard, batch.target, sampling);
+    loss = ShardedMarginCrossEntropy::apply(batch.features, kept.weight, kept.target, row_params, kept.spec);
+  } else {
+    loss = ShardedMarginCrossEntropy::apply(batch.features, weight_shard, batch.target, row_params, spec);
+  }
   return m.spec.reduction == at::Reduction::None ? OwnRows::apply(loss, group, batch.layout) : loss;
 }
 

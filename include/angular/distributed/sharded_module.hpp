@@ -30,8 +30,8 @@ struct ShardedMarginLossOptions {
   TORCH_ARG(int64_t, chunk_classes) = 0;
   /// Momentum of AdaFace's and CurricularFace's running statistics, in (0, 1].
   TORCH_ARG(double, momentum) = 0.01;
-  /// PartialFC's class sampling (see ShardedLossFuncOptions::sample_rate): 1 (default) keeps
-  /// every class, the exact loss.
+  /// PartialFC's class sampling in training mode (see ShardedLossFuncOptions::sample_rate): 1
+  /// (default) keeps every class, the exact loss; evaluation mode keeps every class.
   TORCH_ARG(double, sample_rate) = 1.0;
   /// The CPU generator the sampled classes are drawn from; undefined: the default one.
   TORCH_ARG(at::Generator, generator) = at::Generator();
@@ -51,6 +51,7 @@ class ShardedMarginLossImpl : public torch::nn::Cloneable<ShardedMarginLossImpl>
     TORCH_CHECK(options.group(), "angular: ShardedMarginLossOptions has no process group");
     detail::check_module_sizes("ShardedMarginLossOptions", options.num_classes(), options.embedding_dim());
     detail::check_momentum(options.momentum());
+    detail::check_class_sampling({options.sample_rate(), options.generator(), {}});
     const detail::ShardedMargin m = detail::sharded_margin(options.margin(), options.num_classes());
     const int64_t dim = options.embedding_dim(), K = m.params.sub_centers;
     const double bound = 1.0 / std::sqrt(static_cast<double>(dim));  // torch::nn::Linear's
@@ -81,13 +82,23 @@ class ShardedMarginLossImpl : public torch::nn::Cloneable<ShardedMarginLossImpl>
     if (is_training()) update_statistics(m, batch);
     return detail::sharded_loss_of_batch(
         batch, w, group, options.num_classes(), options.margin(), m,
-        functional::ShardedLossFuncOptions().chunk_classes(options.chunk_classes()).norm_mean(norm_mean).norm_std(
-            norm_std).t(t));
+        functional::ShardedLossFuncOptions()
+            .chunk_classes(options.chunk_classes())
+            .norm_mean(norm_mean)
+            .norm_std(norm_std)
+            .t(t)
+            .sample_rate(is_training() ? options.sample_rate() : 1.0)
+            .generator(options.generator())
+            .sampled_classes(sampled_classes_));
   }
 
   /// The batch of every rank that the last forward gathered (features detached), for metrics
   /// over the whole batch without gathering it again; undefined tensors before the first forward.
   const detail::GatheredBatch& last_batch() const { return last_batch_; }
+
+  /// The classes (global indices) this rank kept in the last sampled forward: the positives,
+  /// then the drawn ones, each ascending; empty before one.
+  const at::Tensor& sampled_classes() const { return sampled_classes_; }
 
   void pretty_print(std::ostream& stream) const override {
     stream << "angular::distributed::ShardedMarginLoss(num_classes=" << options.num_classes()
@@ -97,6 +108,7 @@ class ShardedMarginLossImpl : public torch::nn::Cloneable<ShardedMarginLossImpl>
 
  private:
   detail::GatheredBatch last_batch_;
+  at::Tensor sampled_classes_ = at::empty({0}, at::kLong);
 
   /// AdaFace's norm statistics or CurricularFace's t from the gathered batch; nothing for the
   /// other margins.

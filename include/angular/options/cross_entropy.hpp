@@ -30,12 +30,23 @@ constexpr int64_t kDefaultWorkspaceBytes = int64_t{128} << 20;
 //   chunk_rows       features-level losses: samples per chunk, each chunk holding [chunk_rows, C]
 //                    logits (and as much again for their gradient on CUDA); 0 (default) takes
 //                    as many as fit kDefaultWorkspaceBytes. Losses over cosines ignore it.
+//   sample_rate      features-level losses: PartialFC's class sampling in (0, 1]. Below 1 each
+//                    call keeps the classes labelling the batch and draws others uniformly up
+//                    to ceil(sample_rate·C); the loss is over the kept classes alone and the
+//                    other rows of W get a zero gradient. 1 (default): every class. Modules
+//                    sample in training mode only. Losses over cosines refuse it.
+//   generator        the CPU generator the classes are drawn from (undefined: the default one)
+//   sampled_classes  an int64 CPU tensor that each sampled call sets to the classes it kept
+//                    (their indices, positives first, then the drawn ones, each ascending)
 #define ANGULAR_CROSS_ENTROPY_ARGS                             \
   TORCH_ARG(::angular::reduction_t, reduction) = torch::kMean; \
   TORCH_ARG(int64_t, ignore_index) = -100;                     \
   TORCH_ARG(double, label_smoothing) = 0.0;                    \
   TORCH_ARG(at::Tensor, weight) = at::Tensor();                \
-  TORCH_ARG(int64_t, chunk_rows) = 0
+  TORCH_ARG(int64_t, chunk_rows) = 0;                          \
+  TORCH_ARG(double, sample_rate) = 1.0;                        \
+  TORCH_ARG(at::Generator, generator) = at::Generator();       \
+  TORCH_ARG(at::Tensor, sampled_classes) = at::Tensor()
 
 // A loss's own settings are a list `LIST(X)` of X(type, name, default) entries, written once in
 // its options header and expanded into both option sets: each setting as a TORCH_ARG, then
