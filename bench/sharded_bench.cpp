@@ -2,11 +2,13 @@
 // time forward + backward steps of sharded ArcFace and report their peak memory. The baseline,
 // timed in the same processes, is the step's three bare products on the shard (x Wᵀ, gᵀ x, g W).
 //
-//   angular_sharded_bench [classes=2000000] [dim=512] [ranks=4] [rows_per_rank=16] [steps=3]
+//   angular_sharded_bench [classes=2000000] [dim=512] [ranks=4] [rows_per_rank=16] [steps=3] [sample_rate=1]
 
 #include "memory.hpp"
 
 #include <angular/distributed.hpp>
+
+#include <ATen/CPUGeneratorImpl.h>
 
 #include "../tests/support/ranks.hpp"
 
@@ -31,7 +33,7 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-int worker(int64_t classes, int64_t dim, int64_t rows, int steps) {
+int worker(int64_t classes, int64_t dim, int64_t rows, int steps, double sample_rate) {
   torch::set_num_threads(1);
   auto& allocator = bench::CountingCpuAllocator::install();
   const auto group = dist::init_process_group(*dist::launch_environment(), c10::kCPU, std::chrono::minutes(10));
@@ -43,6 +45,7 @@ int worker(int64_t classes, int64_t dim, int64_t rows, int steps) {
   const at::Tensor x = torch::randn({rows, dim}).requires_grad_();
   const at::Tensor y = torch::randint(0, classes, {rows}, torch::kLong);
 
+  const at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(1);
   std::vector<double> step_times, product_times;
   int64_t step_peak = 0;  // bytes live at once during a step, W included
   for (int step = 0; step < steps; ++step) {
@@ -50,7 +53,9 @@ int worker(int64_t classes, int64_t dim, int64_t rows, int steps) {
     x.mutable_grad() = at::Tensor();
     allocator.reset_peak();
     auto start = std::chrono::steady_clock::now();
-    dist::functional::sharded_margin_loss(x, w, y, group, classes, angular::functional::ArcFaceLossFuncOptions())
+    dist::functional::sharded_margin_loss(x, w, y, group, classes, angular::functional::ArcFaceLossFuncOptions(),
+                                          dist::functional::ShardedLossFuncOptions().sample_rate(sample_rate).generator(
+                                              generator))
         .backward();
     step_times.push_back(seconds_since(start));
     step_peak = std::max(step_peak, allocator.peak_bytes());
@@ -81,10 +86,12 @@ int main(int argc, char** argv) {
   auto arg = [&](int i, int64_t fallback) { return argc > i ? std::stoll(argv[i]) : fallback; };
   const int64_t classes = arg(1, 2000000), dim = arg(2, 512), ranks = arg(3, 4), rows = arg(4, 16);
   const int steps = static_cast<int>(arg(5, 3));
-  if (std::getenv(angular::test::kWorkerVariable)) return worker(classes, dim, rows, steps);
-  std::printf("sharded ArcFace: C = %lld, D = %lld, %lld processes, %lld rows each (B = %lld), float32\n",
+  const double sample_rate = argc > 6 ? std::stod(argv[6]) : 1.0;
+  if (std::getenv(angular::test::kWorkerVariable)) return worker(classes, dim, rows, steps, sample_rate);
+  std::printf("sharded ArcFace: C = %lld, D = %lld, %lld processes, %lld rows each (B = %lld), float32, "
+              "sample rate %g\n",
               static_cast<long long>(classes), static_cast<long long>(dim), static_cast<long long>(ranks),
-              static_cast<long long>(rows), static_cast<long long>(rows * ranks));
+              static_cast<long long>(rows), static_cast<long long>(rows * ranks), sample_rate);
   std::fflush(stdout);
   std::vector<std::string> args(argv + 1, argv + argc);
   const auto outcome = angular::test::run_ranks("/proc/self/exe", "bench", static_cast<int>(ranks),

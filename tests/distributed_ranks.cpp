@@ -14,6 +14,7 @@
 #include <iostream>
 #include <limits>
 #include <map>
+#include <optional>
 
 namespace {
 
@@ -60,6 +61,61 @@ int sharded_equals_single(const dist::ProcessGroupPtr& group) {
             ++failures;
             std::cerr << "rank " << rank << " of " << ranks << ": " << name << ", settings " << variant << ", chunk "
                       << chunk << ", " << dtype << ": loss " << loss << " expected " << expected_value << "\n";
+          }
+        }
+      }
+    }
+  }
+  return failures == 0 ? 0 : 1;
+}
+
+/// The fused CPU rows against the composite sharded path (the one above, under
+/// CompositePathGuard): float16, bfloat16 and float32 products, ranks without classes (C < N)
+/// or without rows, chunks that do not divide a rank's classes.
+int fused_equals_composite(const dist::ProcessGroupPtr& group) {
+  const int64_t rank = group->getRank(), ranks = group->getSize();
+  int failures = 0;
+  for (const auto dtype : {at::kHalf, at::kBFloat16, at::kFloat}) {
+    const double rtol = dtype == at::kFloat ? 1e-5 : dtype == at::kHalf ? 2e-2 : 5e-2;
+    for (const int64_t classes : {int64_t{2}, int64_t{37}}) {
+      for (const auto& [name, base] : margins()) {
+        for (const int64_t chunk : {int64_t{0}, int64_t{4}}) {
+          const int64_t K = sub_centers_of(base);
+          torch::manual_seed(21);
+          std::vector<int64_t> rows;
+          int64_t total = 0;
+          for (int64_t r = 0; r < ranks; ++r) rows.push_back(r == 1 ? 0 : 3), total += rows.back();
+          const at::Tensor x = torch::randn({total, kDim}).mul(3).to(dtype);
+          const at::Tensor w = torch::randn({classes * K, kDim}).to(dtype);
+          at::Tensor y = torch::randint(0, classes, {total}, torch::kLong);
+          y[0] = -100;
+          const dist::Margin margin = with_settings(base, 1, torch::rand({classes}).add(0.5));
+          const dist::ClassRange range = dist::class_range(classes, rank, ranks);
+          int64_t offset = 0;
+          for (int64_t r = 0; r < rank; ++r) offset += rows[r];
+          const auto run = [&](bool composite) {
+            std::optional<angular::CompositePathGuard> guard;
+            if (composite) guard.emplace();
+            const at::Tensor xl = x.narrow(0, offset, rows[rank]).clone().requires_grad_();
+            const at::Tensor ws = w.narrow(0, range.offset * K, range.count * K).clone().requires_grad_();
+            const at::Tensor loss = dist::functional::sharded_margin_loss(
+                xl, ws, y.narrow(0, offset, rows[rank]), group, classes, margin,
+                dist::functional::ShardedLossFuncOptions()
+                    .chunk_classes(chunk)
+                    .norm_mean(torch::full({1}, 5.0))
+                    .norm_std(torch::full({1}, 2.0))
+                    .t(torch::full({1}, 0.3)));
+            loss.backward();
+            return std::vector<at::Tensor>{loss, xl.grad(), ws.grad()};
+          };
+          const auto fused = run(false), composite = run(true);
+          bool ok = fused[0].scalar_type() == composite[0].scalar_type();
+          for (size_t i = 0; i < fused.size(); ++i)
+            ok = ok && (composite[i].numel() == 0 ? fused[i].numel() == 0 : close(fused[i], composite[i], rtol));
+          if (!ok) {
+            ++failures;
+            std::cerr << "rank " << rank << " of " << ranks << ": fused " << name << ", C = " << classes << ", chunk "
+                      << chunk << ", " << dtype << ": loss " << fused[0] << " composite " << composite[0] << "\n";
           }
         }
       }
@@ -194,6 +250,7 @@ int run_distributed_worker(const std::string& worker) {
   const std::map<std::string, std::function<int(const dist::ProcessGroupPtr&)>> workers{
       {"sharded_equals_single", sharded_equals_single},
       {"module_equals_single", module_equals_single},
+      {"fused_equals_composite", fused_equals_composite},
       {"center_equals_single", center_equals_single},
       {"communication", communication_worker},
       {"bad_input_everywhere", bad_input_everywhere_worker},

@@ -43,6 +43,13 @@ TEST_CASE("sharded losses on 2, 3 and 4 processes equal the single-process loss 
   }
 }
 
+TEST_CASE("the fused sharded rows equal the composite sharded path in every dtype, C < N, empty ranks", "[distributed]") {
+  for (int ranks : {3, 4}) {
+    INFO(ranks << " processes");
+    CHECK(run_ranks(self_path, "fused_equals_composite", ranks, std::chrono::seconds(240)).all_passed());
+  }
+}
+
 TEST_CASE("the sharded module over two training steps equals the single-process module", "[distributed]") {
   CHECK(run_ranks(self_path, "module_equals_single", 3, std::chrono::seconds(120)).all_passed());
 }

@@ -49,8 +49,8 @@ inline at::Tensor sharded_center_loss(const at::Tensor& features, const at::Tens
   const detail::GatheredBatch batch =
       detail::checked_batch(features, weight_shard, target, group, num_classes, m, sharded.chunk_classes());
   const detail::ShardedSpec spec = detail::sharded_spec(group, num_classes, m, sharded.chunk_classes());
-  const at::Tensor ce = detail::ShardedMarginCrossEntropy::apply(batch.features, weight_shard, batch.target,
-                                                                 at::empty({0}, features.options()), spec);
+  const at::Tensor ce = detail::sharded_cross_entropy(batch.features, weight_shard, batch.target,
+                                                      at::empty({0}, features.options()), spec);
 
   const at::Tensor x = batch.features.to(detail::compute_dtype(features));
   const at::Tensor terms = detail::sum_over_ranks(  // [B]

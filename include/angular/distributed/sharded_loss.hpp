@@ -10,6 +10,7 @@
 
 #include <angular/detail/distributed/gather.hpp>
 #include <angular/detail/distributed/sharded_cross_entropy.hpp>
+#include <angular/detail/distributed/sharded_fused.hpp>
 #include <angular/detail/distributed/sharded_sampling.hpp>
 #include <angular/loss.hpp>
 
@@ -184,9 +185,9 @@ inline at::Tensor sharded_loss_of_batch(const GatheredBatch& batch, const at::Te
   at::Tensor loss;
   if (sampling.active()) {
     const SampledShard kept = sample_shard(spec, weight_shard, batch.target, sampling);
-    loss = ShardedMarginCrossEntropy::apply(batch.features, kept.weight, kept.target, row_params, kept.spec);
+    loss = sharded_cross_entropy(batch.features, kept.weight, kept.target, row_params, kept.spec);
   } else {
-    loss = ShardedMarginCrossEntropy::apply(batch.features, weight_shard, batch.target, row_params, spec);
+    loss = sharded_cross_entropy(batch.features, weight_shard, batch.target, row_params, spec);
   }
   return m.spec.reduction == at::Reduction::None ? OwnRows::apply(loss, group, batch.layout) : loss;
 }

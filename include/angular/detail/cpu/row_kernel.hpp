@@ -29,6 +29,7 @@ constexpr int64_t kChunk = 2048;  // columns whose logits stay in L1 between two
 /// float math of the copy of the loops it runs in, the same as the policy's.
 template <class Policy, class scalar_t, class T, class M>
 struct RowKernel {
+  using Math = M;
   using V = typename M::Vec;
   static constexpr int64_t kWidth = sizeof(V) / sizeof(T);
 

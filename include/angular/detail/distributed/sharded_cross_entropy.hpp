@@ -96,7 +96,8 @@ inline at::Tensor shared_label_cosines(const ShardedSpec& s, const at::Tensor& x
   const at::Tensor rows = (labels >= 0).nonzero().select(1, 0);
   if (rows.numel() > 0) {
     const at::Tensor first = labels.index_select(0, rows) * K;
-    const at::Tensor vectors = weight.index_select(0, (first.unsqueeze(1) + at::arange(K, first.options())).flatten());
+    const at::Tensor vectors =
+        weight.index_select(0, (first.unsqueeze(1) + at::arange(K, first.options())).flatten()).to(x.scalar_type());
     const at::Tensor c = (l2_normalize_rows(x.index_select(0, rows)).unsqueeze(1) *
                           l2_normalize_rows(vectors).view({rows.size(0), K, -1}))
                              .sum(2);
