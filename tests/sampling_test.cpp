@@ -5,6 +5,8 @@
 
 #include "support/linear.hpp"
 
+#include <angular/optim.hpp>
+
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
@@ -131,4 +133,35 @@ TEST_CASE("bad sampling settings are errors that name them", "[linear][sampling]
   CHECK_THROWS_WITH(F::cosface_loss(angular::detail::cosine_matrix(x, w), y, F::CosFaceLossFuncOptions().sample_rate(0.5)),
                     Catch::Contains("sample_rate") && Catch::Contains("features-level"));
   CHECK_THROWS_WITH(angular::CosFaceLoss(angular::CosFaceLossOptions(5, 3).sample_rate(2)), Catch::Contains("sample_rate"));
+}
+
+TEST_CASE("sgd_step_kept_ is torch::optim::SGD on the kept rows and leaves the others", "[sampling][optim]") {
+  torch::manual_seed(4);
+  const int64_t classes = 12, K = 2, dim = 5;
+  const at::Tensor kept = at::tensor({7, 2, 9}, at::kLong);
+  const at::Tensor rows = (kept.unsqueeze(1) * K + at::arange(K)).flatten();
+  for (const bool nesterov : {false, true}) {
+    const auto options = torch::optim::SGDOptions(0.1).momentum(0.9).weight_decay(0.01).nesterov(nesterov);
+    at::Tensor weight = torch::randn({classes * K, dim}).requires_grad_();
+    at::Tensor buffer = at::zeros_like(weight);
+    const at::Tensor before = weight.detach().clone();
+    // The oracle: torch's SGD on a parameter of the kept rows alone.
+    at::Tensor kept_weight = weight.detach().index_select(0, rows).requires_grad_();
+    torch::optim::SGD oracle({kept_weight}, options);
+    for (int step = 0; step < 3; ++step) {
+      const at::Tensor grad = torch::randn({classes * K, dim});
+      weight.mutable_grad() = grad.clone();
+      angular::optim::sgd_step_kept_(weight, buffer, kept, K, options);
+      kept_weight.mutable_grad() = grad.index_select(0, rows);
+      oracle.step();
+    }
+    CHECK(torch::allclose(weight.detach().index_select(0, rows), kept_weight.detach(), 1e-6, 1e-7));
+    at::Tensor untouched = at::ones({classes * K}, at::kBool);
+    untouched.index_fill_(0, rows, false);
+    CHECK(weight.detach().index({untouched}).equal(before.index({untouched})));
+    CHECK(buffer.index({untouched}).abs().max().item<double>() == 0);
+  }
+  at::Tensor weight = torch::randn({4, 3}).requires_grad_();
+  CHECK_THROWS_WITH(angular::optim::sgd_step_kept_(weight, {}, kept, 1, torch::optim::SGDOptions(0.1)),
+                    Catch::Contains("no gradient"));
 }

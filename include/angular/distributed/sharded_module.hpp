@@ -13,6 +13,10 @@
 
 namespace angular::distributed {
 
+/// The batch of every rank as a sharded loss gathered it: features [B, D], labels [B], and
+/// where each rank's rows lie (layout.rows, layout.offsets).
+using GatheredBatch = detail::GatheredBatch;
+
 struct ShardedMarginLossOptions {
   ShardedMarginLossOptions(int64_t num_classes, int64_t embedding_dim, ProcessGroupPtr group,
                            Margin margin = angular::functional::ArcFaceLossFuncOptions())
@@ -94,7 +98,7 @@ class ShardedMarginLossImpl : public torch::nn::Cloneable<ShardedMarginLossImpl>
 
   /// The batch of every rank that the last forward gathered (features detached), for metrics
   /// over the whole batch without gathering it again; undefined tensors before the first forward.
-  const detail::GatheredBatch& last_batch() const { return last_batch_; }
+  const GatheredBatch& last_batch() const { return last_batch_; }
 
   /// The classes (global indices) this rank kept in the last sampled forward: the positives,
   /// then the drawn ones, each ascending; empty before one.
@@ -107,7 +111,7 @@ class ShardedMarginLossImpl : public torch::nn::Cloneable<ShardedMarginLossImpl>
   }
 
  private:
-  detail::GatheredBatch last_batch_;
+  GatheredBatch last_batch_;
   at::Tensor sampled_classes_ = at::empty({0}, at::kLong);
 
   /// AdaFace's norm statistics or CurricularFace's t from the gathered batch; nothing for the
