@@ -10,6 +10,9 @@
 // drawn negatives (ascending), so that every rank knows where any label lands without asking.
 
 #include <angular/detail/checks.hpp>
+#include <angular/detail/linear_pass.hpp>
+
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -81,12 +84,30 @@ inline at::Tensor relabel(const at::Tensor& target, const at::Tensor& positives,
   return at::where(labelled, at::searchsorted(positives.to(target.device()), target), kept_ignore_index(ignore_index));
 }
 
+/// Rows `rows` [n] (distinct) of W as index_select gives them, whose backward writes their
+/// gradient into a zero one of W's shape allocated as the fused passes allocate theirs (in huge
+/// pages on the CPU: a fresh [C, D] gradient costs as much in 4 KiB page faults as the step's
+/// products at r = 0.1).
+struct KeptRows : torch::autograd::Function<KeptRows> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& weight, const at::Tensor& rows) {
+    ctx->save_for_backward({rows});
+    ctx->saved_data["sizes"] = weight.sizes().vec();
+    return weight.index_select(0, rows);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const at::Tensor rows = ctx->get_saved_variables()[0];
+    at::Tensor grad = empty_for_pass(ctx->saved_data["sizes"].toIntVector(), grads[0].options()).zero_();
+    grad.index_copy_(0, rows, grads[0]);
+    return {grad, {}};
+  }
+};
+
 /// The kept vectors of W [C·K, D] (K per class) for the kept classes `kept` [n]: [n·K, D].
 inline at::Tensor kept_vectors(const at::Tensor& weight, const at::Tensor& kept, int64_t sub_centers) {
-  const at::Tensor index = kept.to(weight.device());
-  if (sub_centers == 1) return weight.index_select(0, index);
-  const at::Tensor rows = (index.unsqueeze(1) * sub_centers + at::arange(sub_centers, index.options())).flatten();
-  return weight.index_select(0, rows);
+  at::Tensor rows = kept.to(weight.device());
+  if (sub_centers > 1) rows = (rows.unsqueeze(1) * sub_centers + at::arange(sub_centers, rows.options())).flatten();
+  return KeptRows::apply(weight, rows);
 }
 
 /// Sets the caller's record (where defined) to `kept` + `offset`: the kept classes' indices.
