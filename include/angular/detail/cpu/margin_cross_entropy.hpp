@@ -46,6 +46,20 @@ struct KernelMath<float, true> {
 };
 #endif
 
+/// A row loop's per-thread scratch for K > 1 sub-centers: a row's class cosines and which
+/// column each is (RowKernel::row's class_cos and class_which); null pointers where K = 1.
+template <class T>
+struct SubCenterScratch {
+  SubCenterScratch(int64_t classes, int64_t sub_centers)
+      : cos_(sub_centers > 1 ? static_cast<size_t>(classes) : 0), which_(cos_.size()) {}
+  T* cos() { return cos_.empty() ? nullptr : cos_.data(); }
+  int32_t* which() { return which_.empty() ? nullptr : which_.data(); }
+
+ private:
+  std::vector<T> cos_;
+  std::vector<int32_t> which_;
+};
+
 /// Calls f(kernel, T{}, scalar_t{}) with the RowKernel for the arguments' dtype and margin.
 template <bool kAvx2, class F>
 void with_row_kernel(const RowLossArgs& args, F&& f) {
@@ -89,11 +103,9 @@ void forward_rows(const RowLossArgs& args, RowOutputs& out, double scale) {
       const FlushDenormals flush_denormals;
       std::vector<T> scratch(needs_scratch ? static_cast<size_t>(kernel.classes) : 0);
       std::vector<T> chunk_max(static_cast<size_t>((kernel.classes + kChunk - 1) / kChunk));
-      const size_t sub_center_classes = kernel.sub_centers > 1 ? static_cast<size_t>(kernel.classes) : 0;
-      std::vector<T> class_cos(sub_center_classes);
-      std::vector<int32_t> class_which(sub_center_classes);
-      T* cos_scratch = sub_center_classes > 0 ? class_cos.data() : nullptr;
-      int32_t* which_scratch = sub_center_classes > 0 ? class_which.data() : nullptr;
+      SubCenterScratch<T> sub_centers(kernel.classes, kernel.sub_centers);
+      T* cos_scratch = sub_centers.cos();
+      int32_t* which_scratch = sub_centers.which();
       if constexpr (kAvx2) {
 #if ANGULAR_CPU_AVX2
         rows_avx2(kernel, begin, end, scratch.data(), chunk_max.data(), cos_scratch, which_scratch, grad,

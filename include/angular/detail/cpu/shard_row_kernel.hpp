@@ -220,11 +220,9 @@ void shard_sweep_on(const RowLossArgs& args, const at::Tensor& label_cosines, co
     parallel_rows(args.cos.size(0), row_grain(args.cos.size(1)), [&](int64_t begin, int64_t end) {
       const FlushDenormals flush_denormals;
       std::vector<T> buffer(static_cast<size_t>(kernel.classes));
-      const size_t sub_center_classes = kernel.sub_centers > 1 ? static_cast<size_t>(kernel.classes) : 0;
-      std::vector<T> class_cos(sub_center_classes);
-      std::vector<int32_t> class_which(sub_center_classes);
-      T* cos_scratch = sub_center_classes > 0 ? class_cos.data() : nullptr;
-      int32_t* which_scratch = sub_center_classes > 0 ? class_which.data() : nullptr;
+      SubCenterScratch<T> sub_centers(kernel.classes, kernel.sub_centers);
+      T* cos_scratch = sub_centers.cos();
+      int32_t* which_scratch = sub_centers.which();
       if constexpr (kAvx2) {
 #if ANGULAR_CPU_AVX2
         shard_rows_avx2(r, begin, end, buffer.data(), cos_scratch, which_scratch, out, s, g);
