@@ -200,6 +200,7 @@ int run_distributed_worker(const std::string& worker) {
       {"dead_rank", dead_rank_worker},
 #ifdef ANGULAR_WITH_TRAINER
       {"data_parallel_resnet_equals_single", data_parallel_resnet_equals_single},
+      {"sharded_evaluation_equals_single", sharded_evaluation_equals_single},
 #endif
   };
   const int status = workers.at(worker)(group);

@@ -326,6 +326,26 @@ TEST_CASE("resume refuses a corrupt checkpoint, one of other options, and a metr
   CHECK(train::Trainer(o).run().rows.size() == 2);  // the good files still resume
 }
 
+TEST_CASE("a checkpoint keeps the class sampler's generator, so that a resumed run draws what it would have",
+          "[train]") {
+  const fs::path dir = fresh_dir("sampler");
+  torch::manual_seed(2);
+  torch::nn::Linear model(3, 2), loss(2, 4);
+  torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+  at::Generator sampler = at::make_generator<at::CPUGeneratorImpl>(7);
+  torch::randperm(100, sampler, torch::kLong);  // some steps' draws
+  train::save_checkpoint(dir, 3, "settings", {*model, *loss, optimizer, sampler}, train::DataParallel{});
+  const torch::Tensor next = torch::randperm(100, sampler, torch::kLong);
+
+  at::Generator fresh = at::make_generator<at::CPUGeneratorImpl>(7);
+  const train::DataParallel one_process;
+  CHECK(train::load_checkpoint(dir, torch::kCPU, {*model, *loss, optimizer, fresh}, "settings", one_process) == 3);
+  CHECK(torch::equal(torch::randperm(100, fresh, torch::kLong), next));
+  CHECK_THROWS_WITH(
+      train::load_checkpoint(dir, torch::kCPU, {*model, *loss, optimizer, fresh}, "other", one_process),
+      Catch::Contains("checkpoint.pt: its run's loss is settings, this run's other"));
+}
+
 TEST_CASE("epoch logs keep the rows of the epochs done and drop the rest", "[train][data]") {
   const std::string log = "epoch,step,loss\n1,1,0.5\n2,1,0.4\nnot a row\n3,1,0.3\n0,1,9\n-2,1,9\n2,2,0.2\n";
   CHECK(train::epoch_rows_up_to(log, 2) == "1,1,0.5\n2,1,0.4\n2,2,0.2\n");
