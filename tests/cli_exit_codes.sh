@@ -19,6 +19,12 @@ expect_exit 2 "unknown loss" "$train" --loss nope --out "$dir/x"
 grep -q "Usage:" "$dir/out.txt" || fail "no usage text"
 expect_exit 2 "missing --out" "$compare" --epochs 1
 expect_exit 2 "negative epochs" "$train" --loss arc --epochs -3 --out "$dir/x"
+expect_exit 2 "sample rate 0" "$train" --loss arc --sample-rate 0 --out "$dir/x"
+grep -q "the sample rate must be in (0, 1], got 0" "$dir/out.txt" || fail "sample rate 0: $(head -n 3 "$dir/out.txt")"
+expect_exit 2 "sample rate above 1" "$train" --loss arc --sample-rate 1.5 --out "$dir/x"
+# Class sampling is the sharded head's: one process refuses it before reading any data.
+expect_exit 1 "sample rate on one process" "$train" --loss arc --sample-rate 0.5 --data "$dir/none" --out "$dir/x"
+grep -q "class sampling is the class-sharded head's" "$dir/out.txt" || fail "sample rate on one process: $(cat "$dir/out.txt")"
 
 # torchrun's variables: a malformed one is named; a rank alone ends after --timeout.
 expect_exit 1 "malformed RANK" env WORLD_SIZE=2 RANK=x MASTER_ADDR=127.0.0.1 MASTER_PORT=29500 "$train" --loss arc --out "$dir/x"

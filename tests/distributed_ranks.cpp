@@ -259,6 +259,7 @@ int run_distributed_worker(const std::string& worker) {
       {"unsampled_is_exact", unsampled_is_exact_worker},
 #ifdef ANGULAR_WITH_TRAINER
       {"data_parallel_resnet_equals_single", data_parallel_resnet_equals_single},
+      {"sharded_evaluation_equals_single", sharded_evaluation_equals_single},
 #endif
   };
   const int status = workers.at(worker)(group);

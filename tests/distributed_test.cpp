@@ -89,6 +89,9 @@ TEST_CASE("a rank that dies ends the others with an error, not a hang", "[distri
 int main(int argc, char** argv) {
   self_path = "/proc/self/exe";
   if (const char* worker = std::getenv(angular::test::kWorkerVariable)) {
+#ifdef ANGULAR_WITH_TRAINER
+    if (std::string(worker) == "angular-train") return angular::test::train_recording_allocations(argc, argv);
+#endif
     try {
       return angular::test::run_distributed_worker(worker);
     } catch (const std::exception& e) {

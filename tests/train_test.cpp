@@ -3,6 +3,8 @@
 
 #include <train/trainer.hpp>
 
+#include "support/fashion_mnist_files.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <filesystem>
@@ -33,18 +35,9 @@ std::string read_text(const fs::path& path) {
 
 void write_text(const fs::path& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
-void write_gzip(const fs::path& path, const std::vector<uint8_t>& bytes) {
-  gzFile f = gzopen(path.c_str(), "wb");
-  gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
-  gzclose(f);
-}
-
-std::vector<uint8_t> idx(std::vector<uint32_t> dims, const std::vector<uint8_t>& payload) {
-  std::vector<uint8_t> out = {0, 0, 0x08, static_cast<uint8_t>(dims.size())};
-  for (uint32_t d : dims) out.insert(out.end(), {uint8_t(d >> 24), uint8_t(d >> 16), uint8_t(d >> 8), uint8_t(d)});
-  out.insert(out.end(), payload.begin(), payload.end());
-  return out;
-}
+using angular::test::idx;
+using angular::test::write_gzip;
+using angular::test::write_tiny_fashion_mnist;
 
 /// `n` CIFAR-10 records whose images carry their class as a brightness pattern.
 std::vector<uint8_t> cifar10_records(int n, uint8_t bad_label = 255) {
@@ -55,20 +48,6 @@ std::vector<uint8_t> cifar10_records(int n, uint8_t bad_label = 255) {
     for (int p = 0; p < 3072; ++p) out.push_back(static_cast<uint8_t>((p / 96 % 10 == label) ? 230 : (r * 7 + p) % 50));
   }
   return out;
-}
-
-/// A tiny Fashion-MNIST in `dir`: `n` training and `n` test images.
-void write_tiny_fashion_mnist(const fs::path& dir, uint32_t n) {
-  std::vector<uint8_t> pixels, labels;
-  for (uint32_t i = 0; i < n; ++i) {
-    labels.push_back(static_cast<uint8_t>(i % 10));
-    for (int p = 0; p < 784; ++p)
-      pixels.push_back(static_cast<uint8_t>(p / 78 == static_cast<int>(i % 10) ? 220 : (i * 13 + p) % 40));
-  }
-  for (const char* split : {"train", "t10k"}) {
-    write_gzip(dir / (std::string(split) + "-images-idx3-ubyte.gz"), idx({n, 28, 28}, pixels));
-    write_gzip(dir / (std::string(split) + "-labels-idx1-ubyte.gz"), idx({n}, labels));
-  }
 }
 
 }  // namespace
@@ -345,6 +324,26 @@ TEST_CASE("resume refuses a corrupt checkpoint, one of other options, and a metr
   CHECK_THROWS_WITH(train::Trainer(o).run(), Catch::Contains("metrics.csv: 0 rows for the 1 epochs"));
   write_text(metrics, good_metrics);
   CHECK(train::Trainer(o).run().rows.size() == 2);  // the good files still resume
+}
+
+TEST_CASE("a checkpoint keeps the class sampler's generator, so that a resumed run draws what it would have",
+          "[train]") {
+  const fs::path dir = fresh_dir("sampler");
+  torch::manual_seed(2);
+  torch::nn::Linear model(3, 2), loss(2, 4);
+  torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+  at::Generator sampler = at::make_generator<at::CPUGeneratorImpl>(7);
+  torch::randperm(100, sampler, torch::kLong);  // some steps' draws
+  train::save_checkpoint(dir, 3, "settings", {*model, *loss, optimizer, sampler}, train::DataParallel{});
+  const torch::Tensor next = torch::randperm(100, sampler, torch::kLong);
+
+  at::Generator fresh = at::make_generator<at::CPUGeneratorImpl>(7);
+  const train::DataParallel one_process;
+  CHECK(train::load_checkpoint(dir, torch::kCPU, {*model, *loss, optimizer, fresh}, "settings", one_process) == 3);
+  CHECK(torch::equal(torch::randperm(100, fresh, torch::kLong), next));
+  CHECK_THROWS_WITH(
+      train::load_checkpoint(dir, torch::kCPU, {*model, *loss, optimizer, fresh}, "other", one_process),
+      Catch::Contains("checkpoint.pt: its run's loss is settings, this run's other"));
 }
 
 TEST_CASE("epoch logs keep the rows of the epochs done and drop the rest", "[train][data]") {

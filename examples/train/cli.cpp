@@ -59,6 +59,17 @@ void add_run_options(CLI::App& app, Options& o) {
   app.add_option("--timeout", o.timeout_seconds,
                  "data-parallel runs (torchrun): seconds a rank waits for the others before it fails (default 300)")
       ->check(CLI::PositiveNumber);
+  app.add_option("--sample-rate", o.sample_rate,
+                 "data-parallel runs (torchrun): the share of each rank's classes the loss sees per step, the "
+                 "batch's labels and a uniform sample of the others (PartialFC; default 1, every class)")
+      ->check(CLI::Validator(
+          [](std::string& value) {
+            double rate = 0;
+            return CLI::detail::lexical_cast(value, rate) && rate > 0 && rate <= 1
+                       ? std::string()
+                       : "the sample rate must be in (0, 1], got " + value;
+          },
+          "in (0, 1]"));
   app.add_option("--out", o.out, "output folder")->required();
   app.add_flag("--resume", o.resume, "continue from the folder's last completed epoch");
   app.add_option("--stop-after", o.stop_after, "stop once this epoch is done (continue later with --resume)")

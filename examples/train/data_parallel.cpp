@@ -1,5 +1,7 @@
 #include "data_parallel.hpp"
 
+#include <algorithm>
+#include <cstring>
 #include <limits>
 
 namespace train {
@@ -15,6 +17,7 @@ DataParallel join_ranks(torch::Device device, std::chrono::seconds timeout) {
               " ranks but WORLD_SIZE is ", env->world_size);
   dp.rank = dp.group->getRank();
   dp.size = dp.group->getSize();
+  dp.device = device;
   return dp;
 }
 
@@ -66,41 +69,33 @@ std::vector<torch::Tensor> gather_to_root(const DataParallel& dp, const torch::T
   return parts;
 }
 
-std::vector<std::string> gather_to_root(const DataParallel& dp, const std::string& bytes) {
-  const torch::Tensor local =
-      torch::from_blob(const_cast<char*>(bytes.data()), {static_cast<int64_t>(bytes.size())}, torch::kUInt8);
-  std::vector<std::string> out;
-  for (const torch::Tensor& part : gather_to_root(dp, local)) {
-    const torch::Tensor p = part.contiguous();
-    out.emplace_back(reinterpret_cast<const char*>(p.data_ptr<uint8_t>()), static_cast<size_t>(p.numel()));
-  }
-  return out;
+torch::Tensor gather_to_all(const DataParallel& dp, const torch::Tensor& rows) {
+  if (!dp.active()) return rows;
+  const ad::RowLayout layout = ad::row_layout(ad::all_gather_values(dp.group, {rows.size(0)}, dp.device).select(1, 0));
+  return ad::all_gather_rows(dp.group, rows.contiguous(), layout);
 }
 
-torch::Tensor sharded_predictions(const DataParallel& dp, const torch::Tensor& features,
-                                  const torch::Tensor& weight_shard, int64_t offset, int64_t vectors_per_class,
-                                  bool cosine) {
-  torch::NoGradGuard no_grad;
-  const ad::RowLayout layout =
-      ad::row_layout(ad::all_gather_values(dp.group, {features.size(0)}, features.device()).select(1, 0));
-  const torch::Tensor x = ad::all_gather_rows(dp.group, features.contiguous(), layout);
-  const torch::Tensor w = weight_shard.to(x.scalar_type());
-  const int64_t classes = w.size(0) / vectors_per_class;
-  torch::Tensor best = torch::full({x.size(0)}, -std::numeric_limits<double>::infinity(), x.options().dtype(torch::kDouble));
-  torch::Tensor index = torch::zeros({x.size(0)}, best.options());
-  if (classes > 0) {
-    const torch::Tensor scores =
-        cosine ? angular::functional::cosine_matrix(x, w) : angular::functional::linear_logits(x, w);
-    const auto [value, argmax] = scores.view({x.size(0), classes, vectors_per_class}).amax(2).max(1);
-    best = value.to(torch::kDouble);
-    index = (argmax + offset).to(torch::kDouble);
+torch::Tensor global_argmax(const DataParallel& dp, const torch::Tensor& score, const torch::Tensor& index) {
+  if (!dp.active()) return index;
+  torch::Tensor best = score.clone();
+  ad::all_reduce_(dp.group, best, c10d::ReduceOp::MAX);
+  torch::Tensor winner = index.masked_fill(score != best, std::numeric_limits<int64_t>::max());
+  ad::all_reduce_(dp.group, winner, c10d::ReduceOp::MIN);
+  return winner;
+}
+
+std::string first_error(const DataParallel& dp, const std::string& error) {
+  if (!dp.active()) return error;
+  torch::Tensor mine = torch::zeros({kErrorBytes}, torch::kUInt8);
+  const int64_t length = std::min<int64_t>(static_cast<int64_t>(error.size()), kErrorBytes);
+  std::memcpy(mine.data_ptr<uint8_t>(), error.data(), static_cast<size_t>(length));
+  const torch::Tensor all = ad::all_gather_stacked(dp.group, mine.to(dp.device)).cpu();
+  for (int64_t r = 0; r < dp.size; ++r) {
+    const auto* bytes = reinterpret_cast<const char*>(all[r].data_ptr<uint8_t>());
+    const std::string text(bytes, strnlen(bytes, kErrorBytes));
+    if (!text.empty()) return text;
   }
-  // Every rank's best class and its score, [N, 2, B]: the first rank with the highest wins, as
-  // argmax takes the first of equal logits.
-  const torch::Tensor all = ad::all_gather_stacked(dp.group, torch::stack({best, index}));
-  const torch::Tensor winner = all.select(1, 0).argmax(0, /*keepdim=*/true);
-  const torch::Tensor predicted = all.select(1, 1).gather(0, winner).squeeze(0).to(torch::kLong);
-  return predicted.narrow(0, layout.offsets[dp.rank], layout.rows[dp.rank]);
+  return "";
 }
 
 }  // namespace train

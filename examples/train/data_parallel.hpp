@@ -16,6 +16,7 @@ namespace train {
 struct DataParallel {
   angular::distributed::ProcessGroupPtr group;  // null: a run of one process
   int64_t rank = 0, size = 1;
+  torch::Device device = torch::kCPU;  // where the group's collectives take their tensors
 
   bool active() const { return static_cast<bool>(group); }
   /// Rank 0 writes the run folder and reports; the others only compute.
@@ -40,15 +41,21 @@ void sum_over_ranks(const DataParallel& dp, torch::Tensor& t);
 /// Every rank's `rows` [b_r, ...] on rank 0, in rank order (an empty list on the other ranks).
 std::vector<torch::Tensor> gather_to_root(const DataParallel& dp, const torch::Tensor& rows);
 
-/// `bytes` of every rank on rank 0, in rank order (an empty list on the other ranks).
-std::vector<std::string> gather_to_root(const DataParallel& dp, const std::string& bytes);
+/// Every rank's `rows` [b_r, ...] on every rank, concatenated in rank order: [Σ b_r, ...].
+torch::Tensor gather_to_all(const DataParallel& dp, const torch::Tensor& rows);
 
-/// The classes predicted for this rank's `features` [b, D] by the class vectors of every rank,
-/// each holding `weight_shard` [C_r·K, D] of classes [offset, offset + C_r): the argmax over all
-/// classes of the best sub-center's cosine (or dot product where `cosine` is false), as the
-/// single-process heads' logits give it. Every rank calls it.
-torch::Tensor sharded_predictions(const DataParallel& dp, const torch::Tensor& features,
-                                  const torch::Tensor& weight_shard, int64_t offset, int64_t vectors_per_class,
-                                  bool cosine);
+/// The class of the highest score per row over every rank's classes: each rank gives the best
+/// score of its own classes, `score` [B] (double; −inf where it has none), and that class's
+/// global index, `index` [B] (int64). The highest score wins and, among equal ones, the lowest
+/// class, as argmax takes the first of equal values. Two [B] all-reduces (max, then min);
+/// every rank calls it and gets the same [B] int64.
+torch::Tensor global_argmax(const DataParallel& dp, const torch::Tensor& score, const torch::Tensor& index);
+
+/// The error of the lowest rank that has one, as every rank sees it ("" where none has):
+/// `error` is this rank's ("" for none), at most kErrorBytes of it travel. Lets a rank that
+/// finds a bad file stop every rank with its message instead of leaving them waiting in the
+/// next collective. Every rank calls it.
+constexpr int64_t kErrorBytes = 1024;
+std::string first_error(const DataParallel& dp, const std::string& error);
 
 }  // namespace train

@@ -81,9 +81,10 @@ inline std::optional<double> run_setting(const RunConfig& config, const std::str
   return std::nullopt;
 }
 
-/// The module `Impl` with this run's settings, as a head.
+/// The options of module `Impl` with this run's settings.
 template <class Impl>
-LossHead make_head(const RunConfig& config, const std::string& loss, int64_t classes, int64_t dim) {
+typename Impl::ModuleOptions head_options(const RunConfig& config, const std::string& loss, int64_t classes,
+                                          int64_t dim) {
   typename Impl::ModuleOptions options(classes, dim);
   options.for_each_setting([&](const char* name, auto& value) {
     using T = std::decay_t<decltype(value)>;
@@ -91,7 +92,13 @@ LossHead make_head(const RunConfig& config, const std::string& loss, int64_t cla
       if (const std::optional<double> v = run_setting(config, loss, name)) value = static_cast<T>(*v);
     }
   });
-  const auto impl = std::make_shared<Impl>(options);
+  return options;
+}
+
+/// The module `Impl` with this run's settings, as a head.
+template <class Impl>
+LossHead make_head(const RunConfig& config, const std::string& loss, int64_t classes, int64_t dim) {
+  const auto impl = std::make_shared<Impl>(head_options<Impl>(config, loss, classes, dim));
   LossHead head = bind_loss(impl, classes);
   if constexpr (!std::is_same_v<Impl, angular::CenterLossImpl>) head.margin = impl->func_options();
   return head;
@@ -108,6 +115,34 @@ inline LossHead make_loss(const RunConfig& config, int64_t classes, int64_t dim)
   });
   if (!head) throw std::invalid_argument("unknown loss " + loss);
   return *head;
+}
+
+/// A margin loss as make_loss would build it, without its class vectors: what a sharded head
+/// is made of, where no process may hold every class's vectors.
+struct MarginSpec {
+  angular::AnyMargin margin;
+  std::string description;  // as the single-process module prints itself (LossHead::description)
+  int64_t vectors_per_class = 1;
+};
+
+/// The margin loss of `config` for `classes` classes of dimension `dim`, without its C·K·D class
+/// vectors. Draws K numbers from the default generator.
+inline MarginSpec margin_spec(const RunConfig& config, int64_t classes, int64_t dim) {
+  const std::string& loss = config.options.loss;
+  std::optional<MarginSpec> spec;
+  angular::for_each_margin_module([&](auto tag) {
+    using Impl = typename decltype(tag)::type;
+    if (loss != angular::margin_name<Impl>()) return;
+    // The module of one class of one dimension, given the run's options: it describes itself
+    // and gives its functional options as the run's module would.
+    const auto module = std::make_shared<Impl>(head_options<Impl>(config, loss, 1, 1));
+    module->options = head_options<Impl>(config, loss, classes, dim);
+    spec = MarginSpec{module->func_options(), c10::str(*module), module->weight.size(0)};
+  });
+  if (!spec)
+    throw std::invalid_argument("data-parallel runs shard the margin losses and the modified softmax; --loss " + loss +
+                                " has no sharded head in angular-train");
+  return *spec;
 }
 
 }  // namespace train

@@ -30,6 +30,7 @@ struct Options {
   std::string device = "cpu";
   int threads = 2;
   int64_t timeout_seconds = 300;  // data-parallel: how long a rank waits for the others
+  double sample_rate = 1.0;       // data-parallel: PartialFC's class sampling, in (0, 1]
   uint64_t seed = 0;
   std::string out;
   bool resume = false;

@@ -6,7 +6,8 @@
 //   histograms.csv     target-angle histograms of the test set per epoch (paper Fig. 7)
 //   test_features.csv  the last epoch's test features, up to 200 per class
 //   summary.json       the run's result and options
-//   checkpoint.pt      model, loss and optimizer of every rank after the last completed epoch
+//   checkpoint.pt      the state after the last completed epoch, with data parallel the ranks'
+//                      shards beside it (checkpoint.hpp)
 
 #include "evaluate.hpp"
 #include "run_formats.hpp"
@@ -45,14 +46,10 @@ class EpochLog {
   std::string header_, rows_;
 };
 
-/// The checkpoint of the run folder `dir`.
-inline std::filesystem::path checkpoint_path(const std::filesystem::path& dir) { return dir / "checkpoint.pt"; }
-
 /// A run folder: where a Trainer's results go, and what --resume reads back.
 class RunFolder {
  public:
   explicit RunFolder(const std::filesystem::path& dir);  // creates it
-  std::filesystem::path checkpoint_path() const { return train::checkpoint_path(dir_); }
   /// Continuing after `epochs_done`: the metrics of those epochs; the logs keep just theirs.
   std::vector<EpochRow> resume(int64_t epochs_done);
 
@@ -66,21 +63,5 @@ class RunFolder {
   std::filesystem::path dir_;
   EpochLog steps_, histograms_;
 };
-
-/// One rank's state, model, loss and optimizer, as the bytes of one archive.
-std::string training_state(const torch::nn::Module& model, const torch::nn::Module& loss,
-                           const torch::optim::Optimizer& optimizer);
-/// The state a run resumes from: the epoch done, the loss with its settings by name (a
-/// LossHead's description) and every rank's training_state, in rank order (one for a run of one
-/// process), as one archive.
-void save_checkpoint(const std::filesystem::path& path, int64_t epoch, const std::string& loss_settings,
-                     const std::vector<std::string>& rank_states);
-/// Loads rank `rank`'s state into the given objects (tensors onto `device`), whose parameters and
-/// buffers must have the checkpoint's shapes, after checking that the checkpoint holds
-/// `world_size` ranks and a loss of `loss_settings` (a checkpoint without them predates them);
-/// returns the checkpoint's epoch (>= 1).
-int64_t load_checkpoint(const std::filesystem::path& path, torch::Device device, torch::nn::Module& model,
-                        torch::nn::Module& loss, torch::optim::Optimizer& optimizer, const std::string& loss_settings,
-                        int64_t rank = 0, int64_t world_size = 1);
 
 }  // namespace train

@@ -124,20 +124,27 @@ inline std::string frame_checkpoint(const std::string& archive) {
   return out + archive;
 }
 
+/// The CRC-32 a framed checkpoint's header gives its archive (unframe_checkpoint checks it):
+/// what a data-parallel checkpoint's manifest records of each shard.
+inline uint32_t framed_crc32(const std::string& bytes) {
+  uint32_t crc = 0;
+  if (bytes.size() < kCheckpointHeader) return 0;
+  for (int b = 0; b < 4; ++b) crc |= uint32_t{static_cast<uint8_t>(bytes[16 + b])} << (8 * b);
+  return crc;
+}
+
 /// The archive inside a framed checkpoint (a view into `bytes`), after checking the frame.
 inline std::string_view unframe_checkpoint(const std::string& bytes, const std::string& name) {
   if (bytes.size() < kCheckpointHeader || bytes.compare(0, sizeof kCheckpointMagic, kCheckpointMagic,
                                                         sizeof kCheckpointMagic) != 0)
     throw DataError(name + ": not a checkpoint of angular-train");
   uint64_t length = 0;
-  uint32_t crc = 0;
   for (int b = 0; b < 8; ++b) length |= uint64_t{static_cast<uint8_t>(bytes[8 + b])} << (8 * b);
-  for (int b = 0; b < 4; ++b) crc |= uint32_t{static_cast<uint8_t>(bytes[16 + b])} << (8 * b);
   const uint64_t present = bytes.size() - kCheckpointHeader;
   if (length != present)
     throw DataError(name + ": the header says " + std::to_string(length) + " bytes of archive, the file has " +
                     std::to_string(present) + " (truncated or overwritten?)");
-  if (crc32_of(bytes.data() + kCheckpointHeader, present) != crc)
+  if (crc32_of(bytes.data() + kCheckpointHeader, present) != framed_crc32(bytes))
     throw DataError(name + ": corrupt (its CRC-32 does not match)");
   return std::string_view(bytes).substr(kCheckpointHeader);
 }

@@ -1,7 +1,8 @@
 #pragma once
 // The loss head of a data-parallel run: the head make_loss builds, its class vectors split by
-// classes over the ranks (angular::distributed::ShardedMarginLoss), and, for the evaluation on
-// rank 0, that single-process head again holding every rank's shard.
+// classes over the ranks (angular::distributed::ShardedMarginLoss). No rank ever holds the
+// vectors of every class: each draws its own at the start, predicts over its own, and the
+// ranks agree on the predicted class by all-reducing each one's best.
 
 #include "data_parallel.hpp"
 #include "loss_head.hpp"
@@ -9,45 +10,39 @@
 #include <torch/torch.h>
 #include <angular/distributed.hpp>
 
-#include <stdexcept>
-#include <variant>
+#include <memory>
 
 namespace train {
 
-/// This rank's shard of `full`'s class vectors (and its statistics' starting values) as a
-/// ShardedMarginLoss head: every rank starts where the single-process run starts.
-inline LossHead shard_loss(const LossHead& full, const DataParallel& dp, int64_t classes) {
-  if (!full.margin)
-    throw std::invalid_argument(
-        "data-parallel runs shard the margin losses and the modified softmax; --loss center has no sharded head in "
-        "angular-train");
-  // The others' logits grow with the cosine.
-  const bool cosine = !std::holds_alternative<angular::functional::SoftmaxLossFuncOptions>(*full.margin);
-  const torch::Tensor weight = full.module->named_parameters()["weight"].detach();
-  const int64_t vectors_per_class = weight.size(0) / classes;
-  auto impl = std::make_shared<angular::distributed::ShardedMarginLossImpl>(
-      angular::distributed::ShardedMarginLossOptions(classes, weight.size(1), dp.group, *full.margin));
-  const auto range = impl->classes();
-  {
-    torch::NoGradGuard no_grad;
-    impl->weight.copy_(weight.narrow(0, range.offset * vectors_per_class, range.count * vectors_per_class));
-  }
-  return {impl, [impl](const torch::Tensor& f, const torch::Tensor& y) { return impl->forward(f, y); },
-          [impl, dp, range, vectors_per_class, cosine](const torch::Tensor& f) {
-            return sharded_predictions(dp, f, impl->weight.detach(), range.offset, vectors_per_class, cosine);
-          },
-          nullptr, full.margin, full.description};
-}
+/// This rank's part of a data-parallel run's head.
+struct HeadShard {
+  std::shared_ptr<angular::distributed::ShardedMarginLossImpl> module;
+  MarginSpec spec;
 
-/// Puts every rank's class vectors, and the statistics every rank holds alike, into `full` on
-/// rank 0. Every rank calls it.
-inline void gather_shards(const LossHead& sharded, const LossHead& full, const DataParallel& dp) {
-  torch::NoGradGuard no_grad;
-  const std::vector<torch::Tensor> shards = gather_to_root(dp, sharded.module->named_parameters()["weight"].detach());
-  if (!dp.writes()) return;
-  full.module->named_parameters()["weight"].copy_(torch::cat(shards));
-  auto buffers = full.module->named_buffers();
-  for (const auto& b : sharded.module->named_buffers()) buffers[b.key()].copy_(b.value());
-}
+  angular::distributed::ClassRange classes() const { return module->classes(); }
+  /// This rank's class vectors [C_r·K, D], detached.
+  torch::Tensor weight() const { return module->weight.detach(); }
+};
+
+/// This rank's shard of the head make_loss would build for `config`, starting from the vectors
+/// the single-process head starts from: the default generator's next C·K·D draws are streamed
+/// through in chunks (as many as that head's initialisation takes, in its order), and this
+/// rank keeps its rows. Class sampling (rate < 1) draws from `sampler`.
+HeadShard make_head_shard(const RunConfig& config, int64_t classes, int64_t dim, const DataParallel& dp,
+                          double sample_rate, const at::Generator& sampler);
+
+/// The shard as the head the trainer steps (loss and module; no predict or class_vectors: see
+/// shard_predictions and evaluate_sharded).
+LossHead as_loss_head(const HeadShard& shard);
+
+/// The classes predicted for `features` [B, D] (the same on every rank) by every rank's class
+/// vectors, as the single-process head's argmax of its logits gives them: each rank's best of
+/// its own classes' logits, then the best over the ranks, the lowest class among equal logits.
+/// Every rank calls it; [B] int64.
+torch::Tensor shard_predictions(const HeadShard& shard, const DataParallel& dp, const torch::Tensor& features);
+
+/// The correct predictions (0-dim int64) in the batch that the shard's last forward gathered
+/// from every rank: the same count on every rank, no features gathered again.
+torch::Tensor gathered_batch_correct(const HeadShard& shard, const DataParallel& dp);
 
 }  // namespace train

@@ -1,7 +1,7 @@
 #include "trainer.hpp"
 
 #include "progress.hpp"
-#include "sharded_head.hpp"
+#include "sharded_evaluate.hpp"
 
 #include <torch/version.h>
 
@@ -44,6 +44,10 @@ Trainer::Trainer(const Options& options)
     : config_(resolve(options)),
       device_(options_.device),
       dp_(join_ranks(device_, std::chrono::seconds(options_.timeout_seconds))) {
+  if (!dp_.active() && options_.sample_rate < 1)
+    throw std::invalid_argument(c10::str("--sample-rate ", options_.sample_rate,
+                                         ": class sampling is the class-sharded head's, in data-parallel runs "
+                                         "(torchrun); one process keeps every class (--sample-rate 1)"));
   if (!dp_.writes()) config_.options.quiet = true;
   // Fixed image and batch shapes: let cuDNN pick its fastest convolutions once.
   if (device_.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
@@ -51,12 +55,16 @@ Trainer::Trainer(const Options& options)
   data_ = load_data(options_, device_, normalize_);
   torch::manual_seed(options_.seed);
   model_ = make_resnet(config_.defaults.network, data_.train.images.size(1), options_.embedding_dim, dp_.group);
-  eval_head_ = make_loss(config_, data_.train.classes, model_->feature_dim);
-  head_ = dp_.active() ? shard_loss(eval_head_, dp_, data_.train.classes) : eval_head_;
-  if (!dp_.writes()) eval_head_ = {};  // only rank 0 evaluates
+  if (dp_.active()) {
+    // A stream of its own, the same on every rank, saved in each rank's checkpoint shard.
+    sampler_ = at::make_generator<at::CPUGeneratorImpl>(options_.seed ^ 0x5eed5a3b1e5ULL);
+    shard_ = make_head_shard(config_, data_.train.classes, model_->feature_dim, dp_, options_.sample_rate, sampler_);
+    head_ = as_loss_head(*shard_);
+  } else {
+    head_ = make_loss(config_, data_.train.classes, model_->feature_dim);
+  }
   model_->to(device_);
   head_.module->to(device_);
-  if (eval_head_.module) eval_head_.module->to(device_);
   std::vector<torch::Tensor> params = model_->parameters();
   for (const auto& p : head_.module->parameters()) params.push_back(p);
   const int64_t global_batch = options_.batch_size * dp_.size;
@@ -69,20 +77,28 @@ Trainer::Trainer(const Options& options)
       torch::optim::SGDOptions(schedule_.lr(0)).momentum(schedule_.momentum(0)).weight_decay(5e-4).nesterov(false));
 }
 
+int64_t Trainer::resume(std::optional<RunFolder>& folder, std::vector<EpochRow>& rows) {
+  if (!options_.resume || !has_checkpoint(options_.out, dp_)) return 1;
+  const int64_t done = load_checkpoint(options_.out, device_, {*model_, *head_.module, *optimizer_, sampler_},
+                                       head_.description, dp_);
+  // Rank 0's metrics.csv and logs: a bad one stops every rank, not rank 0 alone.
+  std::string error;
+  try {
+    if (folder) rows = folder->resume(done);
+  } catch (const DataError& e) {
+    error = e.what();
+  }
+  if (const std::string first = first_error(dp_, error); !first.empty()) throw DataError(first);
+  if (!options_.quiet) std::fprintf(stderr, "resuming after epoch %" PRId64 "\n", done);
+  return done + 1;
+}
+
 RunResult Trainer::run() {
   std::optional<RunFolder> folder;
   if (dp_.writes()) folder.emplace(options_.out);
-  const std::filesystem::path checkpoint = checkpoint_path(options_.out);
   const auto start = Clock::now();
   std::vector<EpochRow> rows;
-  int64_t first = 1;
-  if (options_.resume && std::filesystem::exists(checkpoint)) {
-    const int64_t done =
-        load_checkpoint(checkpoint, device_, *model_, *head_.module, *optimizer_, head_.description, dp_.rank, dp_.size);
-    if (folder) rows = folder->resume(done);
-    first = done + 1;
-    if (!options_.quiet) std::fprintf(stderr, "resuming after epoch %" PRId64 "\n", done);
-  }
+  const int64_t first = resume(folder, rows);
   const int64_t last_epoch = options_.stop_after > 0 ? std::min(options_.epochs, options_.stop_after) : options_.epochs;
   note_few_steps();
   for (int64_t epoch = first; epoch <= last_epoch; ++epoch) {
@@ -91,8 +107,6 @@ RunResult Trainer::run() {
     EpochRow row = train_epoch(epoch, steps);
     train_seconds_.push_back(seconds_since(epoch_start));
     const std::optional<Evaluation> evaluation = evaluate_epoch();
-    const std::vector<std::string> states =
-        gather_to_root(dp_, training_state(*model_, *head_.module, *optimizer_));
     if (evaluation) {
       row.test_acc = evaluation->accuracy;
       row.wc_intra = evaluation->angles.wc_intra;
@@ -104,11 +118,12 @@ RunResult Trainer::run() {
     }
     row.seconds = seconds_since(epoch_start);
     rows.push_back(row);
-    if (!folder) continue;
-    folder->write_steps(steps);
-    folder->write_evaluation(epoch, *evaluation);
-    folder->write_metrics(rows);
-    save_checkpoint(checkpoint, epoch, head_.description, states);
+    if (folder) {
+      folder->write_steps(steps);
+      folder->write_evaluation(epoch, *evaluation);
+      folder->write_metrics(rows);
+    }
+    save_checkpoint(options_.out, epoch, head_.description, {*model_, *head_.module, *optimizer_, sampler_}, dp_);
     if (!options_.quiet)
       std::fprintf(stderr,
                    "epoch %" PRId64
@@ -124,16 +139,14 @@ RunResult Trainer::run() {
 }
 
 std::optional<Evaluation> Trainer::evaluate_epoch() {
-  if (!dp_.active()) return evaluate(model_, head_, normalize_, data_.test);
-  // Each rank computes the features of its part of the test set; rank 0 evaluates them all
-  // with the class vectors of every rank.
+  if (!shard_) return evaluate(model_, head_, normalize_, data_.test);
+  // Each rank computes the features of its part of the test set; every rank then predicts and
+  // measures them over its own classes.
   const Dataset& test = data_.test;
   const auto share = share_of(dp_, test.size());
-  const std::vector<torch::Tensor> features = gather_to_root(
-      dp_, test_features(model_, normalize_, test, share.offset, share.offset + share.count).to(device_));
-  gather_shards(head_, eval_head_, dp_);
-  if (!dp_.writes()) return std::nullopt;
-  return evaluate_features(eval_head_, torch::cat(features).cpu(), test.labels.cpu(), test.classes);
+  const torch::Tensor mine = test_features(model_, normalize_, test, share.offset, share.offset + share.count);
+  const torch::Tensor features = gather_to_all(dp_, mine.to(dp_.device)).cpu();
+  return evaluate_sharded(*shard_, dp_, features, test.labels.cpu(), test.classes);
 }
 
 void Trainer::set_schedule(int64_t step) {
@@ -157,10 +170,10 @@ EpochRow Trainer::train_epoch(int64_t epoch, std::vector<StepRecord>& steps) {
                                               static_cast<uint64_t>(dp_.rank) + 1)
                                         : generator;
   Progress progress(options_.quiet, epoch, options_.epochs, steps_per_epoch_);
-  // The loss is the global batch's, the same on every rank; the correct predictions are each
-  // rank's and are summed over the ranks at the epoch's end. Sums and per-step records stay on the device; on a GPU they are read only when the
-  // progress shows (or the epoch ends), so the host queues steps ahead of the GPU. A
-  // non-finite loss poisons the sum and is caught at the next read.
+  // The loss and the correct predictions are the global batch's, the same on every rank. Sums
+  // and per-step records stay on the device; on a GPU they are read only when the progress
+  // shows (or the epoch ends), so the host queues steps ahead of the GPU. A non-finite loss
+  // poisons the sum and is caught at the next read.
   const bool read_every_step = !device_.is_cuda();
   const auto on_device = torch::TensorOptions().device(device_);
   torch::Tensor loss_sum = torch::zeros({}, on_device.dtype(torch::kDouble));
@@ -182,7 +195,9 @@ EpochRow Trainer::train_epoch(int64_t epoch, std::vector<StepRecord>& steps) {
       torch::NoGradGuard no_grad;
       loss_sum.add_(loss.detach(), rows);
       step_losses[b].copy_(loss.detach());
-      step_correct[b].copy_(head_.predict(features.detach()).eq(labels).sum());
+      // A sharded head counts over the batch its loss gathered: the same count on every rank.
+      step_correct[b].copy_(shard_ ? gathered_batch_correct(*shard_, dp_)
+                                   : head_.predict(features.detach()).eq(labels).sum());
     }
     seen += rows;
     const bool show = progress.due(b + 1);
@@ -202,7 +217,6 @@ EpochRow Trainer::train_epoch(int64_t epoch, std::vector<StepRecord>& steps) {
     sum_gradients(dp_, model_->parameters());
     optimizer_->step();
   }
-  sum_over_ranks(dp_, step_correct);
   // One host copy of the epoch's per-step records.
   const torch::Tensor losses = step_losses.cpu(), corrects = step_correct.cpu();
   for (int64_t b = 0; b < steps_per_epoch_; ++b) {
@@ -270,6 +284,7 @@ nlohmann::json Trainer::summary(const EpochRow& last, double wall_seconds) const
             {"seed", o.seed},
             {"threads", o.threads},
             {"processes", dp_.size},
+            {"sample_rate", o.sample_rate},
             {"loss_module", head_.description}}},
           {"torch_version", TORCH_VERSION},
           {"device", o.device},

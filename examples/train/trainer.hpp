@@ -4,8 +4,10 @@
 // checkpoint after every epoch and resumption from it. Under torchrun (or its variables set by
 // hand) the ranks train data-parallel: each takes its part of every global batch of
 // batch_size × WORLD_SIZE images, the batch normalisations and the loss are those of the
-// whole global batch (the class vectors split by classes over the ranks), and rank 0 writes.
+// whole global batch (the class vectors split by classes over the ranks, none holding all of
+// them), each rank writes its shard of the checkpoint and rank 0 the rest of the run folder.
 
+#include "checkpoint.hpp"
 #include "data.hpp"
 #include "data_parallel.hpp"
 #include "evaluate.hpp"
@@ -15,6 +17,7 @@
 #include "resnet.hpp"
 #include "run_files.hpp"
 #include "schedule.hpp"
+#include "sharded_head.hpp"
 
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
@@ -51,8 +54,12 @@ class Trainer {
  private:
   /// One epoch of optimizer steps; the row's test fields are left for the evaluation.
   EpochRow train_epoch(int64_t epoch, std::vector<StepRecord>& steps);
-  /// The evaluation on the test set, on the process that writes (others: nullopt).
+  /// The evaluation on the test set, on the process that writes (others: nullopt); every rank
+  /// calls it.
   std::optional<Evaluation> evaluate_epoch();
+  /// Resumes from the run folder's checkpoint, if --resume and there is one: the rows of the
+  /// epochs done (on the process that writes), and the first epoch to run.
+  int64_t resume(std::optional<RunFolder>& folder, std::vector<EpochRow>& rows);
   void set_schedule(int64_t step);
   nlohmann::json summary(const EpochRow& last, double wall_seconds) const;
   void note_few_steps() const;
@@ -64,8 +71,9 @@ class Trainer {
   Splits data_;
   Normalizer normalize_;
   ResNet model_{nullptr};
-  LossHead head_;       // the loss trained; data-parallel: this rank's shard of eval_head_
-  LossHead eval_head_;  // the single-process head; data-parallel: every rank's shard on rank 0
+  std::optional<HeadShard> shard_;  // data-parallel: this rank's part of the head
+  LossHead head_;                   // the loss trained: the single-process head, or shard_'s
+  at::Generator sampler_;           // data-parallel: the generator of shard_'s class sampling
   std::unique_ptr<ForeachSGD> optimizer_;
   int64_t steps_per_epoch_ = 0;
   OneCycle schedule_{1, 0.1};

@@ -22,7 +22,16 @@ int dead_rank_worker(const ProcessGroupPtr& group);
 int sampled_equals_kept_classes_worker(const ProcessGroupPtr& group);
 int unsampled_is_exact_worker(const ProcessGroupPtr& group);
 
-/// The data-parallel trainer's ResNet step against one process (distributed_train_ranks.cpp).
+/// The data-parallel trainer's ResNet step and its sharded head's evaluation against one
+/// process (distributed_train_ranks.cpp).
 int data_parallel_resnet_equals_single(const ProcessGroupPtr& group);
+int sharded_evaluation_equals_single(const ProcessGroupPtr& group);
+
+/// The variable naming the folder where train_recording_allocations writes each rank's record.
+constexpr const char* kAllocationsVariable = "ANGULAR_TEST_ALLOCATIONS";
+/// angular-train's main() (argc, argv as angular-train's) with the CPU allocator counted: writes
+/// "<largest allocation> <peak live bytes>" to $ANGULAR_TEST_ALLOCATIONS/rank<RANK>; returns
+/// angular-train's exit status.
+int train_recording_allocations(int argc, char** argv);
 
 }  // namespace angular::test
