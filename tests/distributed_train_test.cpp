@@ -80,6 +80,18 @@ std::vector<double> step_losses(const fs::path& out) { return steps_column(out, 
 
 nlohmann::json summary(const fs::path& out) { return nlohmann::json::parse(std::ifstream(out / "summary.json")); }
 
+/// The 32 step losses of two-epoch runs of 2 ranks of 8 images: `resumed` (stopped after epoch 1
+/// and resumed) repeats `whole`'s epoch 2, as every rank's state came back.
+void check_epoch_2_repeats(const fs::path& whole, const fs::path& resumed) {
+  const std::vector<double> a = step_losses(whole), b = step_losses(resumed);
+  REQUIRE(a.size() == 32);
+  REQUIRE(b.size() == 32);
+  for (size_t step = 16; step < 32; ++step) {
+    INFO("step " << step + 1);
+    CHECK(b[step] == Approx(a[step]).epsilon(1e-6));
+  }
+}
+
 std::string read_bytes(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
@@ -150,14 +162,8 @@ TEST_CASE("a data-parallel run resumes with the same world size and refuses anot
   REQUIRE(run_train(2, 8, resumed, {"--epochs", "2", "--stop-after", "1"}).all_passed());
   REQUIRE(step_losses(resumed).size() == 16);
   REQUIRE(run_train(2, 8, resumed, {"--epochs", "2", "--resume"}).all_passed());
-  const std::vector<double> a = step_losses(whole), b = step_losses(resumed);
-  REQUIRE(a.size() == 32);
-  REQUIRE(b.size() == 32);
   // Every rank's model, shard, optimizer and statistics come back: epoch 2 repeats exactly.
-  for (size_t step = 16; step < 32; ++step) {
-    INFO("step " << step + 1);
-    CHECK(b[step] == Approx(a[step]).epsilon(1e-6));
-  }
+  check_epoch_2_repeats(whole, resumed);
   const std::string checkpoint_before = [&] {
     std::ifstream in(resumed / "checkpoint.pt", std::ios::binary);
     return std::string(std::istreambuf_iterator<char>(in), {});
@@ -211,13 +217,7 @@ TEST_CASE("angular-train with --sample-rate on 2 processes checkpoints per rank,
   }
   copy_run(resumed, epoch1);
   REQUIRE(run_train(2, 8, resumed, with(run, {"--resume"})).all_passed());
-  const std::vector<double> a = step_losses(whole), b = step_losses(resumed);
-  REQUIRE(a.size() == 32);
-  REQUIRE(b.size() == 32);
-  for (size_t step = 16; step < 32; ++step) {
-    INFO("step " << step + 1);
-    CHECK(b[step] == Approx(a[step]).epsilon(1e-6));
-  }
+  check_epoch_2_repeats(whole, resumed);
   CHECK(summary(resumed)["test_accuracy"] == summary(whole)["test_accuracy"]);
   CHECK(summary(resumed)["options"]["sample_rate"] == 0.5);
   // The manifest names epoch 2's shards; epoch 1's are gone.
