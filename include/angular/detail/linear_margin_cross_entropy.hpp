@@ -8,37 +8,25 @@
 
 namespace angular::detail {
 
-/// How a features-level loss forms its logits: from cosines (normalised rows) through a
-/// margin, or as the raw products x Wᵀ (the modified softmax: `normalize` false, the margin
-/// NormFace's with scale 1, the identity).
-struct LinearSpec {
-  bool normalize = true;
-  int64_t chunk_rows = 0;  // 0: automatic
-};
-
-/// The margin cross-entropy of features [B, D] and weight [C·K, D] (K = params.sub_centers)
-/// with the margin's per-row parameters (row_params [B, P], or undefined where P = 0; for a
-/// margin that scales rows they are the features' norms, which this function computes),
-/// validated by the caller (check_feature_loss_inputs).
-inline at::Tensor linear_margin_cross_entropy(const at::Tensor& features, const at::Tensor& weight,
-                                              const at::Tensor& target, MarginKind margin,
-                                              const MarginParams& params, const at::Tensor& row_params,
-                                              const CrossEntropySpec& spec, const LinearSpec& linear) {
-  if (kernel_path(features) == KernelPath::composite) {
-    if (!linear.normalize) {
-      warn_if_cuda_kernels_missing(features.device());
-      const at::Tensor logits =
-          margin_logits(linear_logits(features, weight), target, margin, params, at::Tensor(), spec.ignore_index);
-      return cross_entropy(logits, target, spec);
-    }
-    const auto dtype = compute_dtype(features);
-    const at::Tensor x = features.to(dtype);
-    const at::Tensor p = margin_scales_rows(margin) ? feature_norms(x).unsqueeze(1) : row_params;
-    return margin_cross_entropy(cosine_matrix(x, weight.to(dtype)), target, margin, params, p, spec);
+/// The composite reference of a validated features-level problem, over the [B, C] cosines.
+inline at::Tensor composite_linear_margin_cross_entropy(const LinearProblem& p) {
+  if (!p.normalize) {
+    warn_if_cuda_kernels_missing(p.features.device());
+    const at::Tensor logits =
+        margin_logits(linear_logits(p.features, p.weight), p.target, p.margin, p.params, {}, p.spec.ignore_index);
+    return cross_entropy(logits, p.target, p.spec);
   }
-  return FusedLinearMarginCrossEntropy::apply(features, weight,
-                                              row_params.defined() ? row_params : at::empty({0}, features.options()),
-                                              target, margin, params, spec, linear.normalize, linear.chunk_rows);
+  const auto dtype = compute_dtype(p.features);
+  const at::Tensor x = p.features.to(dtype);
+  const at::Tensor row_params = margin_scales_rows(p.margin) ? feature_norms(x).unsqueeze(1) : p.row_params;
+  return composite_margin_cross_entropy(
+      {cosine_matrix(x, p.weight.to(dtype)), row_params, p.target, p.margin, p.params, p.spec});
+}
+
+/// The margin cross-entropy of a validated features-level problem.
+inline at::Tensor linear_margin_cross_entropy(const LinearProblem& p) {
+  if (kernel_path(p.features) == KernelPath::composite) return composite_linear_margin_cross_entropy(p);
+  return FusedLinearMarginCrossEntropy::apply(p.features, p.weight, p);
 }
 
 }  // namespace angular::detail

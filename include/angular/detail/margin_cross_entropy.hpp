@@ -1,6 +1,7 @@
 #pragma once
 // The margin cross-entropy of cosines, on the path kernel_path() picks: the fused autograd
-// function where the device has kernels, else the composite reference.
+// function where the device has kernels, else the composite reference (which the operators'
+// Autograd kernels also take there, ops/autograd.hpp).
 
 #include <angular/detail/autograd/margin_cross_entropy.hpp>
 #include <angular/detail/checks.hpp>
@@ -49,25 +50,27 @@ inline void warn_if_cuda_kernels_missing(const at::Device& device) {
   if (!device.is_cuda() || cuda_kernels_registered() || composite_path_forced()) return;
   TORCH_WARN_ONCE(
       "angular: the fused CUDA kernels are not installed, so losses over CUDA tensors take the "
-      "composite ATen path (slower, and several [B, C] tensors kept for the backward). Link the "
-      "CMake target angular::cuda into the program; where it goes into a static library, also "
-      "call angular::register_cuda_kernels() once.");
+      "composite ATen path (slower, and several [B, C] tensors kept for the backward). From C++, "
+      "link the CMake target angular::cuda into the program (where it goes into a static library, "
+      "also call angular::register_cuda_kernels() once); from Python, install the package built "
+      "with them (ANGULAR_CUDA=1).");
 }
 
-/// The margin cross-entropy of cosines [B, C·K] with the margin's per-row parameters
-/// (row_params [B, P], or undefined where P = 0). Inputs are validated by the caller.
-inline at::Tensor margin_cross_entropy(const at::Tensor& cos, const at::Tensor& target, MarginKind margin,
-                                       const MarginParams& params, const at::Tensor& row_params,
-                                       const CrossEntropySpec& spec) {
-  if (kernel_path(cos) == KernelPath::composite) {
-    warn_if_cuda_kernels_missing(cos.device());
-    const auto dtype = compute_dtype(cos);
-    const at::Tensor c = cos.to(dtype);
-    const at::Tensor p = row_params.defined() ? row_params.to(dtype) : row_params;
-    return cross_entropy(margin_logits(c, target, margin, params, p, spec.ignore_index), target, spec);
-  }
-  return FusedMarginCrossEntropy::apply(cos, row_params.defined() ? row_params : at::empty({0}, cos.options()),
-                                        target, margin, params, spec);
+/// The composite reference of a validated problem: ATen ops, which autograd differentiates
+/// (also more than once).
+inline at::Tensor composite_margin_cross_entropy(const CosineProblem& p) {
+  warn_if_cuda_kernels_missing(p.cos.device());
+  const auto dtype = compute_dtype(p.cos);
+  const at::Tensor row_params = p.row_params.defined() ? p.row_params.to(dtype) : p.row_params;
+  return cross_entropy(margin_logits(p.cos.to(dtype), p.target, p.margin, p.params, row_params, p.spec.ignore_index),
+                       p.target, p.spec);
+}
+
+/// The margin cross-entropy of a validated problem over cosines, on the path kernel_path()
+/// picks: the fused autograd function, or the composite reference.
+inline at::Tensor margin_cross_entropy(const CosineProblem& p) {
+  if (kernel_path(p.cos) == KernelPath::composite) return composite_margin_cross_entropy(p);
+  return FusedMarginCrossEntropy::apply(p.cos, or_empty(p.row_params, p.cos), p);
 }
 
 }  // namespace angular::detail

@@ -52,6 +52,26 @@ at::Tensor prediction_logits(const FuncOptions& options, const at::Tensor& featu
   }
 }
 
+/// The checks a module's training step runs before its running statistics move: the inputs,
+/// the margin's settings and the momentum. Returns the cross-entropy settings.
+template <class FuncOptions>
+CrossEntropySpec check_statistics_step(const at::Tensor& x, const at::Tensor& w, const at::Tensor& target,
+                                       const FuncOptions& options, double momentum) {
+  using Traits = MarginTraits<FuncOptions>;
+  const CrossEntropySpec spec = cross_entropy_spec(options);
+  check_feature_loss_inputs(x, w, target, spec, options.chunk_rows(), Traits::sub_centers(options));
+  Traits::params(options, w.size(0) / Traits::sub_centers(options));
+  check_momentum(momentum);
+  return spec;
+}
+
+/// A training step of a margin's running statistics in place (see update_margin_statistics_).
+template <class Traits>
+void step_statistics_(MarginInputs& in, const at::Tensor& x, const at::Tensor& w, const at::Tensor& target,
+                      int64_t ignore_index, double momentum) {
+  update_margin_statistics_<Traits>(in.norm_mean, in.norm_std, in.t, x, w, target, in.norms, ignore_index, momentum);
+}
+
 template <class Derived, class Options>
 class MarginModule : public LossModuleBase<Derived, Options> {
   using Traits = MarginTraits<typename Options::FuncOptions>;
@@ -62,9 +82,9 @@ class MarginModule : public LossModuleBase<Derived, Options> {
   MarginModule(int64_t num_classes, int64_t embedding_dim) : MarginModule(Options(num_classes, embedding_dim)) {}
   explicit MarginModule(Options options) : LossModuleBase<Derived, Options>(std::move(options)) { reset(); }
 
-  /// AdaFace: the running mean and standard deviation of the feature norms, [1] each, starting
-  /// where its authors start them (20 and 100). CurricularFace: the curriculum weight t, [1],
-  /// from 0. Buffers, moved in training mode; undefined for the other margins.
+  /// The running statistics of the margins that keep them (the table's kStatistics): AdaFace's
+  /// norm_mean and norm_std, [1] each; CurricularFace's t, [1]. Buffers, moved in training mode;
+  /// undefined for the other margins.
   at::Tensor norm_mean, norm_std, t;
 
   void reset() override {
@@ -73,11 +93,12 @@ class MarginModule : public LossModuleBase<Derived, Options> {
     check_class_sampling(class_sampling(settings));
     if constexpr (kKeepsStatistics) check_momentum(this->options.momentum());
     this->reset_class_vectors(c10::str(Traits::kModule, "Options"), Traits::sub_centers(settings));
-    if constexpr (Traits::kRowInput == RowInput::norm_statistics) {
-      norm_mean = this->register_buffer("norm_mean", at::full({1}, 20.0));
-      norm_std = this->register_buffer("norm_std", at::full({1}, 100.0));
-    }
-    if constexpr (Traits::kRowInput == RowInput::curriculum) t = this->register_buffer("t", at::zeros({1}));
+    MarginInputs buffers;
+    for (const Statistic& s : Traits::kStatistics)
+      buffers.statistic(s.name) = this->register_buffer(s.name, at::full({1}, s.start));
+    norm_mean = buffers.norm_mean;
+    norm_std = buffers.norm_std;
+    t = buffers.t;
   }
 
   /// The loss of features [B, D] with labels [B] (int64), on the features-level path: no
@@ -90,19 +111,14 @@ class MarginModule : public LossModuleBase<Derived, Options> {
     if constexpr (!kKeepsStatistics) {
       return feature_margin_loss(x, w, target, options);
     } else {
-      const CrossEntropySpec spec = cross_entropy_spec(options);
-      check_feature_loss_inputs(x, w, target, spec, options.chunk_rows());
-      Traits::params(options, w.size(0));
-      check_momentum(this->options.momentum());
+      const CrossEntropySpec spec = check_statistics_step(x, w, target, options, this->options.momentum());
       MarginInputs in;
       in.norm_mean = norm_mean;
       in.norm_std = norm_std;
       in.t = t;
       if constexpr (Traits::kRowInput == RowInput::norm_statistics) in.norms = detached_norms(x);
-      if (this->is_training())
-        update_margin_statistics_<Traits>(norm_mean, norm_std, t, x, w, target, in.norms, this->options.ignore_index(),
-                                          this->options.momentum());
-      return checked_feature_margin_loss(x, w, target, options, spec, in);
+      if (this->is_training()) step_statistics_<Traits>(in, x, w, target, spec.ignore_index, this->options.momentum());
+      return sampled_linear_loss(checked_linear_problem(x, w, target, options, spec, in), options);
     }
   }
 

@@ -21,6 +21,7 @@
 #include <angular/options/sphereface.hpp>
 #include <angular/options/subcenter_arcface.hpp>
 
+#include <array>
 #include <cmath>
 
 namespace angular::detail {
@@ -33,14 +34,35 @@ enum class RowInput {
   curriculum,       // the running mean t of the label cosines (CurricularFace)
 };
 
+/// A running statistic that a margin's module keeps (a buffer of one element): its name, the
+/// value it starts from and its meaning.
+struct Statistic {
+  const char* name;
+  double start;
+  const char* doc;
+};
+
 /// The per-row inputs a loss takes (undefined where its margin reads none): norms [B], the
 /// statistics one element each.
 struct MarginInputs {
   at::Tensor norms, norm_mean, norm_std, t;
+
+  /// The running statistic called `name` in a margin's kStatistics.
+  at::Tensor& statistic(c10::string_view name) {
+    if (name == "norm_mean") return norm_mean;
+    if (name == "norm_std") return norm_std;
+    TORCH_CHECK(name == "t", "angular: no running statistic is called '", name, "'");
+    return t;
+  }
 };
 
 /// MarginTraits<FuncOptions> has:
 ///   kName, kModule    the name the trainers and the Python package use, the module's class name
+///   kFunction         the functional loss over cosines (arcface_loss; over features linear_ + it,
+///                     but for the unnormalised softmax_loss, which exists over features only)
+///   kSummary          its logits in one line
+///   kStatistics       the running statistics its modules keep, in the order the functional
+///                     losses take them
 ///   kKind             the kernels' margin
 ///   kNormalized       logits of cosines (false: of the raw products x·w_j, the modified softmax)
 ///   kRowInput         what it reads per row
@@ -58,6 +80,7 @@ struct MarginTraits;
 struct MarginTraitsBase {
   static constexpr bool kNormalized = true;
   static constexpr RowInput kRowInput = RowInput::none;
+  static constexpr std::array<Statistic, 0> kStatistics{};
   template <class O>
   static int64_t sub_centers(const O&) { return 1; }
   template <class O>
@@ -80,6 +103,9 @@ inline MarginParams scaled(double scale) {
 template <>
 struct MarginTraits<functional::SoftmaxLossFuncOptions> : MarginTraitsBase {
   static constexpr const char* kName = "soft";
+  static constexpr const char* kFunction = "softmax_loss";
+  static constexpr const char* kSummary =
+      "the modified softmax: logits x·w_j, no bias";
   static constexpr const char* kModule = "SoftmaxLoss";
   static constexpr MarginKind kKind = MarginKind::normface;  // with s = 1: z = x·w_j
   static constexpr bool kNormalized = false;
@@ -89,6 +115,9 @@ struct MarginTraits<functional::SoftmaxLossFuncOptions> : MarginTraitsBase {
 template <>
 struct MarginTraits<functional::ArcLossFuncOptions> : MarginTraitsBase {
   static constexpr const char* kName = "arc";
+  static constexpr const char* kFunction = "arc_loss";
+  static constexpr const char* kSummary =
+      "the paper's angular loss: logits k·(π/2 − θ_j)";
   static constexpr const char* kModule = "ArcLoss";
   static constexpr MarginKind kKind = MarginKind::arc;
   static MarginParams params(const functional::ArcLossFuncOptions& o, int64_t classes) {
@@ -105,6 +134,9 @@ struct MarginTraits<functional::ArcLossFuncOptions> : MarginTraitsBase {
 template <>
 struct MarginTraits<functional::ArcFaceLossFuncOptions> : MarginTraitsBase {
   static constexpr const char* kName = "arcface";
+  static constexpr const char* kFunction = "arcface_loss";
+  static constexpr const char* kSummary =
+      "ArcFace: logits s·cos θ_j; the label's s·cos(θ + m), or s·(cos θ − m·sin m) once θ + m > π";
   static constexpr const char* kModule = "ArcFaceLoss";
   static constexpr MarginKind kKind = MarginKind::arcface;
   static MarginParams params(const functional::ArcFaceLossFuncOptions& o, int64_t) {
@@ -119,6 +151,9 @@ struct MarginTraits<functional::ArcFaceLossFuncOptions> : MarginTraitsBase {
 template <>
 struct MarginTraits<functional::CosFaceLossFuncOptions> : MarginTraitsBase {
   static constexpr const char* kName = "cosface";
+  static constexpr const char* kFunction = "cosface_loss";
+  static constexpr const char* kSummary =
+      "CosFace: logits s·cos θ_j; the label's s·(cos θ − m)";
   static constexpr const char* kModule = "CosFaceLoss";
   static constexpr MarginKind kKind = MarginKind::cosface;
   static MarginParams params(const functional::CosFaceLossFuncOptions& o, int64_t) {
@@ -132,6 +167,9 @@ struct MarginTraits<functional::CosFaceLossFuncOptions> : MarginTraitsBase {
 template <>
 struct MarginTraits<functional::NormFaceLossFuncOptions> : MarginTraitsBase {
   static constexpr const char* kName = "normface";
+  static constexpr const char* kFunction = "normface_loss";
+  static constexpr const char* kSummary =
+      "NormFace: logits s·cos θ_j, no margin";
   static constexpr const char* kModule = "NormFaceLoss";
   static constexpr MarginKind kKind = MarginKind::normface;
   static MarginParams params(const functional::NormFaceLossFuncOptions& o, int64_t) { return scaled(o.scale()); }
@@ -140,6 +178,9 @@ struct MarginTraits<functional::NormFaceLossFuncOptions> : MarginTraitsBase {
 template <>
 struct MarginTraits<functional::CombinedMarginLossFuncOptions> : MarginTraitsBase {
   static constexpr const char* kName = "combined";
+  static constexpr const char* kFunction = "combined_margin_loss";
+  static constexpr const char* kSummary =
+      "insightface's combined margin: logits s·cos θ_j; the label's s·(cos(m1·θ + m2) − m3)";
   static constexpr const char* kModule = "CombinedMarginLoss";
   static constexpr MarginKind kKind = MarginKind::combined;
   static MarginParams params(const functional::CombinedMarginLossFuncOptions& o, int64_t) {
@@ -157,6 +198,9 @@ struct MarginTraits<functional::CombinedMarginLossFuncOptions> : MarginTraitsBas
 template <>
 struct MarginTraits<functional::SphereFaceLossFuncOptions> : MarginTraitsBase {
   static constexpr const char* kName = "sphereface";
+  static constexpr const char* kFunction = "sphereface_loss";
+  static constexpr const char* kSummary =
+      "SphereFace (A-Softmax): logits ‖x‖·cos θ_j; the label's ‖x‖·(λ·cos θ + ψ(θ))/(1 + λ), ψ(θ) = (−1)^k·cos(mθ) − 2k on [kπ/m, (k + 1)π/m]";
   static constexpr const char* kModule = "SphereFaceLoss";
   static constexpr MarginKind kKind = MarginKind::sphereface;
   static constexpr RowInput kRowInput = RowInput::norms;
@@ -183,6 +227,9 @@ struct MarginTraits<functional::SphereFaceLossFuncOptions> : MarginTraitsBase {
 template <>
 struct MarginTraits<functional::SubCenterArcFaceLossFuncOptions> : MarginTraitsBase {
   static constexpr const char* kName = "subcenter-arcface";
+  static constexpr const char* kFunction = "subcenter_arcface_loss";
+  static constexpr const char* kSummary =
+      "sub-center ArcFace: ArcFace over cos θ_j = the largest cosine of class j's K vectors";
   static constexpr const char* kModule = "SubCenterArcFaceLoss";
   static constexpr MarginKind kKind = MarginKind::arcface;
   static int64_t sub_centers(const functional::SubCenterArcFaceLossFuncOptions& o) { return o.sub_centers(); }
@@ -199,9 +246,16 @@ struct MarginTraits<functional::SubCenterArcFaceLossFuncOptions> : MarginTraitsB
 template <>
 struct MarginTraits<functional::AdaFaceLossFuncOptions> : MarginTraitsBase {
   static constexpr const char* kName = "adaface";
+  static constexpr const char* kFunction = "adaface_loss";
+  static constexpr const char* kSummary =
+      "AdaFace: logits s·cos θ_j; the label's s·(cos(θ + g_angle) − g_add), g_angle = −m·ẑ, g_add = m·ẑ + m, ẑ = clip(h·(‖x‖ − μ)/(σ + ε), −1, 1)";
   static constexpr const char* kModule = "AdaFaceLoss";
   static constexpr MarginKind kKind = MarginKind::adaface;
   static constexpr RowInput kRowInput = RowInput::norm_statistics;
+  static constexpr std::array<Statistic, 2> kStatistics{{
+      {"norm_mean", 20.0, "the running mean μ of the feature norms (its authors start it at 20)"},
+      {"norm_std", 100.0, "the running standard deviation σ of the feature norms (from 100)"},
+  }};
   static MarginParams params(const functional::AdaFaceLossFuncOptions& o, int64_t) {
     MarginParams p = scaled(o.scale());
     check_hyperparameter("margin", o.margin(), o.margin() >= 0 && o.margin() < kPi / 2, "in [0, pi/2) radians");
@@ -220,9 +274,13 @@ struct MarginTraits<functional::AdaFaceLossFuncOptions> : MarginTraitsBase {
 template <>
 struct MarginTraits<functional::CurricularFaceLossFuncOptions> : MarginTraitsBase {
   static constexpr const char* kName = "curricularface";
+  static constexpr const char* kFunction = "curricularface_loss";
+  static constexpr const char* kSummary =
+      "CurricularFace: ArcFace's label logit; a negative with cos θ_j above the label's cos(θ + m) becomes s·cos θ_j·(t + cos θ_j)";
   static constexpr const char* kModule = "CurricularFaceLoss";
   static constexpr MarginKind kKind = MarginKind::curricularface;
   static constexpr RowInput kRowInput = RowInput::curriculum;
+  static constexpr std::array<Statistic, 1> kStatistics{{{"t", 0.0, "the running mean t of the label cosines (from 0)"}}};
   static MarginParams params(const functional::CurricularFaceLossFuncOptions& o, int64_t) {
     MarginParams p = scaled(o.scale());
     check_angular_margin("margin", o.margin());

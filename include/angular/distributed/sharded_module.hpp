@@ -10,6 +10,55 @@
 #include <torch/nn/pimpl.h>
 
 #include <cmath>
+#include <optional>
+#include <vector>
+
+namespace angular::detail {
+
+/// The running statistics that `margin`'s modules keep (its table entry's kStatistics).
+inline std::vector<Statistic> statistics_of(const distributed::Margin& margin) {
+  return std::visit(
+      [](const auto& o) {
+        const auto& kept = MarginTraits<std::decay_t<decltype(o)>>::kStatistics;
+        return std::vector<Statistic>(kept.begin(), kept.end());
+      },
+      margin);
+}
+
+/// A sharded module's step: this rank's inputs checked and the batch of every rank gathered
+/// (into `*gathered` where given); with a `momentum` (training mode) the margin's running
+/// statistics in `options` (AdaFace's norm_mean and norm_std, CurricularFace's t) then take the
+/// gathered batch's rows not ignored, in place, alike on every rank; then the loss.
+inline at::Tensor sharded_module_step(const at::Tensor& features, const at::Tensor& weight_shard,
+                                      const at::Tensor& target, const distributed::ProcessGroupPtr& group,
+                                      int64_t num_classes, const distributed::Margin& margin,
+                                      const distributed::functional::ShardedLossFuncOptions& options,
+                                      std::optional<double> momentum, GatheredBatch* gathered = nullptr) {
+  const ShardedMargin m = sharded_margin(margin, num_classes);
+  if (momentum) check_momentum(*momentum);
+  const GatheredBatch batch =
+      checked_batch(features, weight_shard, target, group, num_classes, m, options.chunk_classes());
+  if (gathered != nullptr) *gathered = {batch.features.detach(), batch.target, batch.layout};
+  if (momentum && !statistics_of(margin).empty()) {
+    at::NoGradGuard no_grad;
+    const at::Tensor x = batch.features.detach().to(compute_dtype(batch.features));
+    const at::Tensor kept = batch.target != m.spec.ignore_index;
+    at::Tensor norm_mean = options.norm_mean(), norm_std = options.norm_std(), t = options.t();
+    if (m.kind == MarginKind::adaface) {
+      check_statistic(norm_mean, "norm_mean", x, "features");
+      check_statistic(norm_std, "norm_std", x, "features");
+      update_adaface_statistics_(norm_mean, norm_std, at::linalg_vector_norm(x, 2, {1}), kept, *momentum);
+    } else if (m.kind == MarginKind::curricularface) {
+      check_statistic(t, "t", x, "features");
+      const ShardedSpec spec = sharded_spec(group, num_classes, m, options.chunk_classes());
+      update_curriculum_(t, shared_label_cosines(spec, x, weight_shard.detach().to(x.scalar_type()), batch.target),
+                         kept, *momentum);
+    }
+  }
+  return sharded_loss_of_batch(batch, weight_shard, group, num_classes, margin, m, options);
+}
+
+}  // namespace angular::detail
 
 namespace angular::distributed {
 
@@ -60,11 +109,12 @@ class ShardedMarginLossImpl : public torch::nn::Cloneable<ShardedMarginLossImpl>
     const int64_t dim = options.embedding_dim(), K = m.params.sub_centers;
     const double bound = 1.0 / std::sqrt(static_cast<double>(dim));  // torch::nn::Linear's
     weight = register_parameter("weight", at::empty({classes().count * K, dim}).uniform_(-bound, bound));
-    if (m.kind == detail::MarginKind::adaface) {
-      norm_mean = register_buffer("norm_mean", at::full({1}, 20.0));
-      norm_std = register_buffer("norm_std", at::full({1}, 100.0));
-    }
-    if (m.kind == detail::MarginKind::curricularface) t = register_buffer("t", at::zeros({1}));
+    detail::MarginInputs buffers;
+    for (const detail::Statistic& s : detail::statistics_of(options.margin()))
+      buffers.statistic(s.name) = register_buffer(s.name, at::full({1}, s.start));
+    norm_mean = buffers.norm_mean;
+    norm_std = buffers.norm_std;
+    t = buffers.t;
   }
 
   /// The classes whose vectors this rank holds.
@@ -77,23 +127,18 @@ class ShardedMarginLossImpl : public torch::nn::Cloneable<ShardedMarginLossImpl>
   /// AdaFace's and CurricularFace's statistics first take the gathered batch's rows not ignored
   /// (as the single-process modules do), once the inputs are checked.
   at::Tensor forward(const at::Tensor& features, const at::Tensor& target) {
-    const auto& group = options.group();
-    const detail::ShardedMargin m = detail::sharded_margin(options.margin(), options.num_classes());
-    const at::Tensor w = weight.to(features.scalar_type());
-    const detail::GatheredBatch batch =
-        detail::checked_batch(features, w, target, group, options.num_classes(), m, options.chunk_classes());
-    last_batch_ = {batch.features.detach(), batch.target, batch.layout};
-    if (is_training()) update_statistics(m, batch);
-    return detail::sharded_loss_of_batch(
-        batch, w, group, options.num_classes(), options.margin(), m,
-        functional::ShardedLossFuncOptions()
-            .chunk_classes(options.chunk_classes())
-            .norm_mean(norm_mean)
-            .norm_std(norm_std)
-            .t(t)
-            .sample_rate(is_training() ? options.sample_rate() : 1.0)
-            .generator(options.generator())
-            .sampled_classes(sampled_classes_));
+    return detail::sharded_module_step(features, weight.to(features.scalar_type()), target, options.group(),
+                                       options.num_classes(), options.margin(),
+                                       functional::ShardedLossFuncOptions()
+                                           .chunk_classes(options.chunk_classes())
+                                           .norm_mean(norm_mean)
+                                           .norm_std(norm_std)
+                                           .t(t)
+                                           .sample_rate(is_training() ? options.sample_rate() : 1.0)
+                                           .generator(options.generator())
+                                           .sampled_classes(sampled_classes_),
+                                       is_training() ? std::optional<double>(options.momentum()) : std::nullopt,
+                                       &last_batch_);
   }
 
   /// The batch of every rank that the last forward gathered (features detached), for metrics
@@ -113,23 +158,6 @@ class ShardedMarginLossImpl : public torch::nn::Cloneable<ShardedMarginLossImpl>
  private:
   GatheredBatch last_batch_;
   at::Tensor sampled_classes_ = at::empty({0}, at::kLong);
-
-  /// AdaFace's norm statistics or CurricularFace's t from the gathered batch; nothing for the
-  /// other margins.
-  void update_statistics(const detail::ShardedMargin& m, const detail::GatheredBatch& batch) {
-    at::NoGradGuard no_grad;
-    const at::Tensor x = batch.features.detach().to(detail::compute_dtype(batch.features));
-    const at::Tensor kept = batch.target != m.spec.ignore_index;
-    if (m.kind == detail::MarginKind::adaface) {
-      detail::update_adaface_statistics_(norm_mean, norm_std, at::linalg_vector_norm(x, 2, {1}), kept,
-                                         options.momentum());
-    } else if (m.kind == detail::MarginKind::curricularface) {
-      const detail::ShardedSpec spec =
-          detail::sharded_spec(options.group(), options.num_classes(), m, options.chunk_classes());
-      detail::update_curriculum_(t, detail::shared_label_cosines(spec, x, weight.detach().to(x.scalar_type()), batch.target),
-                                 kept, options.momentum());
-    }
-  }
 };
 
 TORCH_MODULE(ShardedMarginLoss);

@@ -18,11 +18,11 @@ inline void check_center_lambda(double lambda) {
 /// The center learning rate α of the alpha rule, in (0, 1].
 inline void check_center_alpha(double alpha) { check_hyperparameter("alpha", alpha, alpha > 0 && alpha <= 1, "in (0, 1]"); }
 
-/// The alpha rule on features, centers and target already validated (CenterLoss checks them
-/// once per step in the loss: a second check would copy the labels to the host again).
-inline void move_centers_(at::Tensor& centers, const at::Tensor& features, const at::Tensor& target,
-                          double alpha, int64_t ignore_index) {
-  check_center_alpha(alpha);
+/// The alpha rule's step Δc [C, D] (centers' dtype) of features, centers and target already
+/// validated (CenterLoss checks them once per step in the loss: a second check would copy the
+/// labels to the host again): Δc_j = Σ_{i: y_i = j} (c_j − x_i) / (1 + n_j).
+inline at::Tensor center_step(const at::Tensor& centers, const at::Tensor& features, const at::Tensor& target,
+                              int64_t ignore_index) {
   at::NoGradGuard no_grad;
   // Ignored samples count with weight 0 (under label 0) rather than being selected out: no
   // data-dependent shapes, so a GPU update never waits for the device. So does a label out of
@@ -35,9 +35,15 @@ inline void move_centers_(at::Tensor& centers, const at::Tensor& features, const
           .masked_fill_(kept.logical_not().unsqueeze(1), 0);
   const at::Tensor counts = at::zeros({centers.size(0)}, centers.options())
                                 .index_add_(0, labels, kept.to(centers.scalar_type()));
-  const at::Tensor delta =
-      at::zeros_like(centers).index_add_(0, labels, offsets) / (1 + counts).unsqueeze(1);
-  centers.sub_(alpha * delta);
+  return at::zeros_like(centers).index_add_(0, labels, offsets) / (1 + counts).unsqueeze(1);
+}
+
+/// The alpha rule in place: c ← c − alpha·Δc (see center_step).
+inline void move_centers_(at::Tensor& centers, const at::Tensor& features, const at::Tensor& target,
+                          double alpha, int64_t ignore_index) {
+  check_center_alpha(alpha);
+  at::NoGradGuard no_grad;
+  centers.sub_(alpha * center_step(centers, features, target, ignore_index));
 }
 
 }  // namespace angular::detail
@@ -57,8 +63,9 @@ inline at::Tensor center_loss(const at::Tensor& features, const at::Tensor& weig
               weight.size(1), "] like weight, got shape ", centers.sizes());
   detail::check_center_lambda(options.lambda());
   const auto dtype = detail::compute_dtype(features);
-  const at::Tensor ce = detail::checked_feature_margin_loss(
-      features, weight, target, detail::with_cross_entropy_args(SoftmaxLossFuncOptions(), options), spec, {});
+  const auto softmax = detail::with_cross_entropy_args(SoftmaxLossFuncOptions(), options);
+  const at::Tensor ce =
+      detail::sampled_linear_loss(detail::checked_linear_problem(features, weight, target, softmax, spec), softmax);
   return ce + options.lambda() * detail::center_term(features.to(dtype), centers.to(dtype), target,
                                                      spec.reduction, spec.ignore_index);
 }

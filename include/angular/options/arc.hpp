@@ -1,7 +1,5 @@
 #pragma once
 // Options of the paper's angular loss (eq. 7): logits k·(π/2 − θ_j), θ_j = arccos cos_j.
-//   k  the constant k > 0; the module's defaults to default_arc_k(num_classes), the functional
-//      options' (unset) to default_arc_k of the input's C
 
 #include <angular/constants.hpp>
 #include <angular/options/cross_entropy.hpp>
@@ -20,8 +18,9 @@ inline double default_arc_k(int64_t num_classes) {
   return std::max(3.0, 2.0 / kPi * std::log(99.0 * static_cast<double>(num_classes - 1)));
 }
 
-#define ANGULAR_ARC_SETTINGS(X) X(std::optional<double>, k, std::nullopt)
-#define ANGULAR_ARC_MODULE_SETTINGS(X) X(double, k, default_arc_k(num_classes_))
+#define ANGULAR_ARC_K_DOC "the constant k > 0 of the logits k·(π/2 − θ); unset: max(3, (2/π)·ln(99·(C − 1))) for C classes"
+#define ANGULAR_ARC_SETTINGS(X) X(std::optional<double>, k, std::nullopt, ANGULAR_ARC_K_DOC)
+#define ANGULAR_ARC_MODULE_SETTINGS(X) X(double, k, default_arc_k(num_classes_), ANGULAR_ARC_K_DOC)
 
 namespace functional {
 

@@ -1,15 +1,15 @@
 #pragma once
 // Options of ArcFace (paper eq. 4, Deng et al. 2019): logits s·cos θ_j, and for the target
 // s·cos(θ + m), continued as s·(cos θ − m·sin m) once θ + m > π.
-//   scale           s > 0 (ArcFace paper: 64)
-//   margin          the additive angular margin m in [0, π) radians (ArcFace paper: 0.5)
-//   exact_gradient  true: the exact derivative of the label's logit; false: the slope of
-//                   s·cos θ there, the straight-through gradient of insightface's arcface_torch
-//                   (margin added under no_grad)
 
 #include <angular/options/cross_entropy.hpp>
 
-#define ANGULAR_ARCFACE_SETTINGS(X) X(double, scale, 64.0) X(double, margin, 0.5) X(bool, exact_gradient, true)
+#define ANGULAR_ARCFACE_SETTINGS(X)                                                                       \
+  X(double, scale, 64.0, "the scale s > 0 of the logits (ArcFace paper: 64)")                              \
+  X(double, margin, 0.5, "the additive angular margin m in [0, π) radians (ArcFace paper: 0.5)")           \
+  X(bool, exact_gradient, true,                                                                            \
+    "true: the exact derivative of the label's logit; false: the slope s·cos θ has there, the "            \
+    "straight-through gradient of insightface's arcface_torch")
 
 namespace angular {
 namespace functional {

@@ -1,9 +1,6 @@
 #pragma once
 // Options of the center loss (paper eqs. 5-6, Wen et al. 2016):
 //   L = CE(x Wᵀ, y) + lambda * mean_i ½‖x_i − c_{y_i}‖²
-//   lambda  weight of the center term, >= 0; 0.003 is our choice (Wen et al. used 0.001–0.1)
-//   alpha   (module) the center learning rate of the alpha rule, in (0, 1]; 0.5 as in Wen et al.
-//   update  (module) how the centers learn (CenterUpdate)
 
 #include <angular/options/cross_entropy.hpp>
 
@@ -18,9 +15,13 @@ enum class CenterUpdate {
   sgd,
 };
 
-#define ANGULAR_CENTER_SETTINGS(X) X(double, lambda, 0.003)
-#define ANGULAR_CENTER_MODULE_SETTINGS(X) \
-  ANGULAR_CENTER_SETTINGS(X) X(double, alpha, 0.5) X(CenterUpdate, update, CenterUpdate::alpha)
+#define ANGULAR_CENTER_SETTINGS(X) \
+  X(double, lambda, 0.003, "the weight λ ≥ 0 of the center term (our choice; Wen et al. used 0.001–0.1)")
+#define ANGULAR_CENTER_MODULE_SETTINGS(X)                                                                    \
+  ANGULAR_CENTER_SETTINGS(X)                                                                                 \
+  X(double, alpha, 0.5, "the centers' learning rate in the alpha rule, in (0, 1] (Wen et al.: 0.5)")         \
+  X(CenterUpdate, update, CenterUpdate::alpha,                                                               \
+    "how the centers learn: alpha (Wen et al.'s rule, a buffer) or sgd (a Parameter)")
 
 namespace functional {
 

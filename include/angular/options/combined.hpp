@@ -1,14 +1,14 @@
 #pragma once
 // Options of the combined margin of insightface (SphereFace's m1, ArcFace's m2, CosFace's m3):
 // logits s·cos θ_j, and s·(cos(m1·θ + m2) − m3) for the label.
-//   scale  s > 0
-//   m1     the multiplicative angular margin, > 0 (1: none)
-//   m2     the additive angular margin in [0, π) radians (ArcFace's m)
-//   m3     the additive cosine margin >= 0 (CosFace's m)
 
 #include <angular/options/cross_entropy.hpp>
 
-#define ANGULAR_COMBINED_SETTINGS(X) X(double, scale, 64.0) X(double, m1, 1.0) X(double, m2, 0.5) X(double, m3, 0.0)
+#define ANGULAR_COMBINED_SETTINGS(X)                                                      \
+  X(double, scale, 64.0, "the scale s > 0 of the logits")                                  \
+  X(double, m1, 1.0, "the multiplicative angular margin m1 > 0 (1: none)")                 \
+  X(double, m2, 0.5, "the additive angular margin m2 in [0, π) radians (ArcFace's m)")     \
+  X(double, m3, 0.0, "the additive cosine margin m3 ≥ 0 (CosFace's m)")
 
 namespace angular {
 namespace functional {

@@ -48,28 +48,35 @@ constexpr int64_t kDefaultWorkspaceBytes = int64_t{128} << 20;
   TORCH_ARG(at::Generator, generator) = at::Generator();       \
   TORCH_ARG(at::Tensor, sampled_classes) = at::Tensor()
 
-// A loss's own settings are a list `LIST(X)` of X(type, name, default) entries, written once in
-// its options header and expanded into both option sets: each setting as a TORCH_ARG, then
+// A loss's own settings are a list `LIST(X)` of X(type, name, default, doc) entries, written once
+// in its options header and expanded into both option sets: each setting as a TORCH_ARG, then
 //   for_each_setting(f)         f(name, value) for each setting, in order (const), or
 //                               f(name, reference) to change them by name (non-const)
+//   for_each_setting_doc(f)     f(name, doc) for each setting, in order (static): its one-line
+//                               meaning, which the Python package shows in its docstrings
 //   copy_settings_from(other)   this set's settings taken from another set that has them
-#define ANGULAR_DECLARE_SETTING(type, name, default_value) TORCH_ARG(type, name) = default_value;
-#define ANGULAR_VISIT_SETTING(type, name, default_value) f(#name, this->name##_);
-#define ANGULAR_COPY_SETTING(type, name, default_value) this->name##_ = other.name();
-#define ANGULAR_SETTINGS(LIST)                  \
-  LIST(ANGULAR_DECLARE_SETTING)                 \
- public:                                        \
-  template <class F>                            \
-  void for_each_setting(F&& f) const {          \
-    LIST(ANGULAR_VISIT_SETTING) static_cast<void>(f); \
-  }                                             \
-  template <class F>                            \
-  void for_each_setting(F&& f) {                \
-    LIST(ANGULAR_VISIT_SETTING) static_cast<void>(f); \
-  }                                             \
-  template <class Other>                        \
-  void copy_settings_from(const Other& other) { \
-    LIST(ANGULAR_COPY_SETTING) static_cast<void>(other); \
+#define ANGULAR_DECLARE_SETTING(type, name, default_value, doc) TORCH_ARG(type, name) = default_value;
+#define ANGULAR_VISIT_SETTING(type, name, default_value, doc) f(#name, this->name##_);
+#define ANGULAR_VISIT_SETTING_DOC(type, name, default_value, doc) f(#name, doc);
+#define ANGULAR_COPY_SETTING(type, name, default_value, doc) this->name##_ = other.name();
+#define ANGULAR_SETTINGS(LIST)                               \
+  LIST(ANGULAR_DECLARE_SETTING)                              \
+ public:                                                     \
+  template <class F>                                         \
+  void for_each_setting(F&& f) const {                       \
+    LIST(ANGULAR_VISIT_SETTING) static_cast<void>(f);        \
+  }                                                          \
+  template <class F>                                         \
+  void for_each_setting(F&& f) {                             \
+    LIST(ANGULAR_VISIT_SETTING) static_cast<void>(f);        \
+  }                                                          \
+  template <class F>                                         \
+  static void for_each_setting_doc(F&& f) {                  \
+    LIST(ANGULAR_VISIT_SETTING_DOC) static_cast<void>(f);    \
+  }                                                          \
+  template <class Other>                                     \
+  void copy_settings_from(const Other& other) {              \
+    LIST(ANGULAR_COPY_SETTING) static_cast<void>(other);     \
   }
 
 /// The body of a functional options struct: the loss's settings and the cross-entropy's.

@@ -1,10 +1,10 @@
 #pragma once
 // Options of NormFace (Wang et al. 2017): softmax over s·cos θ_j, no margin.
-//   scale  s > 0, the temperature's inverse (16 suits tens of classes, 64 thousands)
 
 #include <angular/options/cross_entropy.hpp>
 
-#define ANGULAR_NORMFACE_SETTINGS(X) X(double, scale, 16.0)
+#define ANGULAR_NORMFACE_SETTINGS(X) \
+  X(double, scale, 16.0, "the scale s > 0, the temperature's inverse (16 suits tens of classes, 64 thousands)")
 
 namespace angular {
 namespace functional {

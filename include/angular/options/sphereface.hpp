@@ -1,17 +1,17 @@
 #pragma once
 // Options of SphereFace (A-Softmax, Liu et al. 2017): logits ‖x‖·cos θ_j, and for the label
 // ‖x‖·(λ·cos θ + ψ(θ))/(1 + λ) with ψ(θ) = (−1)^k cos(mθ) − 2k on θ ∈ [kπ/m, (k + 1)π/m].
-//   margin  the integer angular margin m in [1, 64] (SphereFace paper: 4)
-//   lambda  the annealing weight λ >= 0 of the plain logit in the label's (0: pure
-//           A-Softmax); the paper starts training with a large λ and lowers it (see
-//           sphereface_lambda)
 
 #include <angular/options/cross_entropy.hpp>
 
 #include <algorithm>
 #include <cmath>
 
-#define ANGULAR_SPHEREFACE_SETTINGS(X) X(double, margin, 4.0) X(double, lambda, 0.0)
+#define ANGULAR_SPHEREFACE_SETTINGS(X)                                                                  \
+  X(double, margin, 4.0, "the integer angular margin m in [1, 64] (SphereFace paper: 4)")                \
+  X(double, lambda, 0.0,                                                                                 \
+    "the annealing weight λ ≥ 0 of the plain logit in the label's (0: pure A-Softmax); the paper starts " \
+    "large and lowers it (sphereface_lambda)")
 
 namespace angular {
 

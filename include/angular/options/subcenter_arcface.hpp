@@ -1,13 +1,13 @@
 #pragma once
 // Options of sub-center ArcFace (Deng et al. 2020): K class vectors per class, the class's
 // cosine the largest of its K, then ArcFace.
-//   sub_centers  K >= 1 sub-centers per class (the paper: 3)
-//   scale        s > 0
-//   margin       the additive angular margin m in [0, π) radians
 
 #include <angular/options/cross_entropy.hpp>
 
-#define ANGULAR_SUBCENTER_ARCFACE_SETTINGS(X) X(int64_t, sub_centers, 3) X(double, scale, 64.0) X(double, margin, 0.5)
+#define ANGULAR_SUBCENTER_ARCFACE_SETTINGS(X)                         \
+  X(int64_t, sub_centers, 3, "the sub-centers K ≥ 1 per class (the paper: 3)") \
+  X(double, scale, 64.0, "the scale s > 0 of the logits")              \
+  X(double, margin, 0.5, "the additive angular margin m in [0, π) radians")
 
 namespace angular {
 namespace functional {
