@@ -1,10 +1,17 @@
 #pragma once
-// The Autograd kernels of angular's operators (angular_ops.cpp): the forward operator's
-// gradients are kept and scaled by the upstream gradient, as the C++ functional layer keeps
-// them; per-sample losses over features run the backward operator. And the Autocast
-// kernels, which run the operators in float32 as torch.autocast runs cross_entropy.
+// The autograd of angular's loss operators, in one place above their pure kernels
+// (kernels.hpp), as torchvision keeps its ops': an Autograd kernel per loss operator that
+// records one function over the `_forward` and `_backward` operators, with the policy of the
+// C++ functions (detail/autograd/): where the device's kernels write the gradient during the
+// forward (the CPU's), and the loss is reduced, the forward keeps the gradients for an upstream
+// of 1 and the backward scales them; otherwise the backward computes them for its upstream. A
+// second derivative is refused. On a device without fused kernels the composite reference runs
+// instead, which autograd differentiates itself. And the Autocast kernels, which run the
+// operators in float32 as torch.autocast runs cross_entropy.
 
 #include "kernels.hpp"
+
+#include <angular/detail/autograd/upstream.hpp>
 
 #include <ATen/autocast_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -15,13 +22,17 @@ namespace angular::ops {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+template <class Schema>
+c10::TypedOperatorHandle<Schema> op(const char* name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Schema>();
+}
+
 /// The op's arguments besides the differentiable tensors, kept for a backward.
 struct SavedCall {
   static void save(AutogradContext* ctx, ANGULAR_CALL_PARAMS, int64_t chunk_rows) {
     ctx->saved_data["target"] = target;
     ctx->saved_data["margin"] = std::string(margin);
-    ctx->saved_data["names"] = names;
-    ctx->saved_data["values"] = values.vec();
+    ctx->saved_data["settings"] = settings.clone();  // a module's settings may change before the backward
     ctx->saved_data["statistics"] = statistics.vec();
     ctx->saved_data["class_weight"] = class_weight;
     ctx->saved_data["reduction"] = reduction;
@@ -32,8 +43,7 @@ struct SavedCall {
   explicit SavedCall(AutogradContext* ctx)
       : target(ctx->saved_data["target"].toTensor()),
         margin(ctx->saved_data["margin"].toStringRef()),
-        names(c10::impl::toTypedList<std::string>(ctx->saved_data["names"].toList())),
-        values(ctx->saved_data["values"].toDoubleVector()),
+        settings(ctx->saved_data["settings"].toTensor()),
         statistics(ctx->saved_data["statistics"].toTensorVector()),
         class_weight(ctx->saved_data["class_weight"].toOptional<at::Tensor>()),
         reduction(ctx->saved_data["reduction"].toInt()),
@@ -42,99 +52,106 @@ struct SavedCall {
         chunk_rows(ctx->saved_data["chunk_rows"].toInt()) {}
   at::Tensor target;
   std::string margin;
-  Names names;
-  std::vector<double> values;
+  at::Tensor settings;
   std::vector<at::Tensor> statistics;
   OptionalTensor class_weight;
   int64_t reduction, ignore_index;
   double label_smoothing;
   int64_t chunk_rows;
 };
-#define ANGULAR_SAVED_ARGS(s) \
-  s.target, s.margin, s.names, s.values, s.statistics, s.class_weight, s.reduction, s.ignore_index, s.label_smoothing
-
-/// A gradient written in the forward for an upstream 1, times the upstream. A concrete CPU
-/// upstream of 1 (loss.backward()) costs nothing; a traced one (torch.compile) is multiplied.
-inline at::Tensor times_upstream(const at::Tensor& grad, const at::Tensor& upstream) {
-  const bool traced =
-      upstream.key_set().has_any(c10::DispatchKeySet({c10::DispatchKey::Python, c10::DispatchKey::Functionalize}));
-  if (!traced && upstream.device().is_cpu() && upstream.item<double>() == 1.0) return grad;
-  return grad * upstream.to(grad.scalar_type());
-}
-
-inline at::Tensor defined_if(bool wanted, const at::Tensor& t) { return wanted ? t : at::Tensor(); }
+#define ANGULAR_SAVED_ARGS(s)                                                                                    \
+  s.target, s.margin, s.settings, s.statistics, s.class_weight, s.reduction, s.ignore_index, s.label_smoothing
 
 /// The gradients an autograd function below returns: one per argument of its forward, each
-/// tensor of a list counting as one: two tensors, has_norms or chunk_rows, the eight arguments
+/// tensor of a list counting as one: two tensors, has_norms or chunk_rows, the seven arguments
 /// of ANGULAR_CALL_PARAMS but the statistics, and the statistics.
-inline variable_list gradient_slots(size_t statistics) { return variable_list(11 + statistics); }
-
-template <class Schema>
-c10::TypedOperatorHandle<Schema> op(const char* name) {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Schema>();
-}
+inline variable_list gradient_slots(size_t statistics) { return variable_list(10 + statistics); }
 
 // norms: an empty tensor where there are none (autograd functions take no undefined inputs).
 // Each row's loss reads only its own row of cos and norms, so the forward's gradients serve
-// per-sample losses too, each row times its upstream: no second pass.
+// per-sample losses too, each row times its upstream.
 struct CosineAutograd : torch::autograd::Function<CosineAutograd> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& cos, const at::Tensor& norms, bool has_norms,
                             ANGULAR_CALL_PARAMS) {
     const OptionalTensor n = has_norms ? OptionalTensor(norms) : std::nullopt;
     at::AutoDispatchBelowADInplaceOrView below;
     const std::array<bool, 2> mask{cos.requires_grad(), has_norms && norms.requires_grad()};
-    const auto [loss, grad_cos, grad_norms] =
-        op<decltype(cosine_forward)>("angular::margin_cross_entropy_forward").call(cos, n, ANGULAR_CALL_ARGS, mask);
-    ctx->save_for_backward({grad_cos, grad_norms});
+    const bool in_forward = detail::gradient_in_forward(kernel_path(cos));
+    ctx->saved_data["in_forward"] = in_forward;
     ctx->saved_data["per_row"] = reduction == at::Reduction::None;
-    ctx->saved_data["statistics"] = static_cast<int64_t>(statistics.size());
-    return loss;
+    ctx->saved_data["has_norms"] = has_norms;
+    ctx->saved_data["statistic_count"] = static_cast<int64_t>(statistics.size());
+    if (in_forward) {
+      const auto [loss, grad_cos, grad_norms] =
+          op<decltype(cosine_forward)>("angular::margin_cross_entropy_forward").call(cos, n, ANGULAR_CALL_ARGS, mask);
+      ctx->save_for_backward({grad_cos, grad_norms});
+      return loss;
+    }
+    ctx->save_for_backward({cos, norms});
+    SavedCall::save(ctx, ANGULAR_CALL_ARGS, 0);
+    return op<decltype(cosine_loss_op)>("angular::margin_cross_entropy").call(cos, n, ANGULAR_CALL_ARGS);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    detail::check_differentiated_once();
     const auto saved = ctx->get_saved_variables();
-    const bool per_row = ctx->saved_data["per_row"].toBool();
-    const auto scaled = [&](const at::Tensor& grad) {
-      return per_row ? detail::times_row_upstream(grad, grads[0], true) : times_upstream(grad, grads[0]);
-    };
-    variable_list out = gradient_slots(ctx->saved_data["statistics"].toInt());
-    if (ctx->needs_input_grad(0)) out[0] = scaled(saved[0]);
-    if (ctx->needs_input_grad(1)) out[1] = scaled(saved[1]);
+    const std::array<bool, 2> mask{ctx->needs_input_grad(0), ctx->needs_input_grad(1)};
+    variable_list out = gradient_slots(ctx->saved_data["statistic_count"].toInt());
+    if (ctx->saved_data["in_forward"].toBool()) {
+      const bool per_row = ctx->saved_data["per_row"].toBool();
+      if (mask[0]) out[0] = detail::times_upstream(saved[0], grads[0], per_row);
+      if (mask[1]) out[1] = detail::times_upstream(saved[1], grads[0], per_row);
+      return out;
+    }
+    const SavedCall s(ctx);
+    const OptionalTensor n = ctx->saved_data["has_norms"].toBool() ? OptionalTensor(saved[1]) : std::nullopt;
+    const auto [grad_cos, grad_norms] = op<decltype(cosine_backward)>("angular::margin_cross_entropy_backward")
+                                            .call(grads[0], saved[0], n, ANGULAR_SAVED_ARGS(s), mask);
+    if (mask[0]) out[0] = grad_cos;
+    if (mask[1]) out[1] = grad_norms;
     return out;
   }
 };
 
+// With per-sample losses (kNone) every row shares ∂W, which only the backward's upstream
+// weighs: the backward runs the pass again.
 struct FeatureAutograd : torch::autograd::Function<FeatureAutograd> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& features, const at::Tensor& weight,
                             ANGULAR_CALL_PARAMS, int64_t chunk_rows) {
     at::AutoDispatchBelowADInplaceOrView below;
-    const std::array<bool, 2> mask{features.requires_grad(), weight.requires_grad()};
-    const auto [loss, grad_features, grad_weight] =
-        op<decltype(feature_forward)>("angular::linear_margin_cross_entropy_forward")
-            .call(features, weight, ANGULAR_CALL_ARGS, chunk_rows, mask);
-    if (reduction == at::Reduction::None)
-      ctx->save_for_backward({features, weight});
-    else
+    const bool in_forward = reduction != at::Reduction::None;
+    ctx->saved_data["in_forward"] = in_forward;
+    ctx->saved_data["statistic_count"] = static_cast<int64_t>(statistics.size());
+    if (in_forward) {
+      const std::array<bool, 2> mask{features.requires_grad(), weight.requires_grad()};
+      const auto [loss, grad_features, grad_weight] =
+          op<decltype(feature_forward)>("angular::linear_margin_cross_entropy_forward")
+              .call(features, weight, ANGULAR_CALL_ARGS, chunk_rows, mask);
       ctx->save_for_backward({grad_features, grad_weight});
+      return loss;
+    }
+    ctx->save_for_backward({features, weight});
     SavedCall::save(ctx, ANGULAR_CALL_ARGS, chunk_rows);
-    return loss;
+    return op<decltype(feature_loss_op)>("angular::linear_margin_cross_entropy")
+        .call(features, weight, ANGULAR_CALL_ARGS, chunk_rows);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    detail::check_differentiated_once();
     const auto saved = ctx->get_saved_variables();
-    const SavedCall s(ctx);
     const std::array<bool, 2> mask{ctx->needs_input_grad(0), ctx->needs_input_grad(1)};
-    variable_list out = gradient_slots(s.statistics.size());
-    if (s.reduction == at::Reduction::None) {
-      const auto [grad_features, grad_weight] =
-          op<decltype(feature_backward)>("angular::linear_margin_cross_entropy_backward")
-              .call(grads[0], saved[0], saved[1], ANGULAR_SAVED_ARGS(s), s.chunk_rows, mask);
-      out[0] = defined_if(mask[0], grad_features);
-      out[1] = defined_if(mask[1], grad_weight);
-    } else {
-      if (mask[0]) out[0] = times_upstream(saved[0], grads[0]);
-      if (mask[1]) out[1] = times_upstream(saved[1], grads[0]);
+    variable_list out = gradient_slots(ctx->saved_data["statistic_count"].toInt());
+    if (ctx->saved_data["in_forward"].toBool()) {
+      if (mask[0]) out[0] = detail::times_upstream(saved[0], grads[0]);
+      if (mask[1]) out[1] = detail::times_upstream(saved[1], grads[0]);
+      return out;
     }
+    const SavedCall s(ctx);
+    const auto [grad_features, grad_weight] =
+        op<decltype(feature_backward)>("angular::linear_margin_cross_entropy_backward")
+            .call(grads[0], saved[0], saved[1], ANGULAR_SAVED_ARGS(s), s.chunk_rows, mask);
+    if (mask[0]) out[0] = grad_features;
+    if (mask[1]) out[1] = grad_weight;
     return out;
   }
 };
@@ -146,6 +163,9 @@ inline at::Tensor cosine_loss_autograd(const at::Tensor& cos, const OptionalTens
     at::AutoDispatchBelowADInplaceOrView below;
     return op<decltype(cosine_loss_op)>("angular::margin_cross_entropy").call(cos, norms, ANGULAR_CALL_ARGS);
   }
+  if (kernel_path(cos) == KernelPath::composite)
+    return detail::composite_margin_cross_entropy(
+        cosine_problem(make_call(ANGULAR_CALL_ARGS, 0), cos, norms.value_or(at::Tensor())));
   return CosineAutograd::apply(cos, n, norms.has_value(), ANGULAR_CALL_ARGS);
 }
 
@@ -156,7 +176,21 @@ inline at::Tensor feature_loss_autograd(const at::Tensor& features, const at::Te
     return op<decltype(feature_loss_op)>("angular::linear_margin_cross_entropy")
         .call(features, weight, ANGULAR_CALL_ARGS, chunk_rows);
   }
+  if (kernel_path(features) == KernelPath::composite)
+    return detail::composite_linear_margin_cross_entropy(
+        linear_problem(make_call(ANGULAR_CALL_ARGS, chunk_rows), features, weight));
   return FeatureAutograd::apply(features, weight, ANGULAR_CALL_ARGS, chunk_rows);
+}
+
+/// The Autograd kernel of an operator without a differentiable output (the statistics' step):
+/// the backend kernel, recording nothing.
+inline std::vector<at::Tensor> margin_statistics_step_autograd(const at::Tensor& features, const at::Tensor& weight,
+                                                               ANGULAR_CALL_PARAMS, int64_t chunk_rows,
+                                                               const at::Tensor& momentum) {
+  at::AutoDispatchBelowADInplaceOrView below;
+  at::NoGradGuard no_grad;
+  return op<decltype(margin_statistics_step)>("angular::margin_statistics_step")
+      .call(features, weight, ANGULAR_CALL_ARGS, chunk_rows, momentum);
 }
 
 // Autocast: float32, as torch.autocast runs cross_entropy.

@@ -3,11 +3,13 @@
 // group made in Python (torch.distributed.init_process_group) and named by its group_name, as
 // torch's functional collectives name theirs. Its kernel is composite: the sharded loss's own
 // autograd functions (angular/distributed/sharded_loss.hpp) record the graph, collectives
-// included; it runs eagerly (its collectives and label checks read data).
+// included; it runs eagerly (its collectives and label checks read data). With a momentum it
+// is a module's training step: the margin's running statistics (AdaFace's, CurricularFace's)
+// first take the gathered batch, in place, as the C++ ShardedMarginLoss's do.
 
 #include "kernels.hpp"
 
-#include <angular/distributed/sharded_loss.hpp>
+#include <angular/distributed/sharded_module.hpp>
 
 #include <torch/library.h>
 #include <torch/csrc/distributed/c10d/GroupRegistry.hpp>
@@ -17,12 +19,12 @@ namespace angular::ops {
 inline at::Tensor sharded_margin_cross_entropy(const at::Tensor& features, const at::Tensor& weight_shard,
                                                const at::Tensor& target, c10::string_view group_name,
                                                int64_t num_classes, c10::string_view margin,
-                                               const c10::List<std::string>& names, c10::ArrayRef<double> values,
-                                               at::TensorList statistics, const std::optional<at::Tensor>& class_weight,
-                                               int64_t reduction, int64_t ignore_index, double label_smoothing,
-                                               int64_t chunk_classes) {
-  const MarginCall call = make_call(at::Tensor(), margin, names, values, statistics, class_weight, reduction,
-                                    ignore_index, label_smoothing, 0);
+                                               const at::Tensor& settings, at::TensorList statistics,
+                                               const std::optional<at::Tensor>& class_weight, int64_t reduction,
+                                               int64_t ignore_index, double label_smoothing, int64_t chunk_classes,
+                                               std::optional<double> momentum) {
+  const MarginCall call =
+      make_call(at::Tensor(), margin, settings, statistics, class_weight, reduction, ignore_index, label_smoothing, 0);
   const distributed::ProcessGroupPtr group = c10d::resolve_process_group(std::string(group_name));
   return with_margin_named(call.margin, [&](auto o) {
     using FuncOptions = decltype(o);
@@ -32,8 +34,8 @@ inline at::Tensor sharded_margin_cross_entropy(const at::Tensor& features, const
                              .norm_mean(in.norm_mean)
                              .norm_std(in.norm_std)
                              .t(in.t);
-    return distributed::functional::sharded_margin_loss(features, weight_shard, target, group, num_classes,
-                                                        distributed::Margin(options_of<FuncOptions>(call)), options);
+    return detail::sharded_module_step(features, weight_shard, target, group, num_classes,
+                                       distributed::Margin(options_of<FuncOptions>(call)), options, momentum);
   });
 }
 
@@ -45,8 +47,8 @@ inline std::tuple<int64_t, int64_t> class_range(int64_t num_classes, int64_t ran
 inline void register_distributed(torch::Library& m) {
   m.def(
       "sharded_margin_cross_entropy(Tensor features, Tensor weight_shard, Tensor target, str group_name, "
-      "int num_classes, str margin, str[] setting_names, float[] setting_values, Tensor[] statistics, "
-      "Tensor? class_weight, int reduction, int ignore_index, float label_smoothing, int chunk_classes) -> Tensor");
+      "int num_classes, str margin, Tensor settings, Tensor(a!)[] statistics, Tensor? class_weight, int reduction, "
+      "int ignore_index, float label_smoothing, int chunk_classes, float? momentum) -> Tensor");
   m.def("class_range(int num_classes, int rank, int world_size) -> (int, int)", &class_range);
 }
 

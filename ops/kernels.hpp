@@ -1,26 +1,31 @@
 #pragma once
-// The kernels of angular's operators (angular_ops.cpp) on a device: each a call of angular's
-// C++ functional layer (margin_call.hpp), which picks the fused kernels; and the composite
-// operators, plain ATen.
+// The CPU and CUDA kernels of angular's loss operators (angular_ops.cpp): pure, no autograd
+// inside. Each checks its inputs into a problem (margin_call.hpp) and runs the one body of its
+// family, detail::fused_margin_cross_entropy or detail::fused_linear_margin_cross_entropy;
+// the operators' autograd lives above them (autograd.hpp).
+//   *_forward   the loss and the gradients asked for, for an upstream gradient of 1 on every
+//               loss element
+//   *_backward  the gradients for an upstream gradient, computed again
+//   the loss alone: where a device has no fused kernels (CUDA tensors in a package built
+//               without them), the composite reference, which needs no autograd for a value
 
 #include "margin_call.hpp"
 
+#include <array>
 #include <tuple>
 
 namespace angular::ops {
 
 using Grads = std::tuple<at::Tensor, at::Tensor>;
 using LossGrads = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
-using Names = c10::List<std::string>;
 using OptionalTensor = std::optional<at::Tensor>;
 
-inline MarginCall make_call(const at::Tensor& target, c10::string_view margin, const Names& names,
-                            c10::ArrayRef<double> values, at::TensorList statistics, const OptionalTensor& class_weight,
-                            int64_t reduction, int64_t ignore_index, double label_smoothing, int64_t chunk_rows) {
+inline MarginCall make_call(const at::Tensor& target, c10::string_view margin, const at::Tensor& settings,
+                            at::TensorList statistics, const OptionalTensor& class_weight, int64_t reduction,
+                            int64_t ignore_index, double label_smoothing, int64_t chunk_rows) {
   MarginCall call;
   call.margin = std::string(margin);
-  for (const std::string& name : names) call.setting_names.push_back(name);
-  call.setting_values = values.vec();
+  call.settings = setting_values(settings);
   call.target = target;
   call.statistics = statistics.vec();
   call.class_weight = class_weight.value_or(at::Tensor());
@@ -36,138 +41,100 @@ inline at::Tensor or_empty(const at::Tensor& t, const at::Tensor& like) {
 }
 
 // The arguments every signature below shares, after the differentiable tensors.
-#define ANGULAR_CALL_PARAMS                                                                                   \
-  const at::Tensor &target, c10::string_view margin, const Names &names, c10::ArrayRef<double> values,        \
-      at::TensorList statistics, const OptionalTensor &class_weight, int64_t reduction, int64_t ignore_index, \
-      double label_smoothing
+#define ANGULAR_CALL_PARAMS                                                                      \
+  const at::Tensor &target, c10::string_view margin, const at::Tensor &settings,                 \
+      at::TensorList statistics, const OptionalTensor &class_weight, int64_t reduction,          \
+      int64_t ignore_index, double label_smoothing
 #define ANGULAR_CALL_ARGS \
-  target, margin, names, values, statistics, class_weight, reduction, ignore_index, label_smoothing
+  target, margin, settings, statistics, class_weight, reduction, ignore_index, label_smoothing
 
-// ---- over cosines ----------------------------------------------------------------------------
+// ---- over cosines (and the feature norms, which SphereFace differentiates) -------------------
 
-inline LossAndGradients cosine_pass(const at::Tensor& cos, const OptionalTensor& norms, const MarginCall& call,
-                                    std::array<bool, 2> wanted, const at::Tensor& upstream) {
-  return loss_and_gradients([&](const at::Tensor& c, const at::Tensor& n) { return cosine_loss(call, c, n); }, cos,
-                            norms.value_or(at::Tensor()), wanted, upstream);
+/// The gradient of the norms [B] from the problem's row-parameter gradient [B, 1]: SphereFace's;
+/// zero where the margin reads the norms without a gradient (AdaFace's).
+inline at::Tensor norms_gradient(const at::Tensor& grad_rows, const at::Tensor& norms) {
+  if (grad_rows.defined()) return grad_rows.reshape(norms.sizes()).to(norms.scalar_type());
+  return at::zeros_like(norms, at::MemoryFormat::Contiguous);
+}
+
+inline Grads cosine_grads(const detail::LossAndGradients& out, const at::Tensor& cos, const OptionalTensor& norms,
+                          std::array<bool, 2> mask) {
+  const bool grad_norms = mask[1] && norms.has_value();
+  return {or_empty(out.grad_a, cos), grad_norms ? norms_gradient(out.grad_b, *norms) : or_empty({}, cos)};
 }
 
 inline LossGrads cosine_forward(const at::Tensor& cos, const OptionalTensor& norms, ANGULAR_CALL_PARAMS,
                                 std::array<bool, 2> output_mask) {
   const MarginCall call = make_call(ANGULAR_CALL_ARGS, 0);
-  const LossAndGradients out = cosine_pass(cos, norms, call, output_mask, {});
-  return {out.loss, or_empty(out.grad_a, cos), or_empty(out.grad_b, cos)};
+  const detail::LossAndGradients out =
+      detail::fused_margin_cross_entropy(cosine_problem(call, cos, norms.value_or(at::Tensor())), output_mask);
+  const auto [grad_cos, grad_norms] = cosine_grads(out, cos, norms, output_mask);
+  return {out.loss, grad_cos, grad_norms};
 }
 
 inline Grads cosine_backward(const at::Tensor& grad, const at::Tensor& cos, const OptionalTensor& norms,
                              ANGULAR_CALL_PARAMS, std::array<bool, 2> output_mask) {
   const MarginCall call = make_call(ANGULAR_CALL_ARGS, 0);
-  const LossAndGradients out = cosine_pass(cos, norms, call, output_mask, grad);
-  return {or_empty(out.grad_a, cos), or_empty(out.grad_b, cos)};
+  const detail::LossAndGradients out = detail::fused_margin_cross_entropy(
+      cosine_problem(call, cos, norms.value_or(at::Tensor())), output_mask, grad);
+  return cosine_grads(out, cos, norms, output_mask);
 }
 
 inline at::Tensor cosine_loss_op(const at::Tensor& cos, const OptionalTensor& norms, ANGULAR_CALL_PARAMS) {
-  return std::get<0>(cosine_forward(cos, norms, ANGULAR_CALL_ARGS, {false, false}));
+  const MarginCall call = make_call(ANGULAR_CALL_ARGS, 0);
+  const detail::CosineProblem p = cosine_problem(call, cos, norms.value_or(at::Tensor()));
+  if (kernel_path(cos) == KernelPath::composite) return detail::composite_margin_cross_entropy(p);
+  return detail::fused_margin_cross_entropy(p, {false, false}).loss;
 }
 
 // ---- over features + class vectors -----------------------------------------------------------
 
-inline LossAndGradients feature_pass(const at::Tensor& features, const at::Tensor& weight, const MarginCall& call,
-                                     std::array<bool, 2> wanted, const at::Tensor& upstream) {
-  return loss_and_gradients([&](const at::Tensor& x, const at::Tensor& w) { return feature_loss(call, x, w); },
-                            features, weight, wanted, upstream);
-}
-
 inline LossGrads feature_forward(const at::Tensor& features, const at::Tensor& weight, ANGULAR_CALL_PARAMS,
                                  int64_t chunk_rows, std::array<bool, 2> output_mask) {
   const MarginCall call = make_call(ANGULAR_CALL_ARGS, chunk_rows);
-  if (reduction == at::Reduction::None) output_mask = {false, false};
-  const LossAndGradients out = feature_pass(features, weight, call, output_mask, {});
+  const detail::LossAndGradients out =
+      detail::fused_linear_margin_cross_entropy(linear_problem(call, features, weight), output_mask);
   return {out.loss, or_empty(out.grad_a, features), or_empty(out.grad_b, weight)};
 }
 
 inline Grads feature_backward(const at::Tensor& grad, const at::Tensor& features, const at::Tensor& weight,
                               ANGULAR_CALL_PARAMS, int64_t chunk_rows, std::array<bool, 2> output_mask) {
   const MarginCall call = make_call(ANGULAR_CALL_ARGS, chunk_rows);
-  const LossAndGradients out = feature_pass(features, weight, call, output_mask, grad);
+  const detail::LossAndGradients out =
+      detail::fused_linear_margin_cross_entropy(linear_problem(call, features, weight), output_mask, grad);
   return {or_empty(out.grad_a, features), or_empty(out.grad_b, weight)};
 }
 
 inline at::Tensor feature_loss_op(const at::Tensor& features, const at::Tensor& weight, ANGULAR_CALL_PARAMS,
                                   int64_t chunk_rows) {
-  return std::get<0>(feature_forward(features, weight, ANGULAR_CALL_ARGS, chunk_rows, {false, false}));
+  const MarginCall call = make_call(ANGULAR_CALL_ARGS, chunk_rows);
+  const detail::LinearProblem p = linear_problem(call, features, weight);
+  if (kernel_path(features) == KernelPath::composite) return detail::composite_linear_margin_cross_entropy(p);
+  return detail::fused_linear_margin_cross_entropy(p, {false, false}).loss;
 }
 
-inline std::tuple<std::vector<std::string>, std::vector<double>> margin_settings(c10::string_view margin) {
-  std::vector<std::string> names;
-  std::vector<double> defaults;
-  with_margin_named(std::string(margin), [&](auto options) {
-    options.for_each_setting([&](const char* name, const auto& value) {
-      names.emplace_back(name);
-      using T = std::decay_t<decltype(value)>;
-      if constexpr (std::is_same_v<T, std::optional<double>>)
-        defaults.push_back(value.value_or(NAN));
-      else
-        defaults.push_back(static_cast<double>(value));
-    });
-  });
-  return {names, defaults};
-}
+// ---- a module's running statistics -----------------------------------------------------------
 
-// ---- composite ops: ATen underneath, which autograd and torch.compile see through ------------
-
-inline at::Tensor cosine_matrix_op(const at::Tensor& features, const at::Tensor& weight) {
-  return functional::cosine_matrix(features, weight);
-}
-
-inline at::Tensor margin_logits_op(const at::Tensor& features, const at::Tensor& weight, c10::string_view margin,
-                                   const Names& names, c10::ArrayRef<double> values) {
-  const MarginCall call =
-      make_call(at::Tensor(), margin, names, values, {}, std::nullopt, at::Reduction::Mean, -100, 0.0, 0);
+/// The running statistics of a margin after a training step on this batch (new tensors; the
+/// module copies them into its buffers), once the inputs, the settings and the momentum passed
+/// their checks: a bad batch moves nothing.
+inline std::vector<at::Tensor> margin_statistics_step(const at::Tensor& features, const at::Tensor& weight,
+                                                      ANGULAR_CALL_PARAMS, int64_t chunk_rows,
+                                                      const at::Tensor& momentum) {
+  const MarginCall call = make_call(ANGULAR_CALL_ARGS, chunk_rows);
+  TORCH_CHECK(momentum.numel() == 1, "angular: momentum must be one number, got shape ", momentum.sizes());
+  const double m = momentum.to(at::kCPU, at::kDouble).item<double>();
   return with_margin_named(call.margin, [&](auto options) {
-    return detail::prediction_logits(options_of<decltype(options)>(call), features, weight);
-  });
-}
-
-// The labels are the cross-entropy's to check (center_loss computes it first): a check here
-// would read them, which torch.compile cannot trace.
-inline at::Tensor center_term_op(const at::Tensor& features, const at::Tensor& centers, const at::Tensor& target,
-                                 int64_t reduction, int64_t ignore_index) {
-  detail::check_features(features, centers, "centers");
-  reduction_of(reduction);
-  const auto dtype = detail::compute_dtype(features);
-  return detail::center_term(features.to(dtype), centers.to(dtype), target, reduction, ignore_index);
-}
-
-inline void update_centers_op(const at::Tensor& centers, const at::Tensor& features, const at::Tensor& target,
-                              double alpha, int64_t ignore_index) {
-  detail::check_features(features, centers, "centers");
-  at::Tensor c = centers;
-  detail::move_centers_(c, features, target, alpha, ignore_index);
-}
-
-inline void update_margin_statistics_op(const at::Tensor& features, const at::Tensor& weight, const at::Tensor& target,
-                                        c10::string_view margin, at::TensorList statistics, double momentum,
-                                        int64_t ignore_index) {
-  detail::check_momentum(momentum);
-  MarginCall call;
-  call.margin = std::string(margin);
-  call.statistics = statistics.vec();
-  with_margin_named(call.margin, [&](auto options) {
     using FuncOptions = decltype(options);
-    detail::MarginInputs in = margin_inputs<FuncOptions>(call, at::Tensor());
-    if (in.norm_mean.defined()) in.norms = detail::detached_norms(features);
-    detail::update_margin_statistics_<detail::MarginTraits<FuncOptions>>(
-        in.norm_mean, in.norm_std, in.t, features, weight, target, in.norms, ignore_index, momentum);
-  });
-}
-
-inline void check_margin(c10::string_view margin, const Names& names, c10::ArrayRef<double> values,
-                         int64_t num_classes) {
-  const MarginCall call =
-      make_call(at::Tensor(), margin, names, values, {}, std::nullopt, at::Reduction::Mean, -100, 0.0, 0);
-  with_margin_named(call.margin, [&](auto options) {
-    using FuncOptions = decltype(options);
-    detail::MarginTraits<FuncOptions>::params(options_of<FuncOptions>(call), num_classes);
+    using Traits = detail::MarginTraits<FuncOptions>;
+    const auto o = options_of<FuncOptions>(call);
+    detail::check_statistics_step(features, weight, target, o, m);
+    MarginCall moved = call;
+    for (at::Tensor& s : moved.statistics) s = s.clone();
+    detail::MarginInputs in = margin_inputs<FuncOptions>(moved, at::Tensor());
+    if constexpr (Traits::kRowInput == detail::RowInput::norm_statistics) in.norms = detail::detached_norms(features);
+    detail::step_statistics_<Traits>(in, features, weight, target, call.ignore_index, m);
+    return moved.statistics;
   });
 }
 

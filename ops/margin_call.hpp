@@ -1,15 +1,12 @@
 #pragma once
 // A margin cross-entropy named at run time, as the dispatcher operators (angular_ops.cpp) take
-// it: the margin by its table name ("arcface", ...), its settings by name, the cross-entropy
-// arguments; run through angular's C++ functional layer, which picks the fused kernels.
+// it: the margin by its table name ("arcface", ...), its settings as one float64 tensor in the
+// order of its options' settings (a tensor, so that torch.compile does not specialise a graph on
+// their values), the cross-entropy arguments; turned into the problem that angular's C++
+// functional layer builds (detail/margin_loss.hpp), checks included.
 
 #include <angular/loss.hpp>
 
-#include <ATen/core/grad_mode.h>
-#include <c10/core/impl/LocalDispatchKeySet.h>
-#include <torch/csrc/autograd/autograd.h>
-
-#include <array>
 #include <cmath>
 #include <optional>
 #include <string>
@@ -21,10 +18,9 @@ namespace angular::ops {
 /// A margin and its arguments besides the differentiable tensors.
 struct MarginCall {
   std::string margin;  // a MarginTraits kName
-  std::vector<std::string> setting_names;
-  std::vector<double> setting_values;
+  std::vector<double> settings;
   at::Tensor target;
-  std::vector<at::Tensor> statistics;  // AdaFace: norm_mean, norm_std; CurricularFace: t
+  std::vector<at::Tensor> statistics;  // in the order of the margin's kStatistics
   at::Tensor class_weight;             // [C] or undefined
   int64_t reduction = at::Reduction::Mean;
   int64_t ignore_index = -100;
@@ -41,35 +37,52 @@ inline reduction_t reduction_of(int64_t reduction) {
   TORCH_CHECK(false, "angular: reduction must be 0 (none), 1 (mean) or 2 (sum), got ", reduction);
 }
 
-/// `FuncOptions` with the call's settings (each by name; the others keep their defaults) and
-/// cross-entropy arguments.
-template <class FuncOptions>
-FuncOptions options_of(const MarginCall& call) {
-  TORCH_CHECK(call.setting_names.size() == call.setting_values.size(), "angular: ", call.setting_names.size(),
-              " setting names but ", call.setting_values.size(), " values");
-  FuncOptions options;
-  std::vector<bool> used(call.setting_names.size(), false);
+/// The values of a settings tensor: 1-D, floating, on the CPU (read there, never waited for).
+inline std::vector<double> setting_values(const at::Tensor& settings) {
+  TORCH_CHECK(settings.dim() == 1 && at::isFloatingType(settings.scalar_type()),
+              "angular: settings must be a 1-D floating tensor (float64), got ", settings.scalar_type(), " of shape ",
+              settings.sizes());
+  const at::Tensor values = settings.to(at::kCPU, at::kDouble).contiguous();
+  const double* data = values.data_ptr<double>();
+  return std::vector<double>(data, data + values.numel());
+}
+
+/// The number of settings of an options type.
+template <class Options>
+size_t setting_count() {
+  size_t n = 0;
+  Options::for_each_setting_doc([&](const char*, const char*) { ++n; });
+  return n;
+}
+
+/// `Options` with the settings `values`, in the order of its for_each_setting: NaN is an unset
+/// optional (Arc's automatic k), a bool is nonzero, an integer must be whole.
+template <class Options>
+Options with_settings(Options options, const std::vector<double>& values, const char* loss) {
+  TORCH_CHECK(values.size() == setting_count<Options>(), "angular: the ", loss, " loss has ", setting_count<Options>(),
+              " settings, got ", values.size(), " values");
+  size_t i = 0;
   options.for_each_setting([&](const char* name, auto& value) {
-    for (size_t i = 0; i < call.setting_names.size(); ++i) {
-      if (call.setting_names[i] != name) continue;
-      used[i] = true;
-      const double v = call.setting_values[i];
-      using T = std::decay_t<decltype(value)>;
-      if constexpr (std::is_same_v<T, std::optional<double>>) {
-        value = std::isnan(v) ? std::nullopt : std::optional<double>(v);  // NaN: None
-      } else if constexpr (std::is_same_v<T, bool>) {
-        value = v != 0;
-      } else if constexpr (std::is_integral_v<T>) {
-        TORCH_CHECK(std::floor(v) == v, "angular: ", name, " must be an integer, got ", v);
-        value = static_cast<T>(v);
-      } else {
-        value = v;
-      }
+    const double v = values[i++];
+    using T = std::decay_t<decltype(value)>;
+    if constexpr (std::is_same_v<T, std::optional<double>>) {
+      value = std::isnan(v) ? std::nullopt : std::optional<double>(v);
+    } else if constexpr (std::is_same_v<T, bool>) {
+      value = v != 0;
+    } else if constexpr (std::is_integral_v<T>) {
+      TORCH_CHECK(std::floor(v) == v, "angular: ", name, " must be an integer, got ", v);
+      value = static_cast<T>(v);
+    } else {
+      value = v;
     }
   });
-  for (size_t i = 0; i < used.size(); ++i) {
-    TORCH_CHECK(used[i], "angular: the ", call.margin, " margin has no setting '", call.setting_names[i], "'");
-  }
+  return options;
+}
+
+/// `FuncOptions` with the call's settings and cross-entropy arguments.
+template <class FuncOptions>
+FuncOptions options_of(const MarginCall& call) {
+  FuncOptions options = with_settings(FuncOptions{}, call.settings, call.margin.c_str());
   options.reduction(reduction_of(call.reduction))
       .ignore_index(call.ignore_index)
       .label_smoothing(call.label_smoothing)
@@ -103,95 +116,51 @@ decltype(auto) with_margin_named(const std::string& margin, F&& f) {
   if constexpr (!std::is_void_v<Result>) return result;
 }
 
-/// The per-row inputs of a margin from the call's `norms` (or undefined) and statistics.
+/// The per-row inputs of a margin from the call's `norms` (or undefined) and statistics, which
+/// come in the order of its kStatistics.
 template <class FuncOptions>
 detail::MarginInputs margin_inputs(const MarginCall& call, const at::Tensor& norms) {
   using Traits = detail::MarginTraits<FuncOptions>;
+  std::string names;
+  for (const detail::Statistic& s : Traits::kStatistics) names += (names.empty() ? "" : ", ") + std::string(s.name);
+  TORCH_CHECK(call.statistics.size() == Traits::kStatistics.size(), "angular: the ", call.margin, " margin reads ",
+              Traits::kStatistics.size(), " running statistics (", names.empty() ? "none" : names, "), got ",
+              call.statistics.size());
   detail::MarginInputs in;
   in.norms = norms;
-  size_t expected = 0;
-  if constexpr (Traits::kRowInput == detail::RowInput::norm_statistics) expected = 2;
-  if constexpr (Traits::kRowInput == detail::RowInput::curriculum) expected = 1;
-  TORCH_CHECK(call.statistics.size() == expected, "angular: the ", call.margin, " margin reads ", expected,
-              " running statistics (",
-              expected == 2   ? "norm_mean, norm_std"
-              : expected == 1 ? "t"
-                              : "none",
-              "), got ", call.statistics.size());
-  if (expected == 2) {
-    in.norm_mean = call.statistics[0];
-    in.norm_std = call.statistics[1];
-  } else if (expected == 1) {
-    in.t = call.statistics[0];
-  }
+  for (size_t i = 0; i < call.statistics.size(); ++i) in.statistic(Traits::kStatistics[i].name) = call.statistics[i];
   return in;
 }
 
-/// The margin cross-entropy of cosines [B, C·K] (with `norms` [B] where the margin reads them).
-inline at::Tensor cosine_loss(const MarginCall& call, const at::Tensor& cos, const at::Tensor& norms) {
-  return with_margin_named(call.margin, [&](auto options) -> at::Tensor {
+/// Where a margin reads the feature norms over cosines, as an input.
+template <class Traits>
+constexpr bool reads_norms() {
+  return Traits::kRowInput == detail::RowInput::norms || Traits::kRowInput == detail::RowInput::norm_statistics;
+}
+
+/// The checked problem of cosines [B, C·K] (with `norms` [B] where the margin reads them).
+inline detail::CosineProblem cosine_problem(const MarginCall& call, const at::Tensor& cos, const at::Tensor& norms) {
+  return with_margin_named(call.margin, [&](auto options) -> detail::CosineProblem {
     using FuncOptions = decltype(options);
     using Traits = detail::MarginTraits<FuncOptions>;
     TORCH_CHECK(Traits::kNormalized, "angular: the ", call.margin,
                 " margin has no loss over cosines (its logits are the raw products): use "
                 "linear_margin_cross_entropy");
-    const bool reads_norms =
-        Traits::kRowInput == detail::RowInput::norms || Traits::kRowInput == detail::RowInput::norm_statistics;
-    TORCH_CHECK(reads_norms == norms.defined(), "angular: the ", call.margin, " margin ",
-                reads_norms ? "reads the features' norms: pass norms" : "reads no norms: pass norms=None");
-    return detail::cosine_margin_loss(cos, call.target, options_of<FuncOptions>(call),
-                                      margin_inputs<FuncOptions>(call, norms));
+    TORCH_CHECK(reads_norms<Traits>() == norms.defined(), "angular: the ", call.margin, " margin ",
+                reads_norms<Traits>() ? "reads the features' norms: pass norms" : "reads no norms: pass norms=None");
+    return detail::cosine_problem(cos, call.target, options_of<FuncOptions>(call),
+                                  margin_inputs<FuncOptions>(call, norms));
   });
 }
 
-/// The margin cross-entropy of features [B, D] and class vectors `weight` [C·K, D].
-inline at::Tensor feature_loss(const MarginCall& call, const at::Tensor& features, const at::Tensor& weight) {
-  return with_margin_named(call.margin, [&](auto options) -> at::Tensor {
+/// The checked problem of features [B, D] and class vectors `weight` [C·K, D].
+inline detail::LinearProblem linear_problem(const MarginCall& call, const at::Tensor& features,
+                                            const at::Tensor& weight) {
+  return with_margin_named(call.margin, [&](auto options) -> detail::LinearProblem {
     using FuncOptions = decltype(options);
-    return detail::feature_margin_loss(features, weight, call.target, options_of<FuncOptions>(call),
-                                       margin_inputs<FuncOptions>(call, at::Tensor()));
+    return detail::linear_problem(features, weight, call.target, options_of<FuncOptions>(call),
+                                  margin_inputs<FuncOptions>(call, at::Tensor()));
   });
-}
-
-/// The loss and, where asked, the gradients of inputs a and b (b may be undefined) for the
-/// upstream gradient `upstream` (undefined: one per loss element). Autograd runs inside, on
-/// detached inputs, whatever the dispatcher's state on the way in: the operators' kernels sit
-/// below the Autograd key, yet angular's functional layer records its own graph.
-struct LossAndGradients {
-  at::Tensor loss, grad_a, grad_b;
-};
-
-template <class Loss>
-LossAndGradients loss_and_gradients(Loss&& loss_of, const at::Tensor& a, const at::Tensor& b,
-                                    std::array<bool, 2> wanted, const at::Tensor& upstream) {
-  c10::impl::LocalDispatchKeySet keys = c10::impl::tls_local_dispatch_key_set();
-  keys.excluded_ = keys.excluded_ - c10::autograd_dispatch_keyset_with_ADInplaceOrView;
-  c10::impl::ForceDispatchKeyGuard with_autograd(keys);
-  at::AutoGradMode grad_mode(wanted[0] || wanted[1]);
-
-  const auto input = [](const at::Tensor& t, bool grad) { return t.defined() ? t.detach().requires_grad_(grad) : t; };
-  const at::Tensor x = input(a, wanted[0]), y = input(b, wanted[1] && b.defined());
-  LossAndGradients out;
-  const at::Tensor loss = loss_of(x, y);
-  out.loss = loss.detach();
-  std::vector<at::Tensor> inputs;
-  if (wanted[0]) inputs.push_back(x);
-  if (wanted[1] && y.defined()) inputs.push_back(y);
-  if (inputs.empty()) return out;
-  std::vector<at::Tensor> upstreams;
-  if (upstream.defined())
-    upstreams.push_back(upstream.to(loss.scalar_type()));
-  else
-    upstreams.push_back(at::ones_like(loss));
-  const auto grads = torch::autograd::grad({loss}, inputs, upstreams, /*retain_graph=*/false,
-                                           /*create_graph=*/false, /*allow_unused=*/true);
-  const auto contiguous_or_zeros = [](const at::Tensor& g, const at::Tensor& like) {
-    return g.defined() ? g.contiguous() : at::zeros_like(like, at::MemoryFormat::Contiguous);
-  };
-  size_t i = 0;
-  if (wanted[0]) out.grad_a = contiguous_or_zeros(grads[i++], a);
-  if (wanted[1] && y.defined()) out.grad_b = contiguous_or_zeros(grads[i++], b);
-  return out;
 }
 
 }  // namespace angular::ops
