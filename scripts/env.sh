@@ -22,15 +22,21 @@ configure_and_build() {
   cmake --build --preset "$preset" -j "${ANGULAR_JOBS:-2}" "${targets[@]}"
 }
 
-# install_python_package: builds angular._C (python/) against the venv's torch, through ccache,
-# and installs the package into the venv. Its CUDA kernels are built where a GPU is seen (here
-# nvcc would only show that they compile, which the CMake build does already); ANGULAR_CUDA=0/1
-# decides otherwise.
+# install_python_package: builds angular._C (setup.py, at the root) against the venv's torch,
+# through ccache, and installs the package into the venv. Its CUDA kernels are built wherever nvcc
+# is: for the GPU seen, else for sm_90 alone (what the presets build), which checks that they
+# compile where no GPU can run them. ANGULAR_CUDA=0 leaves them out.
 install_python_package() {
-  local cuda=${ANGULAR_CUDA:-0} cxx=${CXX:-g++}
-  if [ -z "${ANGULAR_CUDA:-}" ] && command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then cuda=auto; fi
+  local cxx=${CXX:-g++}
+  local -a cuda=(ANGULAR_CUDA=0)
+  if [ "${ANGULAR_CUDA:-}" != 0 ] && command -v nvcc >/dev/null; then
+    cuda=(ANGULAR_CUDA=1)
+    if ! { command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; }; then
+      cuda+=(TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}")
+    fi
+  fi
   if [ -x /usr/lib/ccache/g++ ] && [ -z "${CXX:-}" ]; then cxx=/usr/lib/ccache/g++; fi
-  echo "python: building angular._C and installing the package (python/) into the venv" >&2
-  ANGULAR_CUDA=$cuda MAX_JOBS=${ANGULAR_JOBS:-2} CXX=$cxx \
-    "$ANGULAR_PYTHON" -m pip install -q --disable-pip-version-check --no-build-isolation ./python
+  echo "python: building angular._C (${cuda[*]}) and installing the package into the venv" >&2
+  env "${cuda[@]}" MAX_JOBS="${ANGULAR_JOBS:-2}" CXX="$cxx" \
+    "$ANGULAR_PYTHON" -m pip install -q --disable-pip-version-check --no-build-isolation .
 }
