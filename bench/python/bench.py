@@ -6,6 +6,7 @@ before and the gradients (W, ∂W; the C++ benchmarks' counting allocator, bench
 
     python bench/python/bench.py [--classes 10000 100000 1000000] [--json FILE]
     python bench/python/bench.py --overhead --classes 100000    # Python / C++ alone
+    python bench/python/bench.py --fixed-cost                   # per call, on a tiny problem
 
 Rows: angular (Python) · the same function called from C++ · ArcFace as a PyTorch user writes
 it, eager and under torch.compile · pytorch-metric-learning's ArcFace, CosFace and sub-center
@@ -155,6 +156,37 @@ def overhead(sup, C, rounds):
     return rows
 
 
+def fixed_cost(sup, rounds, calls=200):
+    """The cost of a call beyond its arithmetic: forward + backward of ArcFace on a tiny problem
+    (B = 8, D = 16, C = 10) from Python (the function, the module) and from C++, per call, the
+    median over rounds of `calls` calls each."""
+    import angular
+    torch.manual_seed(0)
+    x = torch.randn(8, 16, requires_grad=True)
+    w = torch.randn(10, 16, requires_grad=True)
+    y = torch.randint(0, 10, (8,))
+    head = angular.ArcFaceLoss(10, 16)
+    loops = {
+        "functional from Python": lambda: AF.linear_arcface_loss(x, w, y).backward(),
+        "module from Python": lambda: head(x, y).backward(),
+    }
+    per_call = {name: [] for name in [*loops, "C++"]}
+    for _ in range(rounds):
+        for name, step in loops.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                step()
+            per_call[name].append((time.perf_counter() - start) * 1e3 / calls)
+        per_call["C++"].append(sum(sup.cpp_steps("arcface", x, w, y, calls)) / calls)
+    rows = {name: summary(times) for name, times in per_call.items()}
+    for name, row in rows.items():
+        extra = row["median_ms"] - rows["C++"]["median_ms"] if name != "C++" else 0.0
+        print(f"{name:24} {row['median_ms'] * 1e3:8.1f} µs per call [{row['min_ms'] * 1e3:.1f}, "
+              f"{row['max_ms'] * 1e3:.1f}]" + (f", {extra * 1e3:+.1f} µs beyond C++" if name != "C++" else ""),
+              flush=True)
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--classes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
@@ -163,6 +195,7 @@ def main():
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--overhead", action="store_true",
                         help="only Python / C++ of the same functions, alternating alone")
+    parser.add_argument("--fixed-cost", action="store_true", help="only the cost per call on a tiny problem")
     parser.add_argument("--json")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("ANGULAR_BENCH_THREADS", "2")))
@@ -170,6 +203,9 @@ def main():
     sup.install_counting_allocator()
     results = {"machine": cpu_model(), "cpus": os.cpu_count(), "torch": torch.__version__,
                "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d"), "B": 256, "D": 512, "rows": {}}
+    if args.fixed_cost:
+        results["fixed_cost"] = fixed_cost(sup, args.rounds)
+        args.classes = []
     for C in args.classes:
         if args.overhead:
             results["rows"][C] = overhead(sup, C, args.rounds)

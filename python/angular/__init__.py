@@ -1,9 +1,25 @@
-"""angular: margin losses as fused PyTorch operators (torch.ops.angular)."""
+"""angular: margin losses as fused PyTorch operators (torch.ops.angular).
+
+Modules (ArcFaceLoss, ...), angular.functional, angular.evaluation, angular.metrics and, imported
+on first use, angular.distributed (the class-sharded loss)."""
+
+import importlib
+
+import torch  # first: angular._C links against torch's libraries
 
 from . import _C  # noqa: F401  (registers the operators)
 from . import _fake  # noqa: F401  (their shapes, for torch.compile)
-from . import distributed, evaluation, functional, metrics
+from . import evaluation, functional, metrics
 from .modules import *  # noqa: F401,F403
 from .modules import __all__ as _modules
 
-__all__ = ["functional", "evaluation", "metrics", "distributed", *_modules]
+__version__ = _C.__version__
+
+__all__ = ["functional", "evaluation", "metrics", "distributed", "__version__", *_modules]
+
+
+def __getattr__(name):
+    # angular.distributed imports torch.distributed and torch's compiler: only when asked for.
+    if name == "distributed":
+        return importlib.import_module(".distributed", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

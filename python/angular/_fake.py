@@ -21,36 +21,39 @@ def _grad(wanted, t, like):
 
 
 @torch.library.register_fake("angular::margin_cross_entropy")
-def _(cos, norms, target, margin, names, values, statistics, class_weight, reduction, ignore_index, smoothing):
+def _(cos, norms, target, margin, settings, statistics, class_weight, reduction, ignore_index, smoothing):
     return _loss(cos, reduction)
 
 
 @torch.library.register_fake("angular::margin_cross_entropy_forward")
-def _(cos, norms, target, margin, names, values, statistics, class_weight, reduction, ignore_index, smoothing, mask):
+def _(cos, norms, target, margin, settings, statistics, class_weight, reduction, ignore_index, smoothing, mask):
     return _loss(cos, reduction), _grad(mask[0], cos, cos), _grad(mask[1], norms, cos)
 
 
 @torch.library.register_fake("angular::margin_cross_entropy_backward")
-def _(grad, cos, norms, target, margin, names, values, statistics, class_weight, reduction, ignore_index, smoothing,
-      mask):
+def _(grad, cos, norms, target, margin, settings, statistics, class_weight, reduction, ignore_index, smoothing, mask):
     return _grad(mask[0], cos, cos), _grad(mask[1], norms, cos)
 
 
 @torch.library.register_fake("angular::linear_margin_cross_entropy")
-def _(features, weight, target, margin, names, values, statistics, class_weight, reduction, ignore_index, smoothing,
+def _(features, weight, target, margin, settings, statistics, class_weight, reduction, ignore_index, smoothing,
       chunk_rows):
     return _loss(features, reduction)
 
 
 @torch.library.register_fake("angular::linear_margin_cross_entropy_forward")
-def _(features, weight, target, margin, names, values, statistics, class_weight, reduction, ignore_index, smoothing,
+def _(features, weight, target, margin, settings, statistics, class_weight, reduction, ignore_index, smoothing,
       chunk_rows, mask):
-    grads = reduction != NONE
-    return (_loss(features, reduction), _grad(grads and mask[0], features, features),
-            _grad(grads and mask[1], weight, weight))
+    return _loss(features, reduction), _grad(mask[0], features, features), _grad(mask[1], weight, weight)
 
 
 @torch.library.register_fake("angular::linear_margin_cross_entropy_backward")
-def _(grad, features, weight, target, margin, names, values, statistics, class_weight, reduction, ignore_index,
-      smoothing, chunk_rows, mask):
+def _(grad, features, weight, target, margin, settings, statistics, class_weight, reduction, ignore_index, smoothing,
+      chunk_rows, mask):
     return _grad(mask[0], features, features), _grad(mask[1], weight, weight)
+
+
+@torch.library.register_fake("angular::margin_statistics_step")
+def _(features, weight, target, margin, settings, statistics, class_weight, reduction, ignore_index, smoothing,
+      chunk_rows, momentum):
+    return [torch.empty_like(s) for s in statistics]

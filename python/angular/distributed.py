@@ -6,21 +6,25 @@ NCCL on CUDA. Every rank calls it, and backward on its result. It runs eagerly: 
 torch.compile it is a graph break (its collectives and label checks read data).
 
     torch.distributed.init_process_group("gloo")          # under torchrun
+    backbone = DistributedDataParallel(backbone)          # the sharded head stays outside DDP
     head = angular.distributed.ShardedMarginLoss(num_classes, 512, "arcface", {"scale": 64.0})
-    loss = head(DistributedDataParallel(backbone)(images), labels)
+    loss = head(backbone(images), labels)
 """
+
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
-from torch import nn
+from torch import Tensor, nn
 
-from . import functional as F
-from .modules import class_vectors
+from . import _table
+from .functional import _setting_tensor, _values, reduction_code
+from .modules import check_momentum, class_vectors
 
 __all__ = ["class_range", "sharded_margin_loss", "ShardedMarginLoss"]
 
 
-def class_range(num_classes, rank, world_size):
+def class_range(num_classes: int, rank: int, world_size: int) -> Tuple[int, int]:
     """(offset, count): the classes [offset, offset + count) of rank ``rank`` of ``world_size``,
     C / N each, the first C % N ranks one more."""
     return tuple(torch.ops.angular.class_range(int(num_classes), int(rank), int(world_size)))
@@ -45,58 +49,104 @@ class _ScaleGradient(torch.autograd.Function):
         return grad * ctx.factor, None
 
 
+def _sharded(features, weight_shard, target, num_classes, margin_name, settings, group, statistics, momentum,
+             reduction, ignore_index, label_smoothing, class_weight, chunk_classes):
+    return torch.ops.angular.sharded_margin_cross_entropy(
+        features, weight_shard, target, _group_name(group), int(num_classes), margin_name, settings, list(statistics),
+        class_weight, reduction_code(reduction), int(ignore_index), float(label_smoothing), int(chunk_classes),
+        None if momentum is None else float(momentum))
+
+
 @torch.compiler.disable
-def sharded_margin_loss(features, weight_shard, target, num_classes, margin="arcface", settings=None, group=None, *,
-                        statistics=(), reduction="mean", ignore_index=-100, label_smoothing=0.0, class_weight=None,
-                        chunk_classes=0):
+def sharded_margin_loss(features: Tensor, weight_shard: Tensor, target: Tensor, num_classes: int,
+                        margin_name: str = "arcface", settings: Optional[dict] = None, group=None, *,
+                        statistics: Sequence[Tensor] = (), momentum: Optional[float] = None, reduction: str = "mean",
+                        ignore_index: int = -100, label_smoothing: float = 0.0, class_weight: Optional[Tensor] = None,
+                        chunk_classes: int = 0) -> Tensor:
     """The loss of the batch gathered over ``group`` (default: the world) from this rank's
     ``features`` [b, D] and labels [b], with this rank's class vectors ``weight_shard``
-    [C_r·K, D]. ``margin`` names the margin ("arcface", "cosface", ...; as angular.functional),
-    ``settings`` its settings (a dict); ``statistics`` AdaFace's (norm_mean, norm_std) or
-    CurricularFace's (t,). ``class_weight`` [C] covers all classes. The features' gradient is
-    that of the whole batch's loss for this rank's rows."""
-    names, values = F._settings(settings or {})
-    return torch.ops.angular.sharded_margin_cross_entropy(
-        features, weight_shard, target, _group_name(group), int(num_classes), margin, names, values, list(statistics),
-        class_weight, F._reduction(reduction), int(ignore_index), float(label_smoothing), int(chunk_classes))
+    [C_r·K, D]. ``margin_name`` names the margin ("arcface", "cosface", ...; as
+    angular.functional), ``settings`` its settings (a dict; the others take their defaults);
+    ``statistics`` AdaFace's (norm_mean, norm_std) or CurricularFace's (t,), which with a
+    ``momentum`` first take the gathered batch, in place. ``class_weight`` [C] covers all classes.
+    The features' gradient is that of the whole batch's loss for this rank's rows."""
+    return _sharded(features, weight_shard, target, num_classes, margin_name,
+                    _setting_tensor(_values(margin_name, settings or {})), group, statistics, momentum, reduction,
+                    ignore_index, label_smoothing, class_weight, chunk_classes)
 
 
 class ShardedMarginLoss(nn.Module):
-    """A margin loss whose class vectors ``weight`` [C_r·K, D] are this rank's share. The
-    features' gradient is multiplied by the world size, so that DistributedDataParallel, which
-    averages the backbone's gradients over the ranks, gives the whole batch's gradient (one
-    process with the whole batch gets the same); ``ddp=False`` leaves it as it is, for a loop
-    that sums the gradients itself."""
+    """A margin loss whose class vectors ``weight`` [C_r·K, D] are this rank's share, with the
+    running statistics of its margin (AdaFace's norm_mean and norm_std, CurricularFace's t) as
+    buffers that take the gathered batch in training mode, alike on every rank. The features'
+    gradient is multiplied by the world size, so that DistributedDataParallel around the
+    backbone, which averages the backbone's gradients over the ranks, gives the whole batch's
+    gradient (one process with the whole batch gets the same); ``ddp=False`` leaves it as it is,
+    for a loop that sums the gradients itself. Keep it out of DistributedDataParallel: its
+    parameters differ on every rank. Settings are attributes of their own names, as in the
+    single-process modules."""
 
-    def __init__(self, num_classes, embedding_dim, margin="arcface", settings=None, group=None, *, sub_centers=1,
-                 ddp=True, reduction="mean", ignore_index=-100, label_smoothing=0.0, class_weight=None,
-                 chunk_classes=0):
+    def __init__(self, num_classes: int, embedding_dim: int, margin_name: str = "arcface",
+                 settings: Optional[dict] = None, group=None, *, ddp: bool = True, momentum: Optional[float] = None,
+                 reduction: str = "mean", ignore_index: int = -100, label_smoothing: float = 0.0,
+                 class_weight: Optional[Tensor] = None, chunk_classes: int = 0) -> None:
         super().__init__()
-        if margin in ("adaface", "curricularface"):
-            raise ValueError(f"angular: ShardedMarginLoss keeps no running statistics, which {margin} reads: call "
-                             "sharded_margin_loss with statistics=(...) and move them yourself")
-        self.group = group
+        margin = _table.find(margin_name)
+        values = _values(margin_name, settings or {})
+        self.__dict__["_margin"] = margin
+        self._settings = _setting_tensor(values)
+        torch.ops.angular.check_settings(margin_name, self._settings, num_classes)
+        if margin.module_settings:
+            momentum = margin.module_settings[0].default if momentum is None else momentum
+            check_momentum(momentum)
+        self.group, self.margin_name, self.momentum = group, margin_name, momentum
         rank, world = dist.get_rank(group), dist.get_world_size(group)
-        self.num_classes, self.embedding_dim, self.margin = num_classes, embedding_dim, margin
-        self.settings = dict(settings or {})
-        if margin == "subcenter-arcface":
-            sub_centers = int(self.settings.setdefault("sub_centers", 3))
-        self.classes = class_range(num_classes, rank, world)
+        self.num_classes, self.embedding_dim, self.classes = num_classes, embedding_dim, class_range(num_classes, rank,
+                                                                                                    world)
         self.ddp, self.world_size = ddp, world
         self.reduction, self.ignore_index, self.label_smoothing, self.chunk_classes = (
             reduction, ignore_index, label_smoothing, chunk_classes)
-        torch.ops.angular.check_margin(margin, *F._settings(self.settings), num_classes)
+        names = [s.name for s in margin.settings]
+        sub_centers = int(values[names.index("sub_centers")]) if "sub_centers" in names else 1
         self.weight = class_vectors(self.classes[1] * sub_centers, embedding_dim)
         self.register_buffer("class_weight", None if class_weight is None else torch.as_tensor(class_weight).clone())
+        for s in margin.statistics:
+            self.register_buffer(s.name, torch.full((1,), float(s.start)))
 
-    def forward(self, features, target):
+    def _setting_index(self, name):
+        margin = self.__dict__.get("_margin")
+        names = [s.python for s in margin.settings] if margin is not None else []
+        return names.index(name) if name in names else None
+
+    def __getattr__(self, name):
+        index = self._setting_index(name)
+        if index is None:
+            return super().__getattr__(name)
+        return self._margin.settings[index].value(self._settings[index].item())
+
+    def __setattr__(self, name, value):
+        index = self._setting_index(name)
+        if index is None:
+            return super().__setattr__(name, value)
+        if name == "sub_centers":
+            raise AttributeError("angular: sub_centers shapes the module's parameters: build a new module")
+        values = self._settings.clone()
+        values[index] = float("nan") if value is None else float(value)
+        torch.ops.angular.check_settings(self.margin_name, values, self.num_classes)
+        self._settings[index] = values[index]
+
+    @torch.compiler.disable
+    def forward(self, features: Tensor, target: Tensor) -> Tensor:
+        """The loss of the whole batch (see sharded_margin_loss); in training mode the running
+        statistics first take the gathered batch."""
         if self.ddp and self.world_size > 1 and features.requires_grad:
             features = _ScaleGradient.apply(features, float(self.world_size))
-        return sharded_margin_loss(features, self.weight.to(features.dtype), target, self.num_classes, self.margin,
-                                   self.settings, self.group, reduction=self.reduction,
-                                   ignore_index=self.ignore_index, label_smoothing=self.label_smoothing,
-                                   class_weight=self.class_weight, chunk_classes=self.chunk_classes)
+        statistics = [getattr(self, s.name) for s in self._margin.statistics]
+        momentum = self.momentum if self.training and statistics else None
+        return _sharded(features, self.weight.to(features.dtype), target, self.num_classes, self.margin_name,
+                        self._settings, self.group, statistics, momentum, self.reduction, self.ignore_index,
+                        self.label_smoothing, self.class_weight, self.chunk_classes)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         offset, count = self.classes
-        return f"num_classes={self.num_classes}, classes=[{offset}, {offset + count}), margin={self.margin}"
+        return f"num_classes={self.num_classes}, classes=[{offset}, {offset + count}), margin_name={self.margin_name}"

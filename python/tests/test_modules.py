@@ -84,3 +84,38 @@ def test_state_dict_round_trips_into_a_new_process(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env,
                          cwd=tmp_path, check=True)
     assert float(out.stdout.strip()) == loss
+
+
+@pytest.mark.parametrize("cls", [angular.AdaFaceLoss, angular.CurricularFaceLoss])
+def test_a_bad_batch_moves_no_running_statistic(cls):
+    """The statistics move in the operator that checks the batch first: a label out of range, a
+    wrong D, leave them as they were."""
+    head = cls(5, 4, momentum=0.5).train()
+    before = {name: b.clone() for name, b in head.named_buffers()}
+    with pytest.raises(RuntimeError, match="target"):
+        head(torch.randn(6, 4), torch.tensor([0, 1, 2, 9, 1, 0]))
+    with pytest.raises(RuntimeError, match="features"):
+        head(torch.randn(6, 3), torch.zeros(6, dtype=torch.long))
+    for name, b in head.named_buffers():
+        torch.testing.assert_close(b, before[name], rtol=0, atol=0)
+    head(torch.randn(6, 4), torch.tensor([0, 1, 2, 3, 1, 0]))  # a good one moves them
+    assert any(not torch.equal(b, before[name]) for name, b in head.named_buffers())
+
+
+def test_center_loss_checks_the_centers_rows():
+    x, w, y = torch.randn(6, 4), torch.randn(5, 4), torch.randint(0, 5, (6,))
+    with pytest.raises(RuntimeError, match="centers must be \\[5, 4\\]"):
+        AF.center_loss(x, w, torch.zeros(7, 4), y)
+    with pytest.raises(RuntimeError, match="lambda must be"):
+        AF.center_loss(x, w, torch.zeros(5, 4), y, lambda_=-1.0)
+
+
+def test_weight_is_the_class_vectors_and_class_weight_the_class_weights():
+    class_weight = torch.rand(5) + 0.5
+    head = angular.CosFaceLoss(5, 4, class_weight=class_weight)
+    assert head.weight.shape == (5, 4) and torch.equal(head.class_weight, class_weight)
+    with pytest.raises(TypeError, match="weight"):
+        angular.CosFaceLoss(5, 4, weight=class_weight)
+    x, y = torch.randn(6, 4), torch.randint(0, 5, (6,))
+    torch.testing.assert_close(head(x, y), AF.linear_cosface_loss(x, head.weight, y, class_weight=class_weight))
+    torch.testing.assert_close(AF.cosface_loss(head.cosines(x), y, class_weight=class_weight), head(x, y))

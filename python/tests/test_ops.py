@@ -9,11 +9,11 @@ import angular.functional as AF
 ops = torch.ops.angular
 
 
-def call_args(margin="arcface", settings=(("scale", 8.0), ("margin", 0.3)), statistics=(), reduction=1,
-              ignore_index=-100, smoothing=0.0, class_weight=None):
-    names = [n for n, _ in settings]
-    values = [float(v) for _, v in settings]
-    return [margin, names, values, list(statistics), class_weight, reduction, ignore_index, smoothing]
+def call_args(margin="arcface", settings=(8.0, 0.3, 1.0), statistics=(), reduction=1, ignore_index=-100,
+              smoothing=0.0, class_weight=None):
+    """The operators' arguments after the differentiable tensors; settings in the table's order."""
+    return [margin, torch.tensor(settings, dtype=torch.float64), list(statistics), class_weight, reduction,
+            ignore_index, smoothing]
 
 
 def cosine_cases():
@@ -25,9 +25,9 @@ def cosine_cases():
         yield (cos, None, target, *call_args(reduction=reduction))
     norms = (torch.rand(B) + 0.5).requires_grad_(True)
     yield (torch.rand(B, C).requires_grad_(True), norms, target,
-           *call_args("sphereface", (("margin", 3.0),), reduction=1))
+           *call_args("sphereface", (3.0, 0.0), reduction=1))
     yield (torch.rand(B, C), torch.rand(B) + 1, target,
-           *call_args("adaface", (), (torch.tensor([1.2]), torch.tensor([0.4])), reduction=0))
+           *call_args("adaface", (64.0, 0.4, 0.333), (torch.tensor([1.2]), torch.tensor([0.4])), reduction=0))
 
 
 def feature_cases():
@@ -37,7 +37,7 @@ def feature_cases():
         yield (torch.randn(B, D, requires_grad=True), torch.randn(C, D, requires_grad=True), target,
                *call_args(reduction=reduction, smoothing=0.1, class_weight=torch.rand(C) + 0.5), 3)
     yield (torch.randn(B, D, requires_grad=True), torch.randn(C, D, requires_grad=True), target,
-           *call_args("curricularface", (("scale", 4.0),), (torch.tensor([0.3]),)), 0)
+           *call_args("curricularface", (4.0, 0.5), (torch.tensor([0.3]),)), 0)
     yield (torch.randn(B, D), torch.randn(C, D, requires_grad=True), target, *call_args("soft", ()), 0)
 
 
@@ -47,7 +47,7 @@ def test_opcheck_over_cosines(args):
     cos, norms = args[0].detach(), None if args[1] is None else args[1].detach()
     plain = (cos, norms) + tuple(args[2:])
     torch.library.opcheck(ops.margin_cross_entropy_forward.default, plain + ([True, norms is not None],))
-    grad = torch.rand(cos.shape[0]) if args[8] == 0 else torch.tensor(0.7)
+    grad = torch.rand(cos.shape[0]) if args[7] == 0 else torch.tensor(0.7)
     torch.library.opcheck(ops.margin_cross_entropy_backward.default, (grad,) + plain + ([True, norms is not None],))
 
 
@@ -56,20 +56,30 @@ def test_opcheck_over_features(args):
     torch.library.opcheck(ops.linear_margin_cross_entropy.default, args)
     plain = (args[0].detach(), args[1].detach()) + tuple(args[2:])
     torch.library.opcheck(ops.linear_margin_cross_entropy_forward.default, plain + ([True, True],))
-    grad = torch.rand(args[0].shape[0]) if args[8] == 0 else torch.tensor(0.7)
+    grad = torch.rand(args[0].shape[0]) if args[7] == 0 else torch.tensor(0.7)
     torch.library.opcheck(ops.linear_margin_cross_entropy_backward.default, (grad,) + plain + ([True, True],))
 
 
 def test_opcheck_of_the_composite_ops():
     x, w, centers = torch.randn(5, 3, requires_grad=True), torch.randn(4, 3, requires_grad=True), torch.randn(4, 3)
     target = torch.randint(0, 4, (5,))
+    settings = torch.tensor([0.2], dtype=torch.float64)
     torch.library.opcheck(ops.cosine_matrix.default, (x, w))
-    torch.library.opcheck(ops.margin_logits.default, (x, w, "arc", ["k"], [4.0]))
+    torch.library.opcheck(ops.margin_logits.default, (x, w, "arc", [4.0]))
     torch.library.opcheck(ops.center_term.default, (x, centers, target, 1, -100))
-    torch.library.opcheck(ops.update_centers_.default, (centers.clone(), x.detach(), target, 0.5, -100))
-    stats = [torch.tensor([20.0]), torch.tensor([100.0])]
-    torch.library.opcheck(ops.update_margin_statistics_.default, (x.detach(), w.detach(), target, "adaface", stats,
-                                                                  0.1, -100))
+    torch.library.opcheck(ops.center_loss.default, (x, w, centers, target, settings, None, 1, -100, 0.0, 0))
+    torch.library.opcheck(ops.update_centers_.default, (centers.clone(), x.detach(), target,
+                                                        torch.tensor(0.5, dtype=torch.float64), -100))
+
+
+def test_opcheck_of_the_statistics_step():
+    x, w = torch.randn(6, 3, requires_grad=True), torch.randn(4, 3, requires_grad=True)
+    target = torch.randint(0, 4, (6,))
+    momentum = torch.tensor([0.1], dtype=torch.float64)
+    for margin, settings, statistics in (("adaface", (64.0, 0.4, 0.333), [torch.tensor([20.0]), torch.tensor([100.0])]),
+                                         ("curricularface", (64.0, 0.5), [torch.tensor([0.0])])):
+        torch.library.opcheck(ops.margin_statistics_step.default,
+                              (x, w, target, *call_args(margin, settings, statistics), 0, momentum))
 
 
 def test_gradcheck_in_float64():
@@ -101,7 +111,7 @@ def test_bad_inputs_raise_with_angulars_message():
         AF.arc_loss(cos, torch.tensor([0, 1, 2, 2]), reduction="average")
     with pytest.raises(RuntimeError, match="unknown margin 'bogus'"):
         ops.margin_cross_entropy(cos, None, torch.tensor([0, 1, 2, 2]), *call_args("bogus"))
-    with pytest.raises(RuntimeError, match="no setting 'scale'"):
+    with pytest.raises(RuntimeError, match="the arc loss has 1 settings, got 3 values"):
         ops.margin_cross_entropy(cos, None, torch.tensor([0, 1, 2, 2]), *call_args("arc"))
     with pytest.raises(RuntimeError, match="weight"):
         AF.linear_arcface_loss(torch.randn(4, 5), torch.randn(3, 6), torch.tensor([0, 1, 2, 2]))
