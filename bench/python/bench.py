@@ -6,7 +6,7 @@ before and the gradients (W, ∂W; the C++ benchmarks' counting allocator, bench
 
     python bench/python/bench.py [--classes 10000 100000 1000000] [--json FILE]
     python bench/python/bench.py --overhead --classes 100000    # Python / C++ alone
-    python bench/python/bench.py --fixed-cost                   # per call, on a tiny problem
+    python bench/python/bench.py --fixed-cost [--overhead ...]  # per call, on a tiny problem
 
 Rows: angular (Python) · the same function called from C++ · ArcFace as a PyTorch user writes
 it, eager and under torch.compile · pytorch-metric-learning's ArcFace, CosFace and sub-center
@@ -205,7 +205,8 @@ def main():
                "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d"), "B": 256, "D": 512, "rows": {}}
     if args.fixed_cost:
         results["fixed_cost"] = fixed_cost(sup, args.rounds)
-        args.classes = []
+        if not args.overhead:
+            args.classes = []
     for C in args.classes:
         if args.overhead:
             results["rows"][C] = overhead(sup, C, args.rounds)

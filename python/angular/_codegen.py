@@ -1,8 +1,12 @@
 """The source of angular.functional's losses and of the margin modules, written from the C++ table
 (_table.py): real signatures (every setting with its C++ default, the cross-entropy's arguments),
-type hints and docstrings. functional.py and modules.py execute it; `python -m angular._codegen`
-prints it."""
+type hints and docstrings. functional.py and modules.py execute it at import; `python -m
+angular._codegen` prints it. Type checkers read the same signatures from functional.pyi and
+modules.pyi, whose lower part `python -m angular._codegen --stubs [FOLDER]` writes (a test
+compares it with the table)."""
 
+import os
+import sys
 from typing import List
 
 from . import _table
@@ -75,10 +79,14 @@ def docstring(text: str) -> str:
     return '    """' + text.strip("\n") + '\n    """\n'
 
 
-def cosine_function(margin: Margin) -> str:
+def cosine_signature(margin: Margin) -> str:
     inputs = signature_inputs(["cos"], margin, True)
     params = ", ".join(f"{name}: Tensor" for name in inputs) + ", *, " + ", ".join(
         parameters(margin.settings) + cross_entropy_parameters(False))
+    return f"def {margin.function}({params}) -> Tensor:"
+
+
+def cosine_function(margin: Margin) -> str:
     cos_doc = ("cosines [B, C·K] of features and class vectors, K = sub_centers per class (class j's side by side)"
                if any(s.name == "sub_centers" for s in margin.settings) else "cosines [B, C] of features and class vectors")
     docs = ([("cos", cos_doc)] + [(n, d) for n, d, _ in row_inputs(margin, True) if n == "norms"] +
@@ -88,7 +96,7 @@ def cosine_function(margin: Margin) -> str:
     norms = "norms" if margin.reads_norms else "None"
     statistics = "".join(s.name + ", " for s in margin.statistics)
     settings = ", ".join(s.python for s in margin.settings)
-    return (f"def {margin.function}({params}) -> Tensor:\n" +
+    return (cosine_signature(margin) + "\n" +
             docstring(f"{margin.summary[0].upper()}{margin.summary[1:]}.\n\n"
                       f"    The cross-entropy over its logits of cosines, on the fused kernels.\n\n"
                       f"    Args:\n{arg_docs(docs)}") +
@@ -96,10 +104,14 @@ def cosine_function(margin: Margin) -> str:
             f"_setting_tensor([{settings}]), {CROSS_ENTROPY_ARGS})\n")
 
 
-def feature_function(margin: Margin) -> str:
+def feature_signature(margin: Margin) -> str:
     inputs = signature_inputs(["features", "weight"], margin, False)
     params = ", ".join(f"{name}: Tensor" for name in inputs) + ", *, " + ", ".join(
         parameters(margin.settings) + cross_entropy_parameters(True))
+    return f"def {margin.linear_function}({params}) -> Tensor:"
+
+
+def feature_function(margin: Margin) -> str:
     docs = ([("features", "features [B, D]"),
              ("weight", "class vectors W [C·K, D] (K sub-centers per class), of the features' dtype"),
              ("target", "labels [B] (int64) in [0, C), or ignore_index")] +
@@ -108,7 +120,7 @@ def feature_function(margin: Margin) -> str:
     statistics = "".join(s.name + ", " for s in margin.statistics)
     settings = ", ".join(s.python for s in margin.settings)
     what = f"the value of {margin.function} over their cosines" if margin.normalized else "over the logits x·Wᵀ"
-    return (f"def {margin.linear_function}({params}) -> Tensor:\n" +
+    return (feature_signature(margin) + "\n" +
             docstring(f"{margin.summary[0].upper()}{margin.summary[1:]}.\n\n"
                       f"    The loss of features and class vectors, {what}, in chunks of rows:\n"
                       f"    no [B, C] tensor is built.\n\n    Args:\n{arg_docs(docs)}") +
@@ -116,9 +128,13 @@ def feature_function(margin: Margin) -> str:
             f"_setting_tensor([{settings}]), {CROSS_ENTROPY_ARGS}, chunk_rows)\n")
 
 
-def module_class(margin: Margin) -> str:
+def module_init_signature(margin: Margin) -> str:
     params = ", ".join(["self", "num_classes: int", "embedding_dim: int"] + parameters(margin.settings) +
                        parameters(margin.module_settings)) + ", *, " + ", ".join(cross_entropy_parameters(True))
+    return f"def __init__({params}) -> None:"
+
+
+def module_class(margin: Margin) -> str:
     docs = ([("num_classes", "C, the classes"), ("embedding_dim", "D, the features' size")] +
             setting_docs(margin.settings) + setting_docs(margin.module_settings) + cross_entropy_docs(True))
     buffers = "".join(f"\n        {s.name}: {s.doc}, a buffer [1] from {s.start:g}, moved in training mode"
@@ -137,7 +153,7 @@ def module_class(margin: Margin) -> str:
             f"{buffers}")
     return (f"class {margin.module}(_MarginLoss):\n" + docstring(text) +
             f'    margin_name = "{margin.name}"\n\n'
-            f"    def __init__({params}) -> None:\n"
+            f"    {module_init_signature(margin)}\n"
             f"        super().__init__(num_classes, embedding_dim, [{settings}], [{module_settings}], "
             f"reduction=reduction, ignore_index=ignore_index, label_smoothing=label_smoothing, "
             f"class_weight=class_weight, chunk_rows=chunk_rows)\n")
@@ -153,6 +169,40 @@ def modules_source() -> str:
     return "\n\n".join(module_class(m) for m in _table.margins)
 
 
+# ---- stubs for type checkers: the same signatures, in functional.pyi and modules.pyi --------
+
+STUB_MARK = "# ---- written by `python -m angular._codegen --stubs`, from the C++ table: do not edit below ----\n"
+
+
+def functional_stubs() -> str:
+    lines = [cosine_signature(m) + " ..." for m in _table.margins if m.normalized]
+    lines += [feature_signature(m) + " ..." for m in _table.margins]
+    return "\n".join(lines) + "\n"
+
+
+def modules_stubs() -> str:
+    classes = []
+    for m in _table.margins:
+        body = [f"    {s.python}: {_TYPES[s.type]}" for s in m.settings + m.module_settings]
+        body += [f"    {s.name}: Tensor" for s in m.statistics]
+        body.append(f"    {module_init_signature(m)} ...")
+        classes.append(f"class {m.module}(_MarginLoss):\n" + "\n".join(body) + "\n")
+    return "\n".join(classes)
+
+
+def write_stubs(folder: str) -> None:
+    """Rewrites the written part of folder/functional.pyi and folder/modules.pyi."""
+    for name, text in (("functional.pyi", functional_stubs()), ("modules.pyi", modules_stubs())):
+        path = os.path.join(folder, name)
+        with open(path) as f:
+            head = f.read().split(STUB_MARK)[0]
+        with open(path, "w") as f:
+            f.write(head + STUB_MARK + "\n" + text)
+
+
 if __name__ == "__main__":
-    print(functional_source())
-    print(modules_source())
+    if sys.argv[1:2] == ["--stubs"]:
+        write_stubs(sys.argv[2] if len(sys.argv) > 2 else os.path.dirname(os.path.abspath(__file__)))
+    else:
+        print(functional_source())
+        print(modules_source())
