@@ -75,6 +75,10 @@ def test_signatures_list_every_setting_with_the_cpp_default(margin):
     assert margin["summary"][1:] in module.__doc__ and "weight" in module.__doc__
     for s in margin["settings"] + margin["module_settings"]:  # an attribute of its own name, with its doc
         assert s["doc"] in getattr(module, python_name(s["name"])).__doc__
+    buffers = dict(module(5, 4).named_buffers())  # the running statistics, from C++'s starting values
+    assert sorted(buffers) == sorted(s["name"] for s in margin["statistics"])
+    for s in margin["statistics"]:
+        assert buffers[s["name"]].tolist() == [s["start"]]
 
 
 def test_the_center_loss_lists_its_cpp_settings():
