@@ -14,18 +14,12 @@
 #include <angular/detail/autograd/upstream.hpp>
 
 #include <ATen/autocast_mode.h>
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 namespace angular::ops {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-template <class Schema>
-c10::TypedOperatorHandle<Schema> op(const char* name) {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Schema>();
-}
 
 /// The op's arguments besides the differentiable tensors, kept for a backward.
 struct SavedCall {

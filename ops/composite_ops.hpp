@@ -3,11 +3,9 @@
 // and angular's loss operators underneath, which autograd and torch.compile see through; and
 // the check of a loss's settings, which the Python modules run when a setting changes.
 
-#include "margin_call.hpp"
+#include "kernels.hpp"
 
 #include <angular/detail/autograd/upstream.hpp>
-
-#include <ATen/core/dispatch/Dispatcher.h>
 
 namespace angular::ops {
 
@@ -50,14 +48,9 @@ inline at::Tensor center_loss_op(const at::Tensor& features, const at::Tensor& w
   TORCH_CHECK(settings.dim() == 1 && settings.size(0) == 1, "angular: the center loss has 1 setting (lambda), got ",
               settings.sizes());
   if (!detail::is_traced(settings)) detail::check_center_lambda(setting_values(settings)[0]);
-  static const auto softmax = c10::Dispatcher::singleton()
-                                  .findSchemaOrThrow("angular::linear_margin_cross_entropy", "")
-                                  .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                                    c10::string_view, const at::Tensor&, at::TensorList,
-                                                    const std::optional<at::Tensor>&, int64_t, int64_t, double,
-                                                    int64_t)>();
-  const at::Tensor ce = softmax.call(features, weight, target, "soft", settings.new_empty({0}), {}, class_weight,
-                                     reduction, ignore_index, label_smoothing, chunk_rows);
+  const at::Tensor ce = op<decltype(feature_loss_op)>("angular::linear_margin_cross_entropy")
+                             .call(features, weight, target, "soft", settings.new_empty({0}), {}, class_weight,
+                                   reduction, ignore_index, label_smoothing, chunk_rows);
   const at::Tensor term = center_term_op(features, centers, target, reduction, ignore_index);
   return ce + settings.select(0, 0).to(term.scalar_type()) * term;
 }

@@ -11,6 +11,8 @@
 
 #include "margin_call.hpp"
 
+#include <ATen/core/dispatch/Dispatcher.h>
+
 #include <array>
 #include <tuple>
 
@@ -19,6 +21,12 @@ namespace angular::ops {
 using Grads = std::tuple<at::Tensor, at::Tensor>;
 using LossGrads = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
 using OptionalTensor = std::optional<at::Tensor>;
+
+/// The operator `name` of the dispatcher, typed as the kernel `Schema` (decltype of one above).
+template <class Schema>
+c10::TypedOperatorHandle<Schema> op(const char* name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Schema>();
+}
 
 inline MarginCall make_call(const at::Tensor& target, c10::string_view margin, const at::Tensor& settings,
                             at::TensorList statistics, const OptionalTensor& class_weight, int64_t reduction,

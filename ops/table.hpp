@@ -8,6 +8,7 @@
 
 #include <optional>
 #include <sstream>
+#include <vector>
 #include <string>
 #include <type_traits>
 
@@ -49,19 +50,35 @@ std::string json_typed_value(const T& value) {
     return "\"type\": \"float\", \"default\": " + json_number(value);
 }
 
-/// The settings of an options object (its defaults as it holds them) as a JSON list.
-template <class Options>
-std::string json_settings(const Options& options) {
-  std::vector<std::string> docs;
-  Options::for_each_setting_doc([&](const char*, const char* doc) { docs.emplace_back(doc); });
+/// {"name": name, FIELDS, "doc": doc}.
+inline std::string json_entry(const char* name, const std::string& fields, const char* doc) {
+  return std::string("{\"name\": ") + json_string(name) + ", " + fields + ", \"doc\": " + json_string(doc) + "}";
+}
+
+inline std::string json_list(const std::vector<std::string>& items) {
   std::string out = "[";
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + items[i];
+  return out + "]";
+}
+
+/// The settings of an options object (its defaults as it holds them), but those that the
+/// options type `Skip` has too (a module's settings beyond its functional options').
+template <class Skip = void, class Options>
+std::string json_settings(const Options& options) {
+  std::vector<const char*> docs;
+  Options::for_each_setting_doc([&](const char*, const char* doc) { docs.push_back(doc); });
+  std::vector<std::string> entries;
   size_t i = 0;
   options.for_each_setting([&](const char* name, const auto& value) {
-    out += (i ? ", {" : "{") + std::string("\"name\": ") + json_string(name) + ", " + json_typed_value(value) +
-           ", \"doc\": " + json_string(docs[i]) + "}";
-    ++i;
+    const char* doc = docs[i++];
+    if constexpr (!std::is_void_v<Skip>) {
+      bool shared = false;
+      Skip::for_each_setting_doc([&](const char* other, const char*) { shared |= std::string(other) == name; });
+      if (shared) return;
+    }
+    entries.push_back(json_entry(name, json_typed_value(value), doc));
   });
-  return out + "]";
+  return json_list(entries);
 }
 
 inline const char* row_input_name(detail::RowInput input) {
@@ -80,32 +97,16 @@ std::string json_margin() {
   using Options = typename Module::ModuleOptions;
   using FuncOptions = typename Module::FuncOptions;
   using Traits = detail::MarginTraits<FuncOptions>;
-  std::string statistics = "[";
+  std::vector<std::string> statistics;
   for (const detail::Statistic& s : Traits::kStatistics)
-    statistics += (statistics.size() > 1 ? ", {" : "{") + std::string("\"name\": ") + json_string(s.name) +
-                  ", \"start\": " + json_number(s.start) + ", \"doc\": " + json_string(s.doc) + "}";
-  statistics += "]";
-  // The module's own settings beyond the functional ones (the momentum of the statistics).
-  std::string module_only = "[";
-  Options::for_each_setting_doc([&](const char* name, const char* doc) {
-    bool functional = false;
-    FuncOptions::for_each_setting_doc([&](const char* f, const char*) { functional |= std::string(f) == name; });
-    if (functional) return;
-    double value = 0;
-    Options(1, 1).for_each_setting([&](const char* n, const auto& v) {
-      if constexpr (std::is_arithmetic_v<std::decay_t<decltype(v)>>)
-        if (std::string(n) == name) value = static_cast<double>(v);
-    });
-    module_only += (module_only.size() > 1 ? ", {" : "{") + std::string("\"name\": ") + json_string(name) +
-                   ", \"type\": \"float\", \"default\": " + json_number(value) + ", \"doc\": " + json_string(doc) +
-                   "}";
-  });
-  module_only += "]";
+    statistics.push_back(json_entry(s.name, "\"start\": " + json_number(s.start), s.doc));
   return std::string("{\"name\": ") + json_string(Traits::kName) + ", \"module\": " + json_string(Traits::kModule) +
          ", \"function\": " + json_string(Traits::kFunction) + ", \"summary\": " + json_string(Traits::kSummary) +
          ", \"normalized\": " + (Traits::kNormalized ? "true" : "false") +
-         ", \"row_input\": " + json_string(row_input_name(Traits::kRowInput)) + ", \"statistics\": " + statistics +
-         ", \"settings\": " + json_settings(FuncOptions{}) + ", \"module_settings\": " + module_only + "}";
+         ", \"row_input\": " + json_string(row_input_name(Traits::kRowInput)) +
+         ", \"statistics\": " + json_list(statistics) +
+         ", \"settings\": " + json_settings(FuncOptions{}) +
+         ", \"module_settings\": " + json_settings<FuncOptions>(Options(1, 1)) + "}";
 }
 
 /// The cross-entropy's arguments that every loss takes, with the defaults of its options.
@@ -115,36 +116,28 @@ inline std::string json_cross_entropy() {
   const char* reduction_name = reduction == at::Reduction::None  ? "none"
                                : reduction == at::Reduction::Sum ? "sum"
                                                                  : "mean";
-  const auto field = [](const char* name, const std::string& typed, const char* doc) {
-    return std::string("{\"name\": ") + json_string(name) + ", " + typed + ", \"doc\": " + json_string(doc) + "}";
-  };
-  return "[" +
-         field("reduction", "\"type\": \"str\", \"default\": " + json_string(reduction_name),
-               "\"mean\" (over the labelled samples, weighted by class_weight), \"sum\", or \"none\" (a loss per sample)") +
-         ", " +
-         field("ignore_index", json_typed_value(o.ignore_index()),
-               "samples with this label add nothing to the loss, nor to its mean") +
-         ", " +
-         field("label_smoothing", json_typed_value(o.label_smoothing()),
-               "in [0, 1]: the target mixes (1 − ε)·one-hot with ε/C uniform") +
-         ", " +
-         field("class_weight", "\"type\": \"Tensor?\", \"default\": null",
-               "per-class weights [C], as the weight of torch.nn.functional.cross_entropy") +
-         ", " +
-         field("chunk_rows", json_typed_value(o.chunk_rows()),
-               "features-level losses: samples per chunk, each holding [chunk_rows, C] logits; 0: as many as fit "
-               "128 MiB") +
-         "]";
+  return json_list({
+      json_entry("reduction", "\"type\": \"str\", \"default\": " + json_string(reduction_name),
+                 "\"mean\" (over the labelled samples, weighted by class_weight), \"sum\", or \"none\" (a loss per "
+                 "sample)"),
+      json_entry("ignore_index", json_typed_value(o.ignore_index()),
+                 "samples with this label add nothing to the loss, nor to its mean"),
+      json_entry("label_smoothing", json_typed_value(o.label_smoothing()),
+                 "in [0, 1]: the target mixes (1 − ε)·one-hot with ε/C uniform"),
+      json_entry("class_weight", "\"type\": \"Tensor?\", \"default\": null",
+                 "per-class weights [C], as the weight of torch.nn.functional.cross_entropy"),
+      json_entry("chunk_rows", json_typed_value(o.chunk_rows()),
+                 "features-level losses: samples per chunk, each holding [chunk_rows, C] logits; 0: as many as fit "
+                 "128 MiB"),
+  });
 }
 
 /// {"margins": [...], "center": {"settings": [...], "module_settings": [...]}, "cross_entropy": [...]}.
 inline std::string loss_table() {
-  std::string margins;
-  for_each_margin_module([&](auto tag) {
-    margins += (margins.empty() ? "" : ", ") + json_margin<typename decltype(tag)::type>();
-  });
-  const std::string center_settings = json_settings(functional::CenterLossFuncOptions{});
-  return "{\"margins\": [" + margins + "], \"center\": {\"settings\": " + center_settings +
+  std::vector<std::string> margins;
+  for_each_margin_module([&](auto tag) { margins.push_back(json_margin<typename decltype(tag)::type>()); });
+  return "{\"margins\": " + json_list(margins) +
+         ", \"center\": {\"settings\": " + json_settings(functional::CenterLossFuncOptions{}) +
          ", \"module_settings\": " + json_settings(CenterLossOptions(1, 1)) +
          "}, \"cross_entropy\": " + json_cross_entropy() + "}";
 }

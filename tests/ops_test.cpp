@@ -23,20 +23,19 @@ using CosineOp = at::Tensor(const at::Tensor&, const std::optional<at::Tensor>&,
                             double);
 
 at::Tensor linear_op(const at::Tensor& features, const at::Tensor& weight, const at::Tensor& target,
-                     const std::string& margin, const std::vector<double>& settings, int64_t reduction,
+                     const std::string& margin, const at::Tensor& settings, int64_t reduction,
                      at::TensorList statistics = {}) {
   static const auto op =
       c10::Dispatcher::singleton().findSchemaOrThrow("angular::linear_margin_cross_entropy", "").typed<LinearOp>();
-  return op.call(features, weight, target, margin, settings_of(settings), statistics, std::nullopt, reduction, -100,
-                 0.0, 0);
+  return op.call(features, weight, target, margin, settings, statistics, std::nullopt, reduction, -100, 0.0, 0);
 }
 
 at::Tensor cosine_op(const at::Tensor& cos, const std::optional<at::Tensor>& norms, const at::Tensor& target,
-                     const std::string& margin, const std::vector<double>& settings, int64_t reduction,
+                     const std::string& margin, const at::Tensor& settings, int64_t reduction,
                      at::TensorList statistics = {}) {
   static const auto op =
       c10::Dispatcher::singleton().findSchemaOrThrow("angular::margin_cross_entropy", "").typed<CosineOp>();
-  return op.call(cos, norms, target, margin, settings_of(settings), statistics, std::nullopt, reduction, -100, 0.0);
+  return op.call(cos, norms, target, margin, settings, statistics, std::nullopt, reduction, -100, 0.0);
 }
 
 std::vector<at::Tensor> gradients(const at::Tensor& loss, const std::vector<at::Tensor>& inputs,
@@ -59,7 +58,7 @@ TEST_CASE("the features-level operator gives the C++ function's loss and gradien
         : reduction == at::Reduction::Mean ? angular::reduction_t(torch::kMean)
                                            : angular::reduction_t(torch::kSum));
     const auto want = angular::functional::linear_arcface_loss(x, w, target, options);
-    const auto got = linear_op(x, w, target, "arcface", {12, 0.3, 1}, reduction);
+    const auto got = linear_op(x, w, target, "arcface", settings_of({12, 0.3, 1}), reduction);
     REQUIRE(torch::equal(got, want));
     const auto upstream = torch::rand_like(want);
     const auto g_want = gradients(want, {x, w}, upstream);
@@ -78,7 +77,7 @@ TEST_CASE("the cosine operator passes SphereFace's gradient to the norms", "[ops
   const auto target = torch::randint(0, 5, {8}, torch::kLong);
   const auto options = angular::functional::SphereFaceLossFuncOptions().margin(3).lambda(0.5);
   const auto want = angular::functional::sphereface_loss(cos, norms, target, options);
-  const auto got = cosine_op(cos, norms, target, "sphereface", {3, 0.5}, at::Reduction::Mean);
+  const auto got = cosine_op(cos, norms, target, "sphereface", settings_of({3, 0.5}), at::Reduction::Mean);
   REQUIRE(torch::equal(got, want));
   const auto one = torch::ones_like(want);
   const auto g_want = gradients(want, {cos, norms}, one), g_got = gradients(got, {cos, norms}, one);
@@ -89,11 +88,11 @@ TEST_CASE("the cosine operator passes SphereFace's gradient to the norms", "[ops
 TEST_CASE("the operators refuse an unknown margin and a wrong number of settings", "[ops]") {
   const auto cos = torch::rand({2, 3});
   const auto target = torch::zeros({2}, torch::kLong);
-  CHECK_THROWS_WITH(cosine_op(cos, std::nullopt, target, "bogus", {}, 1),
+  CHECK_THROWS_WITH(cosine_op(cos, std::nullopt, target, "bogus", settings_of({}), 1),
                     Catch::Contains("unknown margin 'bogus'") && Catch::Contains("arcface"));
-  CHECK_THROWS_WITH(cosine_op(cos, std::nullopt, target, "cosface", {2}, 1),
+  CHECK_THROWS_WITH(cosine_op(cos, std::nullopt, target, "cosface", settings_of({2}), 1),
                     Catch::Contains("the cosface loss has 2 settings, got 1 values"));
-  CHECK_THROWS_WITH(cosine_op(cos, std::nullopt, target, "soft", {}, 1), Catch::Contains("no loss over cosines"));
+  CHECK_THROWS_WITH(cosine_op(cos, std::nullopt, target, "soft", settings_of({}), 1), Catch::Contains("no loss over cosines"));
 }
 
 namespace {
@@ -136,11 +135,7 @@ TEST_CASE("a second derivative through any loss is refused with angular's messag
     const auto statistics = starting_statistics<Traits>();
     const auto second = [&](const at::Tensor& loss) { return torch::autograd::grad({loss}, {x}, {}, true, true); };
     // The operator over features, the C++ function and the C++ module.
-    const auto op_loss = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("angular::linear_margin_cross_entropy", "")
-                             .typed<LinearOp>()
-                             .call(x, w, target, Traits::kName, default_settings<FuncOptions>(), statistics,
-                                   std::nullopt, 1, -100, 0.0, 0);
+    const auto op_loss = linear_op(x, w, target, Traits::kName, default_settings<FuncOptions>(), 1, statistics);
     CHECK_THROWS_WITH(second(op_loss), Catch::Contains("angular: the fused margin losses are differentiable once"));
     Module module(5, 4);
     CHECK_THROWS_WITH(second(module.forward(x, target)), Catch::Contains("differentiable once"));
@@ -150,11 +145,7 @@ TEST_CASE("a second derivative through any loss is refused with angular's messag
                                Traits::kRowInput == angular::detail::RowInput::norm_statistics;
       const std::optional<at::Tensor> norms =
           reads_norms ? std::optional<at::Tensor>(torch::rand({6}) + 1) : std::nullopt;
-      const auto loss = c10::Dispatcher::singleton()
-                            .findSchemaOrThrow("angular::margin_cross_entropy", "")
-                            .typed<CosineOp>()
-                            .call(cos, norms, target, Traits::kName, default_settings<FuncOptions>(), statistics,
-                                  std::nullopt, 2, -100, 0.0);
+      const auto loss = cosine_op(cos, norms, target, Traits::kName, default_settings<FuncOptions>(), 2, statistics);
       CHECK_THROWS_WITH(torch::autograd::grad({loss}, {cos}, {}, true, true), Catch::Contains("differentiable once"));
     }
   });

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from . import _table
 from .functional import _setting_tensor, _values, reduction_code
-from .modules import check_momentum, class_vectors
+from .modules import check_momentum, class_vectors, write_setting
 
 __all__ = ["class_range", "sharded_margin_loss", "ShardedMarginLoss"]
 
@@ -128,12 +128,8 @@ class ShardedMarginLoss(nn.Module):
         index = self._setting_index(name)
         if index is None:
             return super().__setattr__(name, value)
-        if name == "sub_centers":
-            raise AttributeError("angular: sub_centers shapes the module's parameters: build a new module")
-        values = self._settings.clone()
-        values[index] = float("nan") if value is None else float(value)
-        torch.ops.angular.check_settings(self.margin_name, values, self.num_classes)
-        self._settings[index] = values[index]
+        write_setting(self._settings, index, name, value,
+                      lambda v: torch.ops.angular.check_settings(self.margin_name, v, self.num_classes))
 
     @torch.compiler.disable
     def forward(self, features: Tensor, target: Tensor) -> Tensor:

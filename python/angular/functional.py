@@ -62,10 +62,7 @@ def center_loss(features: Tensor, weight: Tensor, centers: Tensor, target: Tenso
         lambda_: {lambda}
         the cross-entropy's arguments and chunk_rows: as linear_arcface_loss's
     """
-    settings = _setting_tensor([lambda_])
-    if not isinstance(lambda_, torch.Tensor):
-        torch.ops.angular.check_settings("center", settings, 1)
-    return torch.ops.angular.center_loss(features, weight, centers, target, settings, class_weight,
+    return torch.ops.angular.center_loss(features, weight, centers, target, _setting_tensor([lambda_]), class_weight,
                                          reduction_code(reduction), int(ignore_index), float(label_smoothing),
                                          int(chunk_rows))
 

@@ -31,23 +31,30 @@ def check_momentum(momentum) -> None:
         raise ValueError(f"angular: momentum must be in (0, 1], got {momentum!r}")
 
 
+def write_setting(values: Tensor, index: int, name: str, value, check) -> Tensor:
+    """Writes `value` at `index` of the settings tensor `values`, in place, once check(new values)
+    passed; returns the new values. Settings that shape the parameters (sub_centers, update) are
+    read only."""
+    if name in ("sub_centers", "update"):
+        raise AttributeError(f"angular: {name} shapes the module's parameters: build a new module")
+    new = values.clone()
+    new[index] = math.nan if value is None else float(value)
+    check(new)
+    values[index] = new[index]
+    return new
+
+
 def setting_property(holder: str, index: int, setting: _table.Setting, check) -> property:
     """The attribute of a setting held at `index` of the module's tensor `holder`: read, it is the
-    value; set, the value is checked (check(module, values)) and written into the tensor in place.
-    Settings that shape the parameters (sub_centers, update) are read only."""
+    value; set, the value is checked (check(module, values)) and written (write_setting)."""
 
     def get(module):
         return setting.value(getattr(module, holder)[index].item())
 
     def set(module, value):
-        if setting.name in ("sub_centers", "update"):
-            raise AttributeError(f"angular: {setting.python} shapes the module's parameters: build a new module")
-        values = getattr(module, holder).clone()
-        values[index] = math.nan if value is None else float(value)
-        check(module, values)
-        getattr(module, holder)[index] = values[index]
+        new = write_setting(getattr(module, holder), index, setting.name, value, lambda v: check(module, v))
         if holder == "_settings":
-            module._numbers = values.tolist()
+            module._numbers = new.tolist()
 
     return property(get, set, doc=f"{setting.doc} (default {_codegen.default(setting)})")
 

@@ -38,7 +38,7 @@ inline void check_differentiated_once() {
               "angular: the fused margin losses are differentiable once, and their backward was asked for a "
               "graph of the gradient (create_graph=True, a second derivative). Compute the loss on the "
               "composite ATen path for higher-order gradients: inside an angular::CompositePathGuard in "
-              "C++, `with angular.composite_path():` in Python.");
+              "C++, `with angular.functional.composite_path():` in Python.");
 }
 
 }  // namespace angular::detail
