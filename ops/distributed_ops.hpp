@@ -5,7 +5,9 @@
 // autograd functions (angular/distributed/sharded_loss.hpp) record the graph, collectives
 // included; it runs eagerly (its collectives and label checks read data). With a momentum it
 // is a module's training step: the margin's running statistics (AdaFace's, CurricularFace's)
-// first take the gathered batch, in place, as the C++ ShardedMarginLoss's do.
+// first take the gathered batch, in place, as the C++ ShardedMarginLoss's do. A sample_rate
+// below 1 samples classes as PartialFC does (ShardedLossFuncOptions::sample_rate), drawn from
+// `generator`, and writes the kept classes into `sampled_classes`.
 
 #include "kernels.hpp"
 
@@ -22,7 +24,9 @@ inline at::Tensor sharded_margin_cross_entropy(const at::Tensor& features, const
                                                const at::Tensor& settings, at::TensorList statistics,
                                                const std::optional<at::Tensor>& class_weight, int64_t reduction,
                                                int64_t ignore_index, double label_smoothing, int64_t chunk_classes,
-                                               std::optional<double> momentum) {
+                                               std::optional<double> momentum, double sample_rate,
+                                               const std::optional<at::Generator>& generator,
+                                               const std::optional<at::Tensor>& sampled_classes) {
   const MarginCall call =
       make_call(at::Tensor(), margin, settings, statistics, class_weight, reduction, ignore_index, label_smoothing, 0);
   const distributed::ProcessGroupPtr group = c10d::resolve_process_group(std::string(group_name));
@@ -33,7 +37,10 @@ inline at::Tensor sharded_margin_cross_entropy(const at::Tensor& features, const
                              .chunk_classes(chunk_classes)
                              .norm_mean(in.norm_mean)
                              .norm_std(in.norm_std)
-                             .t(in.t);
+                             .t(in.t)
+                             .sample_rate(sample_rate)
+                             .generator(generator.value_or(at::Generator()))
+                             .sampled_classes(sampled_classes.value_or(at::Tensor()));
     return detail::sharded_module_step(features, weight_shard, target, group, num_classes,
                                        distributed::Margin(options_of<FuncOptions>(call)), options, momentum);
   });
@@ -48,7 +55,8 @@ inline void register_distributed(torch::Library& m) {
   m.def(
       "sharded_margin_cross_entropy(Tensor features, Tensor weight_shard, Tensor target, str group_name, "
       "int num_classes, str margin, Tensor settings, Tensor(a!)[] statistics, Tensor? class_weight, int reduction, "
-      "int ignore_index, float label_smoothing, int chunk_classes, float? momentum) -> Tensor");
+      "int ignore_index, float label_smoothing, int chunk_classes, float? momentum, float sample_rate=1., "
+      "Generator? generator=None, Tensor(b!)? sampled_classes=None) -> Tensor");
   m.def("class_range(int num_classes, int rank, int world_size) -> (int, int)", &class_range);
 }
 

@@ -50,11 +50,12 @@ class _ScaleGradient(torch.autograd.Function):
 
 
 def _sharded(features, weight_shard, target, num_classes, margin_name, settings, group, statistics, momentum,
-             reduction, ignore_index, label_smoothing, class_weight, chunk_classes):
+             reduction, ignore_index, label_smoothing, class_weight, chunk_classes, sample_rate=1.0, generator=None,
+             sampled_classes=None):
     return torch.ops.angular.sharded_margin_cross_entropy(
         features, weight_shard, target, _group_name(group), int(num_classes), margin_name, settings, list(statistics),
         class_weight, reduction_code(reduction), int(ignore_index), float(label_smoothing), int(chunk_classes),
-        None if momentum is None else float(momentum))
+        None if momentum is None else float(momentum), float(sample_rate), generator, sampled_classes)
 
 
 @torch.compiler.disable
@@ -62,17 +63,26 @@ def sharded_margin_loss(features: Tensor, weight_shard: Tensor, target: Tensor, 
                         margin_name: str = "arcface", settings: Optional[dict] = None, group=None, *,
                         statistics: Sequence[Tensor] = (), momentum: Optional[float] = None, reduction: str = "mean",
                         ignore_index: int = -100, label_smoothing: float = 0.0, class_weight: Optional[Tensor] = None,
-                        chunk_classes: int = 0) -> Tensor:
+                        chunk_classes: int = 0, sample_rate: float = 1.0, generator: Optional[torch.Generator] = None,
+                        sampled_classes: Optional[Tensor] = None) -> Tensor:
     """The loss of the batch gathered over ``group`` (default: the world) from this rank's
     ``features`` [b, D] and labels [b], with this rank's class vectors ``weight_shard``
     [C_r·K, D]. ``margin_name`` names the margin ("arcface", "cosface", ...; as
     angular.functional), ``settings`` its settings (a dict; the others take their defaults);
     ``statistics`` AdaFace's (norm_mean, norm_std) or CurricularFace's (t,), which with a
     ``momentum`` first take the gathered batch, in place. ``class_weight`` [C] covers all classes.
-    The features' gradient is that of the whole batch's loss for this rank's rows."""
+    The features' gradient is that of the whole batch's loss for this rank's rows.
+
+    ``sample_rate`` below 1 samples classes as PartialFC does: each rank keeps the classes of its
+    shard that label a sample of the gathered batch and draws others uniformly, without
+    replacement, from ``generator`` (a CPU generator; default: torch's) until it keeps
+    max(positives, ceil(sample_rate·C_r)); the loss is over the kept classes of all ranks and the
+    shard's other rows get a zero gradient. ``sampled_classes``, an int64 CPU tensor, is set to
+    the kept classes (global indices: the positives, then the drawn ones, each ascending)."""
     return _sharded(features, weight_shard, target, num_classes, margin_name,
                     _setting_tensor(_values(margin_name, settings or {})), group, statistics, momentum, reduction,
-                    ignore_index, label_smoothing, class_weight, chunk_classes)
+                    ignore_index, label_smoothing, class_weight, chunk_classes, sample_rate, generator,
+                    sampled_classes)
 
 
 class ShardedMarginLoss(nn.Module):
@@ -84,12 +94,14 @@ class ShardedMarginLoss(nn.Module):
     gradient (one process with the whole batch gets the same); ``ddp=False`` leaves it as it is,
     for a loop that sums the gradients itself. Keep it out of DistributedDataParallel: its
     parameters differ on every rank. Settings are attributes of their own names, as in the
-    single-process modules."""
+    single-process modules. ``sample_rate`` below 1 samples classes in training mode (see
+    sharded_margin_loss), from ``generator``; ``sampled_classes`` holds the last step's kept classes."""
 
     def __init__(self, num_classes: int, embedding_dim: int, margin_name: str = "arcface",
                  settings: Optional[dict] = None, group=None, *, ddp: bool = True, momentum: Optional[float] = None,
                  reduction: str = "mean", ignore_index: int = -100, label_smoothing: float = 0.0,
-                 class_weight: Optional[Tensor] = None, chunk_classes: int = 0) -> None:
+                 class_weight: Optional[Tensor] = None, chunk_classes: int = 0, sample_rate: float = 1.0,
+                 generator: Optional[torch.Generator] = None) -> None:
         super().__init__()
         margin = _table.find(margin_name)
         values = _values(margin_name, settings or {})
@@ -103,6 +115,13 @@ class ShardedMarginLoss(nn.Module):
         rank, world = dist.get_rank(group), dist.get_world_size(group)
         self.num_classes, self.embedding_dim, self.classes = num_classes, embedding_dim, class_range(num_classes, rank,
                                                                                                     world)
+        if isinstance(sample_rate, bool) or not (isinstance(sample_rate, (int, float)) and 0 < sample_rate <= 1):
+            raise ValueError(f"angular: sample_rate must be in (0, 1], got {sample_rate!r}")
+        if generator is not None and generator.device.type != "cpu":
+            raise ValueError(f"angular: generator (class sampling) must be a CPU generator, got one on "
+                             f"{generator.device}")
+        self.sample_rate, self.generator, self.sampled_classes = float(sample_rate), generator, torch.empty(
+            0, dtype=torch.long)
         self.ddp, self.world_size = ddp, world
         self.reduction, self.ignore_index, self.label_smoothing, self.chunk_classes = (
             reduction, ignore_index, label_smoothing, chunk_classes)
@@ -141,7 +160,8 @@ class ShardedMarginLoss(nn.Module):
         momentum = self.momentum if self.training and statistics else None
         return _sharded(features, self.weight.to(features.dtype), target, self.num_classes, self.margin_name,
                         self._settings, self.group, statistics, momentum, self.reduction, self.ignore_index,
-                        self.label_smoothing, self.class_weight, self.chunk_classes)
+                        self.label_smoothing, self.class_weight, self.chunk_classes,
+                        self.sample_rate if self.training else 1.0, self.generator, self.sampled_classes)
 
     def extra_repr(self) -> str:
         offset, count = self.classes

@@ -22,11 +22,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def torchrun(out, mode, nproc=2, timeout=240):
-    """Runs ddp_worker.py MODE on `nproc` local ranks; kills every process on failure or timeout."""
+def torchrun(out, mode, nproc=2, timeout=240, script="ddp_worker.py"):
+    """Runs SCRIPT (this folder's) OUT MODE on `nproc` local ranks; kills every process on failure or
+    timeout."""
     command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc-per-node={nproc}",
-               "--master-addr=127.0.0.1", f"--master-port={free_port()}", os.path.join(HERE, "ddp_worker.py"), out,
-               mode]
+               "--master-addr=127.0.0.1", f"--master-port={free_port()}", os.path.join(HERE, script), out, mode]
     env = dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1", PYTHONFAULTHANDLER="1")
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)

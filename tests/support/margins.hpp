@@ -54,7 +54,8 @@ struct Margin {
                                c.apply(F::ArcFaceLossFuncOptions()
                                            .scale(params.scale)
                                            .margin(params.margin)
-                                           .exact_gradient(params.exact_gradient)));
+                                           .exact_gradient(params.exact_gradient)
+                                           .continuation(params.continuation)));
       case D::MarginKind::cosface:
         return F::cosface_loss(
             cos, y, c.apply(F::CosFaceLossFuncOptions().scale(params.scale).margin(params.cosine_margin)));
@@ -138,9 +139,15 @@ inline std::vector<Margin> margins() {
   const auto sphereface = sphereface_params(4, 0.5);
   auto straight_through = margin_params(64.0, 0.5);
   straight_through.exact_gradient = false;
+  auto uncontinued = margin_params(64.0, 0.5);  // cos(θ + m) past θ + m > π too
+  uncontinued.continuation = false;
+  auto insightface = straight_through;  // arcface_torch's ArcFace: straight through, uncontinued
+  insightface.continuation = false;
   std::vector<Margin> out = {{"arc", MarginKind::arc, arc_params(4.0), 1},
                              {"arcface", MarginKind::arcface, margin_params(64.0, 0.5), 64},
                              {"arcface-straight-through", MarginKind::arcface, straight_through, 64},
+                             {"arcface-uncontinued", MarginKind::arcface, uncontinued, 64},
+                             {"arcface-insightface", MarginKind::arcface, insightface, 64},
                              {"cosface", MarginKind::cosface, cosface_params(30.0, 0.35), 30},
                              {"normface", MarginKind::normface, margin_params(16.0, 0.0), 16},
                              {"combined", MarginKind::combined, combined, 32},

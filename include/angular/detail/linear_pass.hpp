@@ -89,6 +89,16 @@ inline at::Tensor empty_for_pass(at::IntArrayRef sizes, const at::TensorOptions&
   return t;
 }
 
+/// An uninitialised gradient of `weight` [C, D] (empty_for_pass) laid out as `weight` is:
+/// transposed where `weight` is the transpose of a contiguous [D, C] (a [D, C] parameter used
+/// as W.t()), so that autograd gives that parameter a contiguous gradient without a copy.
+inline at::Tensor empty_weight_gradient(const at::Tensor& weight, const at::TensorOptions& options) {
+  const bool transposed = weight.size(0) > 1 && weight.size(1) > 1 && weight.stride(0) == 1 &&
+                          weight.stride(1) == weight.size(0);
+  if (transposed) return empty_for_pass({weight.size(1), weight.size(0)}, options).t();
+  return empty_for_pass(weight.sizes(), options);
+}
+
 /// acc += Gᵀ x̂_b (acc = Gᵀ x̂_b for the first chunk) in the compute dtype. Where the inputs
 /// are narrower, acc starts at zero and takes class slices whose product is small, so that
 /// no [C, D] temporary exists.
@@ -153,8 +163,8 @@ inline LinearPass linear_pass(const LinearArgs& args, const RowKernels& kernels,
   at::Tensor grad_x_hat = grad_features ? at::empty({rows, dim}, compute_options) : at::Tensor();
   at::Tensor grad_w;
   if (grad_weight)  // filled by the first chunk where the products have the compute dtype
-    grad_w = rows > 0 && dtype == compute ? empty_for_pass({classes, dim}, compute_options)
-                                          : empty_for_pass({classes, dim}, compute_options).zero_();
+    grad_w = rows > 0 && dtype == compute ? empty_weight_gradient(weight, compute_options)
+                                          : empty_weight_gradient(weight, compute_options).zero_();
 
   const bool in_place = kernels.scales_columns;
   const int64_t chunk = std::max<int64_t>(1, std::min(rows, args.chunk_rows));

@@ -19,7 +19,7 @@ inline at::Tensor policy_logits(const at::Tensor& cos, const at::Tensor& target,
   const double s = params.scale, m = params.margin;
   switch (margin) {
     case MarginKind::arc: return arc_logits(cos, params.k);
-    case MarginKind::arcface: return arcface_logits(cos, target, s, m, ignore_index, params.exact_gradient);
+    case MarginKind::arcface: return arcface_logits(cos, target, s, m, ignore_index, params.exact_gradient, params.continuation);
     case MarginKind::cosface: return cosface_logits(cos, target, s, params.cosine_margin, ignore_index);
     case MarginKind::normface: return cos * s;
     case MarginKind::combined:

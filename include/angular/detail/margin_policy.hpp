@@ -49,6 +49,7 @@ struct MarginParams {
   double cosine_margin = 0.0;  // the additive cosine margin: CosFace's m, the combined margin's m3
   double lambda = 0.0;         // SphereFace's annealing λ
   bool exact_gradient = true;  // ArcFace: false takes the margin's slope as 1 (straight through)
+  bool continuation = true;    // ArcFace: false keeps cos(θ + m) past θ + m > π
   int64_t sub_centers = 1;     // K cosine columns per class, of which the kernels take the max
 };
 
@@ -62,6 +63,7 @@ void for_each_param(Params& params, F&& f) {
   f("cosine_margin", params.cosine_margin);
   f("lambda", params.lambda);
   f("exact_gradient", params.exact_gradient);
+  f("continuation", params.continuation);
   f("sub_centers", params.sub_centers);
 }
 
@@ -90,30 +92,32 @@ struct ScaledCosine {
   ANGULAR_HOST_DEVICE V dlogit(const V&) const { return Math::template broadcast<V>(s); }
 };
 
-/// cos(θ + m) while θ + m ≤ π, then the monotone continuation c − m sin m, and its slope
-/// (optionally 1, the straight-through gradient): ArcFace's and CurricularFace's label column.
+/// cos(θ + m) while θ + m ≤ π, then the monotone continuation c − m sin m (optionally none:
+/// cos(θ + m) there too), and its slope (optionally 1, the straight-through gradient):
+/// ArcFace's and CurricularFace's label column.
 template <class T, class Math>
 struct AdditiveAngularMargin {
   T m, m_sin_m, cos_m, sin_m;
-  bool exact_gradient;
-  explicit AdditiveAngularMargin(double margin, bool exact = true)
+  bool exact_gradient, continuation;
+  explicit AdditiveAngularMargin(double margin, bool exact = true, bool continued = true)
       : m(static_cast<T>(margin)),
         m_sin_m(static_cast<T>(margin * std::sin(margin))),
         cos_m(static_cast<T>(std::cos(margin))),
         sin_m(static_cast<T>(std::sin(margin))),
-        exact_gradient(exact) {}
+        exact_gradient(exact),
+        continuation(continued) {}
 
   ANGULAR_HOST_DEVICE T value(T c) const {
     using Clamp = CosineClamp<T>;
     const T theta = Math::acos(Math::clamp(c, Clamp::lo, Clamp::hi));
-    if (theta + m <= static_cast<T>(kPi)) return Math::cos(theta + m);
+    if (!continuation || theta + m <= static_cast<T>(kPi)) return Math::cos(theta + m);
     return c - m_sin_m;
   }
   ANGULAR_HOST_DEVICE T slope(T c) const {
     using Clamp = CosineClamp<T>;
     if (!exact_gradient) return T(1);
     const T theta = Math::acos(Math::clamp(c, Clamp::lo, Clamp::hi));
-    if (theta + m > static_cast<T>(kPi)) return T(1);
+    if (continuation && theta + m > static_cast<T>(kPi)) return T(1);
     // d cos(θ + m)/dc = sin(θ + m) / sin θ = cos m + c·sin m / √(1 − c²): no θ, whose
     // rounding near c = −1 (θ ≈ π) would be divided by the small sin θ.
     return Math::where_inside(c, Clamp::lo, Clamp::hi, cos_m + c * sin_m * Math::rsqrt((T(1) - c) * (T(1) + c)));
@@ -144,7 +148,7 @@ template <class T, class Math>
 struct ArcFacePolicy : SameForEveryRow<ArcFacePolicy<T, Math>>, ScaledCosine<T, Math> {
   AdditiveAngularMargin<T, Math> target;
   explicit ArcFacePolicy(const MarginParams& p)
-      : ScaledCosine<T, Math>{static_cast<T>(p.scale)}, target(p.margin, p.exact_gradient) {}
+      : ScaledCosine<T, Math>{static_cast<T>(p.scale)}, target(p.margin, p.exact_gradient, p.continuation) {}
 
   ANGULAR_HOST_DEVICE T target_logit(T c) const { return this->s * target.value(c); }
   ANGULAR_HOST_DEVICE T target_dlogit(T c) const { return this->s * target.slope(c); }

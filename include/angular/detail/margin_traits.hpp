@@ -136,7 +136,8 @@ struct MarginTraits<functional::ArcFaceLossFuncOptions> : MarginTraitsBase {
   static constexpr const char* kName = "arcface";
   static constexpr const char* kFunction = "arcface_loss";
   static constexpr const char* kSummary =
-      "ArcFace: logits s·cos θ_j; the label's s·cos(θ + m), or s·(cos θ − m·sin m) once θ + m > π";
+      "ArcFace: logits s·cos θ_j; the label's s·cos(θ + m), or s·(cos θ − m·sin m) once θ + m > π "
+      "(with continuation)";
   static constexpr const char* kModule = "ArcFaceLoss";
   static constexpr MarginKind kKind = MarginKind::arcface;
   static MarginParams params(const functional::ArcFaceLossFuncOptions& o, int64_t) {
@@ -144,6 +145,7 @@ struct MarginTraits<functional::ArcFaceLossFuncOptions> : MarginTraitsBase {
     check_angular_margin("margin", o.margin());
     p.margin = o.margin();
     p.exact_gradient = o.exact_gradient();
+    p.continuation = o.continuation();
     return p;
   }
 };

@@ -71,18 +71,21 @@ at::Tensor replace_target_column(const at::Tensor& cos, const at::Tensor& target
   return cos.scatter(1, column, at::where(kept.unsqueeze(1), f(c), c));
 }
 
-/// cos(θ + m) while θ + m ≤ π, else c − m sin m: ArcFace's label column before the scale.
-inline at::Tensor arcface_target(const at::Tensor& c, double margin) {
+/// cos(θ + m) while θ + m ≤ π, else c − m sin m (without `continuation`, cos(θ + m)):
+/// ArcFace's label column before the scale.
+inline at::Tensor arcface_target(const at::Tensor& c, double margin, bool continuation = true) {
   const at::Tensor theta = clamped_angle(c);
+  if (!continuation) return at::cos(theta + margin);
   return at::where(theta + margin <= kPi, at::cos(theta + margin), c - margin * std::sin(margin));
 }
 
-/// ArcFace: s·c off target; s·cos(θ + m) on the target while θ + m ≤ π, else s·(c − m sin m);
-/// with `exact_gradient` false the target's slope is that of s·c (straight through).
-inline at::Tensor arcface_logits(const at::Tensor& cos, const at::Tensor& target, double scale,
-                                 double margin, int64_t ignore_index, bool exact_gradient = true) {
+/// ArcFace: s·c off target; s·cos(θ + m) on the target while θ + m ≤ π, else s·(c − m sin m)
+/// (without `continuation`, s·cos(θ + m)); with `exact_gradient` false the target's slope is
+/// that of s·c (straight through).
+inline at::Tensor arcface_logits(const at::Tensor& cos, const at::Tensor& target, double scale, double margin,
+                                 int64_t ignore_index, bool exact_gradient = true, bool continuation = true) {
   return replace_target_column(cos, target, ignore_index, [&](const at::Tensor& c) {
-           const at::Tensor value = arcface_target(c, margin);
+           const at::Tensor value = arcface_target(c, margin, continuation);
            return exact_gradient ? value : c + (value - c).detach();
          }) * scale;
 }

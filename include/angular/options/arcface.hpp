@@ -1,6 +1,6 @@
 #pragma once
 // Options of ArcFace (paper eq. 4, Deng et al. 2019): logits s·cos θ_j, and for the target
-// s·cos(θ + m), continued as s·(cos θ − m·sin m) once θ + m > π.
+// s·cos(θ + m), continued as s·(cos θ − m·sin m) once θ + m > π (or not: `continuation`).
 
 #include <angular/options/cross_entropy.hpp>
 
@@ -9,7 +9,10 @@
   X(double, margin, 0.5, "the additive angular margin m in [0, π) radians (ArcFace paper: 0.5)")           \
   X(bool, exact_gradient, true,                                                                            \
     "true: the exact derivative of the label's logit; false: the slope s·cos θ has there, the "            \
-    "straight-through gradient of insightface's arcface_torch")
+    "straight-through gradient of insightface's arcface_torch")                                           \
+  X(bool, continuation, true,                                                                              \
+    "true: past θ + m > π the label's logit continues as s·(cos θ − m·sin m); false: it stays "           \
+    "s·cos(θ + m), which turns back up, as insightface's arcface_torch has it")
 
 namespace angular {
 namespace functional {
