@@ -7,6 +7,7 @@ before and the gradients (W, ∂W; the C++ benchmarks' counting allocator, bench
     python bench/python/bench.py [--classes 10000 100000 1000000] [--json FILE]
     python bench/python/bench.py --overhead --classes 100000    # Python / C++ alone
     python bench/python/bench.py --fixed-cost [--overhead ...]  # per call, on a tiny problem
+    python bench/python/bench.py --dropins --classes 100000     # angular.compat / native modules
 
 Rows: angular (Python) · the same function called from C++ · ArcFace as a PyTorch user writes
 it, eager and under torch.compile · pytorch-metric-learning's ArcFace, CosFace and sub-center
@@ -19,6 +20,7 @@ import json
 import math
 import os
 import platform
+import socket
 import statistics
 import time
 
@@ -156,6 +158,54 @@ def overhead(sup, C, rounds):
     return rows
 
 
+def dropin_pairs(C, D):
+    """(drop-in, the native angular module it runs as) with equal settings: the PML losses against
+    the modules, PartialFC_V2 against angular.distributed.ShardedMarginLoss (one process, Gloo)."""
+    import angular
+    import torch.distributed as dist
+    from angular.compat import insightface, pml
+    from angular.distributed import ShardedMarginLoss
+    if not dist.is_initialized():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    m = math.degrees(0.5)
+    return {
+        "PML ArcFaceLoss": (pml.ArcFaceLoss(C, D, margin=m), angular.ArcFaceLoss(C, D)),
+        "PML CosFaceLoss": (pml.CosFaceLoss(C, D), angular.CosFaceLoss(C, D, margin=0.35)),
+        "PML SubCenterArcFaceLoss": (pml.SubCenterArcFaceLoss(C, D, margin=m),
+                                     angular.SubCenterArcFaceLoss(C, D, 3)),
+        "insightface PartialFC_V2": (
+            insightface.PartialFC_V2(insightface.CombinedMarginLoss(64, 1.0, 0.5, 0.0), D, C),
+            ShardedMarginLoss(C, D, "arcface", {"exact_gradient": False, "continuation": False}))}
+
+
+def dropins(sup, C, rounds):
+    """Each drop-in's step (forward + backward, gradients dropped between steps as
+    optimizer.zero_grad() does) over the native module's, the two alternating alone in both
+    orders; the ratio of the medians of both orders' rounds."""
+    torch.manual_seed(0)
+    B, D = 256, 512
+    x = torch.randn(B, D, requires_grad=True)
+    y = torch.randint(0, C, (B,))
+    rows = {}
+    for name, (dropin, native) in dropin_pairs(C, D).items():
+        a = (name, lambda f=dropin: f(x, y).backward(), [x, *dropin.parameters()])
+        b = ("native", lambda f=native: f(x, y).backward(), [x, *native.parameters()])
+        both = {a[0]: [], b[0]: []}
+        for first, second in ((a, b), (b, a)):
+            times, _ = measure(sup, [first, second], rounds)
+            for key in both:
+                both[key] += times[key]
+        ratio = statistics.median(both[name]) / statistics.median(both["native"])
+        rows[name] = {"dropin_ms": summary(both[name]), "native_ms": summary(both["native"]), "ratio": ratio}
+        print(f"C={C:>8} {name:28} {statistics.median(both[name]):8.1f} ms [{min(both[name]):.1f}, "
+              f"{max(both[name]):.1f}], native {statistics.median(both['native']):8.1f} ms "
+              f"[{min(both['native']):.1f}, {max(both['native']):.1f}]: {ratio:.3f}", flush=True)
+    return rows
+
+
 def fixed_cost(sup, rounds, calls=200):
     """The cost of a call beyond its arithmetic: forward + backward of ArcFace on a tiny problem
     (B = 8, D = 16, C = 10) from Python (the function, the module) and from C++, per call, the
@@ -196,6 +246,7 @@ def main():
     parser.add_argument("--overhead", action="store_true",
                         help="only Python / C++ of the same functions, alternating alone")
     parser.add_argument("--fixed-cost", action="store_true", help="only the cost per call on a tiny problem")
+    parser.add_argument("--dropins", action="store_true", help="only angular.compat's losses over the native modules")
     parser.add_argument("--json")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("ANGULAR_BENCH_THREADS", "2")))
@@ -208,8 +259,8 @@ def main():
         if not args.overhead:
             args.classes = []
     for C in args.classes:
-        if args.overhead:
-            results["rows"][C] = overhead(sup, C, args.rounds)
+        if args.overhead or args.dropins:
+            results["rows"][C] = (overhead if args.overhead else dropins)(sup, C, args.rounds)
             continue
         rounds = args.rounds if C < 1_000_000 else max(3, args.rounds // 2)
         results["rows"][C] = run(sup, C, rounds, not args.no_pml and C <= 100_000, not args.no_compile)

@@ -9,6 +9,9 @@ torch.compile it is a graph break (its collectives and label checks read data).
     backbone = DistributedDataParallel(backbone)          # the sharded head stays outside DDP
     head = angular.distributed.ShardedMarginLoss(num_classes, 512, "arcface", {"scale": 64.0})
     loss = head(backbone(images), labels)
+
+Its checkpoints resume on any number of ranks (save_head_shards, load_head_shards), and
+export_head writes the whole head as one file for one process.
 """
 
 from typing import Optional, Sequence, Tuple
@@ -20,8 +23,10 @@ from torch import Tensor, nn
 from . import _table
 from .functional import _setting_tensor, _values, reduction_code
 from .modules import check_momentum, class_vectors, write_setting
+from .sharded_checkpoint import export_head, load_head_shards, save_head_shards
 
-__all__ = ["class_range", "sharded_margin_loss", "ShardedMarginLoss"]
+__all__ = ["class_range", "sharded_margin_loss", "ShardedMarginLoss", "save_head_shards", "load_head_shards",
+           "export_head"]
 
 
 def class_range(num_classes: int, rank: int, world_size: int) -> Tuple[int, int]:

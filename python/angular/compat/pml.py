@@ -116,8 +116,10 @@ class _PMLLoss(nn.Module):
         return sum(self.reducer({name: part}, embeddings, labels) for name, part in loss_dict.items())
 
     def _fused(self, margin_name: str, embeddings: Tensor, labels: Tensor, reduction: str, **settings) -> Tensor:
+        """angular's operator over the features and W.t(); the loss in the embeddings' dtype, as PML's."""
         return _feature_loss(margin_name, embeddings, self.W.t(), labels, [],
-                             _setting_tensor(_values(margin_name, settings)), reduction, -100, 0.0, None, 0)
+                             _setting_tensor(_values(margin_name, settings)), reduction, -100, 0.0, None,
+                             0).to(embeddings.dtype)
 
     def _cosines(self, embeddings: Tensor) -> Tensor:
         return torch.matmul(F.normalize(embeddings, dim=1), F.normalize(self.W, dim=0))
@@ -166,7 +168,7 @@ class SubCenterArcFaceLoss(ArcFaceLoss):
         self.margin, self.sub_centers = _degrees(self_name, margin), sub_centers
 
     def _loss(self, embeddings, labels, reduction):
-        return self._fused("subcenter_arcface", embeddings, labels, reduction, sub_centers=self.sub_centers,
+        return self._fused("subcenter-arcface", embeddings, labels, reduction, sub_centers=self.sub_centers,
                            scale=self.scale, margin=self.margin)
 
     def _cosines(self, embeddings: Tensor) -> Tensor:
