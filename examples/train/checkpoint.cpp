@@ -3,6 +3,8 @@
 #include "data.hpp"
 #include "run_files.hpp"
 
+#include <algorithm>
+#include <functional>
 #include <sstream>
 #include <system_error>
 #include <vector>
@@ -118,6 +120,97 @@ fs::path shard_file(const fs::path& dir, const std::string& name, const fs::path
   return dir / name;
 }
 
+/// Rank `r`'s shard of a checkpoint of `ranks` ranks after `epoch`, its frame, its CRC-32 (the
+/// one the manifest names) and its header checked.
+void load_shard(torch::serialize::InputArchive& shard, const fs::path& path, int64_t crc, const fs::path& manifest,
+                int64_t epoch, int64_t r, int64_t ranks, torch::Device device) {
+  const std::string bytes = read_bytes(path);
+  const std::string_view inside = unframe_checkpoint(bytes, path.string());  // its own CRC first
+  if (static_cast<int64_t>(framed_crc32(bytes)) != crc)
+    throw DataError(path.string() + ": not the shard " + manifest.filename().string() +
+                    " names (another CRC-32: of another epoch or run?)");
+  shard.load_from(inside.data(), inside.size(), device);
+  if (read_int(shard, "epoch", path, "no epoch") != epoch || read_int(shard, "rank", path, "no rank") != r ||
+      read_int(shard, "world_size", path, "no world size") != ranks)
+    throw DataError(path.string() + ": not rank " + std::to_string(r) + "'s shard of epoch " + std::to_string(epoch) +
+                    " of " + std::to_string(ranks) + " ranks");
+}
+
+/// The momentum of parameter `index` of the first parameter group in an SGD archive, or an
+/// undefined tensor where it has none yet.
+torch::Tensor saved_momentum(torch::serialize::InputArchive& optimizer, size_t index) {
+  torch::serialize::InputArchive groups, group, states, state;
+  c10::IValue key;
+  torch::Tensor momentum;
+  if (!optimizer.try_read("param_groups", groups) || !groups.try_read("param_groups/0", group) ||
+      !group.try_read("params/" + std::to_string(index), key) || !key.isString() ||
+      !optimizer.try_read("state", states) || !states.try_read(key.toStringRef(), state) ||
+      !state.try_read("momentum_buffer", momentum))
+    return {};
+  return momentum;
+}
+
+/// This rank's state from the shards of a run of another number of ranks: the model, the
+/// optimizer's settings and every other parameter's state from rank 0's shard, and the class
+/// vectors of this rank's classes with their momentum row by row from the shards that hold
+/// them, read one at a time (the class ranges of both world sizes by class_range). The class
+/// sampler's generator keeps its seed's state: the old ranks' draws have no new owner.
+void read_resharded_state(const std::vector<fs::path>& shards, const torch::Tensor& crcs, const fs::path& manifest,
+                          int64_t epoch, const TrainingState& state, const std::string& saved_settings,
+                          const std::string& loss_settings, torch::Device device) {
+  auto* head = dynamic_cast<ad::ShardedMarginLossImpl*>(&state.loss);
+  if (head == nullptr) throw DataError(manifest.string() + ": a run of another world size needs the sharded head");
+  const int64_t ranks = static_cast<int64_t>(shards.size()), classes = head->options.num_classes();
+  const ad::ClassRange mine = head->classes();
+  const int64_t per_class = head->weight.size(0) / std::max<int64_t>(mine.count, 1);
+  const auto& params = state.optimizer.param_groups().at(0).params();
+  const size_t index = static_cast<size_t>(
+      std::find_if(params.begin(), params.end(), [&](const auto& p) { return p.is_same(head->weight); }) -
+      params.begin());
+  torch::Tensor weight = head->weight.detach().clone(), momentum;
+  for (int64_t r = 0; r < ranks; ++r) {
+    torch::serialize::InputArchive shard, model, loss, optimizer;
+    load_shard(shard, shards[r], crcs[r].item<int64_t>(), manifest, epoch, r, ranks, device);
+    if (!shard.try_read("model", model) || !shard.try_read("loss", loss) || !shard.try_read("optimizer", optimizer))
+      throw DataError(shards[r].string() + ": no model, loss or optimizer state");
+    if (r == 0) {
+      load_same_shapes(state.model, model, "model tensor", shards[r]);
+      for (auto& buffer : head->named_buffers()) {
+        torch::Tensor saved;
+        if (loss.try_read(buffer.key(), saved, /*is_buffer=*/true)) buffer.value().detach().copy_(saved);
+      }
+      if (!saved_settings.empty() && saved_settings != loss_settings)
+        throw DataError(shards[r].string() + ": its run's loss is " + saved_settings + ", this run's " + loss_settings +
+                        " (resume with the same loss options)");
+      state.optimizer.load(optimizer);  // the head's momentum of rank 0's rows: replaced below
+    }
+    const ad::ClassRange theirs = ad::class_range(classes, r, ranks);
+    const int64_t begin = std::max(mine.offset, theirs.offset),
+                  end = std::min(mine.offset + mine.count, theirs.offset + theirs.count);
+    if (begin >= end) continue;
+    torch::Tensor rows;
+    if (!loss.try_read("weight", rows)) throw DataError(shards[r].string() + ": no class vectors");
+    const auto here = torch::indexing::Slice((begin - mine.offset) * per_class, (end - mine.offset) * per_class);
+    const auto there = torch::indexing::Slice((begin - theirs.offset) * per_class, (end - theirs.offset) * per_class);
+    weight.index_put_({here}, rows.index({there}));
+    if (const torch::Tensor saved = saved_momentum(optimizer, index); saved.defined()) {
+      if (!momentum.defined()) momentum = torch::zeros_like(weight);
+      momentum.index_put_({here}, saved.index({there}));
+    }
+  }
+  {
+    torch::NoGradGuard no_grad;
+    head->weight.copy_(weight);
+  }
+  auto found = state.optimizer.state().find(head->weight.unsafeGetTensorImpl());
+  if (found != state.optimizer.state().end()) {
+    auto* sgd = dynamic_cast<torch::optim::SGDParamState*>(found->second.get());
+    if (sgd == nullptr || !momentum.defined())
+      throw DataError(manifest.string() + ": no SGD momentum of the class vectors to re-split");
+    sgd->momentum_buffer(momentum);
+  }
+}
+
 /// Loads this rank's state from the checkpoint in `dir`; errors as DataErrors naming the file.
 int64_t load_rank_state(const fs::path& dir, torch::Device device, const TrainingState& state,
                         const std::string& loss_settings, const DataParallel& dp) {
@@ -127,9 +220,10 @@ int64_t load_rank_state(const fs::path& dir, torch::Device device, const Trainin
   const int64_t epoch = read_int(archive, "epoch", manifest, "no epoch (a checkpoint of an older angular-train?)");
   const int64_t ranks =
       read_int(archive, "world_size", manifest, "no world size (a checkpoint of an older angular-train?)");
-  if (ranks != dp.size)
+  if (ranks != dp.size && (ranks == 1 || dp.size == 1))
     throw DataError(manifest.string() + ": the state of " + std::to_string(ranks) + " process(es), this run has " +
-                    std::to_string(dp.size) + " (resume with the same WORLD_SIZE)");
+                    std::to_string(dp.size) + " (one process resumes one process's run; a data-parallel run any "
+                    "number of ranks >= 2; angular-train --export-head writes the whole head for one process)");
   if (epoch < 1) throw DataError(manifest.string() + ": epoch " + std::to_string(epoch) + " is not a completed epoch");
   c10::IValue settings;
   std::string saved_settings;  // none in checkpoints that predate them
@@ -150,13 +244,13 @@ int64_t load_rank_state(const fs::path& dir, torch::Device device, const Trainin
     return epoch;
   }
 
-  // The shards: every one there with the length the manifest says, this rank's intact and the
-  // one it names.
+  // The shards: every one there with the length the manifest says, those read intact and the
+  // ones it names.
   torch::Tensor lengths, crcs;
   if (!archive.try_read("shard_bytes", lengths) || !archive.try_read("shard_crc32", crcs) || lengths.numel() != ranks ||
       crcs.numel() != ranks || lengths.scalar_type() != torch::kLong || crcs.scalar_type() != torch::kLong)
     throw DataError(manifest.string() + ": no state of rank " + rank + " and no list of shards");
-  fs::path mine;
+  std::vector<fs::path> shards;
   for (int64_t r = 0; r < ranks; ++r) {
     c10::IValue name;
     if (!archive.try_read("shard" + std::to_string(r), name) || !name.isString())
@@ -171,20 +265,15 @@ int64_t load_rank_state(const fs::path& dir, torch::Device device, const Trainin
       throw DataError(shard.string() + ": " + std::to_string(size) + " bytes, " + manifest.filename().string() +
                       " says " + std::to_string(lengths[r].item<int64_t>()) +
                       " (truncated, or of another checkpoint?)");
-    if (r == dp.rank) mine = shard;
+    shards.push_back(shard);
   }
-  const std::string bytes = read_bytes(mine);
+  if (ranks != dp.size) {
+    read_resharded_state(shards, crcs, manifest, epoch, state, saved_settings, loss_settings, device);
+    return epoch;
+  }
   torch::serialize::InputArchive shard;
-  const std::string_view inside = unframe_checkpoint(bytes, mine.string());  // its own CRC first
-  if (static_cast<int64_t>(framed_crc32(bytes)) != crcs[dp.rank].item<int64_t>())
-    throw DataError(mine.string() + ": not the shard " + manifest.filename().string() +
-                    " names (another CRC-32: of another epoch or run?)");
-  shard.load_from(inside.data(), inside.size(), device);
-  if (read_int(shard, "epoch", mine, "no epoch") != epoch || read_int(shard, "rank", mine, "no rank") != dp.rank ||
-      read_int(shard, "world_size", mine, "no world size") != ranks)
-    throw DataError(mine.string() + ": not rank " + rank + "'s shard of epoch " + std::to_string(epoch) + " of " +
-                    std::to_string(ranks) + " ranks");
-  read_state(shard, state, mine, saved_settings, loss_settings);
+  load_shard(shard, shards[dp.rank], crcs[dp.rank].item<int64_t>(), manifest, epoch, dp.rank, ranks, device);
+  read_state(shard, state, shards[dp.rank], saved_settings, loss_settings);
   return epoch;
 }
 
@@ -245,6 +334,53 @@ void save_checkpoint(const fs::path& dir, int64_t epoch, const std::string& loss
   // The manifest names this epoch's shards now: the last epoch's are no checkpoint's.
   std::error_code ignored;
   if (epoch > 1) fs::remove(dir / shard_name(epoch - 1, dp.rank, dp.size), ignored);
+}
+
+void export_head(const fs::path& dir, const fs::path& path) {
+  const fs::path manifest = checkpoint_path(dir);
+  torch::serialize::InputArchive archive;
+  load_framed(archive, read_bytes(manifest), manifest, torch::kCPU);
+  const int64_t epoch = read_int(archive, "epoch", manifest, "no epoch (a checkpoint of an older angular-train?)");
+  const int64_t ranks = read_int(archive, "world_size", manifest, "no world size");
+  torch::Tensor crcs;
+  if (ranks < 2 || !archive.try_read("shard_crc32", crcs) || crcs.numel() != ranks)
+    throw DataError(manifest.string() + ": not the manifest of a data-parallel run's shards");
+  // Each shard's class vectors in turn, twice: their sizes, then into the output.
+  const auto each_shard = [&](const std::function<void(torch::serialize::InputArchive&, const torch::Tensor&)>& f) {
+    for (int64_t r = 0; r < ranks; ++r) {
+      c10::IValue name;
+      if (!archive.try_read("shard" + std::to_string(r), name) || !name.isString())
+        throw DataError(manifest.string() + ": no shard named for rank " + std::to_string(r));
+      const fs::path file = shard_file(dir, name.toStringRef(), manifest);
+      torch::serialize::InputArchive shard, loss;
+      load_shard(shard, file, crcs[r].item<int64_t>(), manifest, epoch, r, ranks, torch::kCPU);
+      torch::Tensor rows;
+      if (!shard.try_read("loss", loss) || !loss.try_read("weight", rows))
+        throw DataError(file.string() + ": no class vectors");
+      f(loss, rows);
+    }
+  };
+  int64_t total = 0, dim = 0;
+  each_shard([&](torch::serialize::InputArchive&, const torch::Tensor& rows) {
+    total += rows.size(0);
+    dim = rows.size(1);
+  });
+  torch::Tensor weight = torch::empty({total, dim});
+  torch::serialize::OutputArchive out;
+  int64_t filled = 0;
+  each_shard([&](torch::serialize::InputArchive& loss, const torch::Tensor& rows) {
+    weight.narrow(0, filled, rows.size(0)).copy_(rows);
+    filled += rows.size(0);
+    if (filled != total) return;
+    for (const char* statistic : {"norm_mean", "norm_std", "t"}) {  // alike on every rank: the last one's
+      torch::Tensor value;
+      if (loss.try_read(statistic, value, /*is_buffer=*/true)) out.write(statistic, value, /*is_buffer=*/true);
+    }
+  });
+  out.write("weight", weight);
+  std::ostringstream bytes;
+  out.save_to(bytes);
+  write_atomically(path, bytes.str());
 }
 
 bool has_checkpoint(const fs::path& dir, const DataParallel& dp) {

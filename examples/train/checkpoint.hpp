@@ -6,7 +6,9 @@
 //   checkpoint-epoch<E>-rank<r>-of-<N>.pt
 //                   data parallel: rank r's training state after epoch E (its model replica,
 //                   its shard of the class vectors, its optimizer state and its class
-//                   sampler's generator), with E, r and N
+//                   sampler's generator), with E, r and N; it resumes on another number of
+//                   ranks (the head re-split by class_range), and export_head writes the
+//                   whole head as one file
 // Every file is CRC-framed (run_formats.hpp) and written atomically. Each rank writes its own
 // shard, so no process gathers the state of the others; the manifest is written once every
 // shard is, and a shard is removed once a manifest names the next: a crash at any moment
@@ -50,11 +52,18 @@ bool has_checkpoint(const std::filesystem::path& dir, const DataParallel& dp);
 
 /// Loads this rank's state from the checkpoint in `dir` (tensors onto `device`) into `state`,
 /// whose parameters and buffers must have the checkpoint's shapes, after checking that it is of
-/// this world size and of a loss of `loss_settings`, and, data parallel, that every shard the
-/// manifest names is there with its length, and this rank's intact (CRC-32) and the one named.
+/// a loss of `loss_settings`, and, data parallel, that every shard the manifest names is there
+/// with its length, and those read intact (CRC-32) and the ones named. A data-parallel
+/// checkpoint resumes on any number of ranks >= 2: on another one, the sharded head's class
+/// vectors and their momentum are re-split by class_range, the shards read one at a time.
 /// Returns the epoch it holds (>= 1). A bad file on any rank is a DataError naming it on every
 /// rank. Every rank calls it.
 int64_t load_checkpoint(const std::filesystem::path& dir, torch::Device device, const TrainingState& state,
                         const std::string& loss_settings, const DataParallel& dp);
+
+/// Writes the whole sharded head of the data-parallel checkpoint in `dir` as one LibTorch
+/// archive at `path` — `weight` [C·K, D] and the margin's running statistics, what
+/// torch::load gives the single-process loss module — reading one shard at a time into it.
+void export_head(const std::filesystem::path& dir, const std::filesystem::path& path);
 
 }  // namespace train

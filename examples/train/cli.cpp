@@ -2,6 +2,7 @@
 // codes (0 success, 2 usage error with usage text, 1 data or runtime error in one line).
 // Compiled once, in this library: the programs' own files only call these.
 
+#include "checkpoint.hpp"
 #include "cli.hpp"
 #include "trainer.hpp"
 
@@ -110,12 +111,25 @@ int train_main(int argc, char** argv) {
   Options options;
   CLI::App app{"Train a ResNet with one of angular's losses and measure its angles", "angular-train"};
   add_run_options(app, options);
-  app.add_option("--loss", options.loss,
-                 "soft, center, arcface, arc (the paper's), cosface, normface, combined, sphereface, "
-                 "subcenter-arcface, adaface or curricularface")
-      ->required()
-      ->check(CLI::IsMember(loss_names()));
+  CLI::Option* loss = app.add_option("--loss", options.loss,
+                                     "soft, center, arcface, arc (the paper's), cosface, normface, combined, "
+                                     "sphereface, subcenter-arcface, adaface or curricularface")
+                          ->check(CLI::IsMember(loss_names()));
+  std::string export_path;
+  CLI::Option* exported = app.add_option("--export-head", export_path,
+                                         "write the whole sharded head of the --out folder's data-parallel "
+                                         "checkpoint as one file (what torch::load gives the single-process "
+                                         "loss module), one shard in memory at a time, and exit");
+  loss->excludes(exported);
+  app.callback([&] {
+    if (loss->count() == 0 && exported->count() == 0) throw CLI::RequiredError("--loss");
+  });
   return run_cli(app, argc, argv, [&] {
+    if (!export_path.empty()) {
+      export_head(options.out, export_path);
+      std::printf("the head of %s: %s\n", options.out.c_str(), export_path.c_str());
+      return;
+    }
     const RunResult result = Trainer(options).run();
     if (!result.written) return;  // rank 0 of a data-parallel run reports
     const EpochRow& last = result.rows.back();

@@ -4,7 +4,9 @@
            save_head_shards into OUT/saved
   resume   two heads: one loaded with load_head_shards from OUT/saved (of another world size),
            one given this world's split of the state directly; each takes the same SGD steps on
-           this rank's rows of the batches; writes both heads' rows and momentum"""
+           this rank's rows of the batches; writes both heads' rows and momentum
+Both modes also save and load an insightface PartialFC_V2 (its weight only: K = 1) in
+OUT/saved_partial_fc, writing the loaded rows."""
 
 import os
 import sys
@@ -12,6 +14,7 @@ import sys
 import torch
 import torch.distributed as dist
 
+from angular.compat.insightface import CombinedMarginLoss, PartialFC_V2
 from angular.distributed import ShardedMarginLoss, load_head_shards, save_head_shards
 
 out, mode = sys.argv[1], sys.argv[2]
@@ -35,12 +38,17 @@ def given_state(head, optimizer):
     optimizer.state[head.weight] = {"momentum_buffer": problem["momentum"][rows].clone()}
 
 
+partial_fc = PartialFC_V2(CombinedMarginLoss(64, 1.0, 0.5, 0.0), problem["weight"].shape[1], C)
 if mode == "save":
     head, optimizer = head_and_optimizer()
     given_state(head, optimizer)
     save_head_shards(os.path.join(out, "saved"), head, optimizer)
+    with torch.no_grad():
+        partial_fc.weight.copy_(problem["weight"][partial_fc.class_start:partial_fc.class_start + partial_fc.num_local])
+    save_head_shards(os.path.join(out, "saved_partial_fc"), partial_fc)
 else:
-    results = {}
+    load_head_shards(os.path.join(out, "saved_partial_fc"), partial_fc)
+    results = {"partial_fc": partial_fc.weight.detach().clone()}
     for name in ("resumed", "direct"):
         head, optimizer = head_and_optimizer()
         if name == "resumed":

@@ -33,8 +33,9 @@ def test_a_checkpoint_resumes_on_another_world_size(tmp_path, saved, resumed):
         for a, b in zip(got["resumed"], got["direct"]):
             torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
         offset, count = angular.distributed.class_range(C, rank, resumed)
-        moved |= not torch.allclose(got["direct"][0], torch.load(tmp_path / "problem.pt")["weight"][
-            offset * K:(offset + count) * K])
+        weight = torch.load(tmp_path / "problem.pt")["weight"]
+        moved |= not torch.allclose(got["direct"][0], weight[offset * K:(offset + count) * K])
+        assert torch.equal(got["partial_fc"], weight[offset:offset + count])  # PartialFC_V2's rows, K = 1
     assert moved  # the steps changed the head
 
 
