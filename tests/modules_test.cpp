@@ -128,5 +128,6 @@ TEST_CASE("clone() and to(kDouble) keep working", "[module]") {
   CHECK(out.scalar_type() == at::kDouble);
   std::ostringstream printed;
   printed << *loss;
-  CHECK(printed.str() == "angular::ArcFaceLoss(num_classes=4, embedding_dim=3, scale=64, margin=0.5, exact_gradient=true)");
+  CHECK(printed.str() == "angular::ArcFaceLoss(num_classes=4, embedding_dim=3, scale=64, margin=0.5, exact_gradient=true, "
+                        "continuation=true)");
 }

@@ -49,7 +49,8 @@ class ArcFaceLoss(_MarginLoss):
     scale: float
     margin: float
     exact_gradient: bool
-    def __init__(self, num_classes: int, embedding_dim: int, scale: float = 64.0, margin: float = 0.5, exact_gradient: bool = True, *, reduction: str = 'mean', ignore_index: int = -100, label_smoothing: float = 0.0, class_weight: Optional[Tensor] = None, chunk_rows: int = 0) -> None: ...
+    continuation: bool
+    def __init__(self, num_classes: int, embedding_dim: int, scale: float = 64.0, margin: float = 0.5, exact_gradient: bool = True, continuation: bool = True, *, reduction: str = 'mean', ignore_index: int = -100, label_smoothing: float = 0.0, class_weight: Optional[Tensor] = None, chunk_rows: int = 0) -> None: ...
 
 class CosFaceLoss(_MarginLoss):
     scale: float

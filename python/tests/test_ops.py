@@ -9,7 +9,7 @@ import angular.functional as AF
 ops = torch.ops.angular
 
 
-def call_args(margin="arcface", settings=(8.0, 0.3, 1.0), statistics=(), reduction=1, ignore_index=-100,
+def call_args(margin="arcface", settings=(8.0, 0.3, 1.0, 1.0), statistics=(), reduction=1, ignore_index=-100,
               smoothing=0.0, class_weight=None):
     """The operators' arguments after the differentiable tensors; settings in the table's order."""
     return [margin, torch.tensor(settings, dtype=torch.float64), list(statistics), class_weight, reduction,
@@ -111,7 +111,7 @@ def test_bad_inputs_raise_with_angulars_message():
         AF.arc_loss(cos, torch.tensor([0, 1, 2, 2]), reduction="average")
     with pytest.raises(RuntimeError, match="unknown margin 'bogus'"):
         ops.margin_cross_entropy(cos, None, torch.tensor([0, 1, 2, 2]), *call_args("bogus"))
-    with pytest.raises(RuntimeError, match="the arc loss has 1 settings, got 3 values"):
+    with pytest.raises(RuntimeError, match="the arc loss has 1 settings, got 4 values"):
         ops.margin_cross_entropy(cos, None, torch.tensor([0, 1, 2, 2]), *call_args("arc"))
     with pytest.raises(RuntimeError, match="weight"):
         AF.linear_arcface_loss(torch.randn(4, 5), torch.randn(3, 6), torch.tensor([0, 1, 2, 2]))

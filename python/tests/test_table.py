@@ -111,7 +111,8 @@ def test_defaults_give_the_cpp_defaults_loss(margin):
 
 
 def test_settings_come_back_by_name():
-    assert AF.margin_settings("arcface") == {"scale": 64.0, "margin": 0.5, "exact_gradient": True}
+    assert AF.margin_settings("arcface") == {"scale": 64.0, "margin": 0.5, "exact_gradient": True,
+                                             "continuation": True}
     assert AF.margin_settings("sphereface") == {"margin": 4.0, "lambda_": 0.0}
     with pytest.raises(ValueError, match="unknown margin 'bogus'"):
         AF.margin_settings("bogus")
