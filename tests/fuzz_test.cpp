@@ -42,6 +42,7 @@ Margin draw_margin(Draw& d) {
     case 1: {
       auto p = params(d.uniform(1, 64), d.chance(0.1) ? 0.0 : d.uniform(0, 1.5));
       p.exact_gradient = !d.chance(0.2);
+      p.continuation = !d.chance(0.2);
       return {"arcface", MarginKind::arcface, p, p.scale};
     }
     case 2: {
@@ -148,7 +149,7 @@ TEST_CASE("differential fuzzing: 8000 seeded cosine-level cases against the floa
     const auto& p = margin.params;
     INFO("seed " << seed << " (replay: ANGULAR_FUZZ_SEED=" << seed << "): " << margin.name << " scale " << p.scale
                  << " margin " << p.margin << " m1 " << p.angle_factor << " m3 " << p.cosine_margin << " lambda "
-                 << p.lambda << (p.exact_gradient ? "" : " straight-through") << " K " << p.sub_centers << " norms ["
+                 << p.lambda << (p.exact_gradient ? "" : " straight-through") << (p.continuation ? "" : " uncontinued") << " K " << p.sub_centers << " norms ["
                  << margin.norm_lo << ", " << margin.norm_hi << "] mean " << margin.norm_mean << " std "
                  << margin.norm_std << " h " << margin.h << " t " << margin.t
                  << (cos.is_contiguous() ? "" : " non-contiguous"));

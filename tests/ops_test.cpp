@@ -58,7 +58,7 @@ TEST_CASE("the features-level operator gives the C++ function's loss and gradien
         : reduction == at::Reduction::Mean ? angular::reduction_t(torch::kMean)
                                            : angular::reduction_t(torch::kSum));
     const auto want = angular::functional::linear_arcface_loss(x, w, target, options);
-    const auto got = linear_op(x, w, target, "arcface", settings_of({12, 0.3, 1}), reduction);
+    const auto got = linear_op(x, w, target, "arcface", settings_of({12, 0.3, 1, 1}), reduction);
     REQUIRE(torch::equal(got, want));
     const auto upstream = torch::rand_like(want);
     const auto g_want = gradients(want, {x, w}, upstream);
