@@ -7,7 +7,8 @@
 // is a module's training step: the margin's running statistics (AdaFace's, CurricularFace's)
 // first take the gathered batch, in place, as the C++ ShardedMarginLoss's do. A sample_rate
 // below 1 samples classes as PartialFC does (ShardedLossFuncOptions::sample_rate), drawn from
-// `generator`, and writes the kept classes into `sampled_classes`.
+// `generator`, and writes the kept classes into `sampled_classes`; `row_losses` takes every
+// gathered row's loss.
 
 #include "kernels.hpp"
 
@@ -26,7 +27,8 @@ inline at::Tensor sharded_margin_cross_entropy(const at::Tensor& features, const
                                                int64_t ignore_index, double label_smoothing, int64_t chunk_classes,
                                                std::optional<double> momentum, double sample_rate,
                                                const std::optional<at::Generator>& generator,
-                                               const std::optional<at::Tensor>& sampled_classes) {
+                                               const std::optional<at::Tensor>& sampled_classes,
+                                               const std::optional<at::Tensor>& row_losses) {
   const MarginCall call =
       make_call(at::Tensor(), margin, settings, statistics, class_weight, reduction, ignore_index, label_smoothing, 0);
   const distributed::ProcessGroupPtr group = c10d::resolve_process_group(std::string(group_name));
@@ -40,7 +42,8 @@ inline at::Tensor sharded_margin_cross_entropy(const at::Tensor& features, const
                              .t(in.t)
                              .sample_rate(sample_rate)
                              .generator(generator.value_or(at::Generator()))
-                             .sampled_classes(sampled_classes.value_or(at::Tensor()));
+                             .sampled_classes(sampled_classes.value_or(at::Tensor()))
+                             .row_losses(row_losses.value_or(at::Tensor()));
     return detail::sharded_module_step(features, weight_shard, target, group, num_classes,
                                        distributed::Margin(options_of<FuncOptions>(call)), options, momentum);
   });
@@ -56,7 +59,7 @@ inline void register_distributed(torch::Library& m) {
       "sharded_margin_cross_entropy(Tensor features, Tensor weight_shard, Tensor target, str group_name, "
       "int num_classes, str margin, Tensor settings, Tensor(a!)[] statistics, Tensor? class_weight, int reduction, "
       "int ignore_index, float label_smoothing, int chunk_classes, float? momentum, float sample_rate=1., "
-      "Generator? generator=None, Tensor(b!)? sampled_classes=None) -> Tensor");
+      "Generator? generator=None, Tensor(b!)? sampled_classes=None, Tensor(c!)? row_losses=None) -> Tensor");
   m.def("class_range(int num_classes, int rank, int world_size) -> (int, int)", &class_range);
 }
 

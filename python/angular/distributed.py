@@ -56,11 +56,11 @@ class _ScaleGradient(torch.autograd.Function):
 
 def _sharded(features, weight_shard, target, num_classes, margin_name, settings, group, statistics, momentum,
              reduction, ignore_index, label_smoothing, class_weight, chunk_classes, sample_rate=1.0, generator=None,
-             sampled_classes=None):
+             sampled_classes=None, row_losses=None):
     return torch.ops.angular.sharded_margin_cross_entropy(
         features, weight_shard, target, _group_name(group), int(num_classes), margin_name, settings, list(statistics),
         class_weight, reduction_code(reduction), int(ignore_index), float(label_smoothing), int(chunk_classes),
-        None if momentum is None else float(momentum), float(sample_rate), generator, sampled_classes)
+        None if momentum is None else float(momentum), float(sample_rate), generator, sampled_classes, row_losses)
 
 
 @torch.compiler.disable

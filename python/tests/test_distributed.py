@@ -3,43 +3,21 @@ outside DistributedDataParallel, a replicated head inside it; each equals one pr
 whole batch."""
 
 import os
-import signal
-import socket
-import subprocess
 import sys
 
 import pytest
 import torch
 
 import angular
+from processes import free_port, run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def torchrun(out, mode, nproc=2, timeout=240, script="ddp_worker.py"):
-    """Runs SCRIPT (this folder's) OUT MODE on `nproc` local ranks; kills every process on failure or
-    timeout."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc-per-node={nproc}",
-               "--master-addr=127.0.0.1", f"--master-port={free_port()}", os.path.join(HERE, script), out, mode]
-    env = dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1", PYTHONFAULTHANDLER="1")
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
-    try:
-        output, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        pytest.fail(f"torchrun did not finish in {timeout} s:\n{output}")
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-    assert process.returncode == 0, output
+    """Runs SCRIPT (this folder's) OUT MODE on `nproc` local ranks under torchrun."""
+    run([sys.executable, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc-per-node={nproc}",
+         "--master-addr=127.0.0.1", f"--master-port={free_port()}", os.path.join(HERE, script), out, mode], timeout)
 
 
 def save_problem(tmp_path, C=9, rows=12):

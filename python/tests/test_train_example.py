@@ -8,57 +8,29 @@ import json
 import math
 import os
 import re
-import signal
-import socket
-import subprocess
 import sys
 
 import pytest
 import torch
 
+from processes import free_port, run
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 TRAIN = os.path.join(ROOT, "examples", "python", "train.py")
-DATA = "/usr/share/datasets/fashion-mnist"
-
-pytestmark = pytest.mark.skipif(not os.path.exists(os.path.join(DATA, "train-images-idx3-ubyte.gz")),
-                                reason=f"no Fashion-MNIST in {DATA} (Debian's dataset-fashion-mnist)")
 
 # Small and one thread per process: a few seconds per run on 2 busy cores.
 SMALL = ["--train-subset", "512", "--test-subset", "256", "--threads", "1"]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run(command, timeout=180):
-    """Runs `command`; kills it and its children on failure or timeout. Its output."""
-    env = dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1", PYTHONFAULTHANDLER="1")
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
-    try:
-        output, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        pytest.fail(f"{' '.join(command)} did not finish in {timeout} s:\n{output}")
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-    assert process.returncode == 0, output
-    return output
-
-
 def train(out, *args):
-    return run([sys.executable, TRAIN, *SMALL, "--out", str(out), *args])
+    return run([sys.executable, TRAIN, *SMALL, "--out", str(out), *args], 180)
 
 
 def torchrun(out, *args):
     return run([sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc-per-node=2",
-                "--master-addr=127.0.0.1", f"--master-port={free_port()}", TRAIN, *SMALL, "--out", str(out), *args])
+                "--master-addr=127.0.0.1", f"--master-port={free_port()}", TRAIN, *SMALL, "--out", str(out), *args],
+               180)
 
 
 def rows(path):

@@ -20,8 +20,11 @@
 #include <angular/options/cross_entropy.hpp>
 
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cmath>
 
 namespace angular::detail {
 
@@ -56,8 +59,43 @@ struct RowNorms {
   at::Tensor inverse, passes;
 };
 
+/// Whether `m` [C, D] is the transpose of a contiguous [D, C] (a [D, C] parameter used as W.t()).
+inline bool is_transposed_matrix(const at::Tensor& m) {
+  return m.size(0) > 1 && m.size(1) > 1 && m.stride(0) == 1 && m.stride(1) == m.size(0);
+}
+
+/// The norms of the rows of such a transposed `m` on the CPU in its own dtype: down the rows of
+/// its [D, C] storage, each thread's block of classes summing in its cache, where a reduction
+/// across the stride of C would read a cache line per element.
+inline at::Tensor transposed_row_norms(const at::Tensor& m) {
+  const at::Tensor storage = m.t();
+  const int64_t dim = storage.size(0), classes = storage.size(1);
+  at::Tensor out = at::empty({classes}, m.options());
+  AT_DISPATCH_FLOATING_TYPES(m.scalar_type(), "transposed_row_norms", [&] {
+    const scalar_t* w = storage.const_data_ptr<scalar_t>();
+    scalar_t* o = out.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, classes, 4096, [&](int64_t begin, int64_t end) {
+      std::fill(o + begin, o + end, scalar_t(0));
+      constexpr int64_t kRows = 8;  // rows summed per sweep over the block: fewer passes over o
+      for (int64_t d0 = 0; d0 < dim; d0 += kRows) {
+        const int64_t rows = std::min(kRows, dim - d0);
+        const scalar_t* first = w + d0 * classes;
+        for (int64_t j = begin; j < end; ++j) {
+          scalar_t sum = 0;
+          for (int64_t k = 0; k < rows; ++k) sum += first[k * classes + j] * first[k * classes + j];
+          o[j] += sum;
+        }
+      }
+      for (int64_t j = begin; j < end; ++j) o[j] = std::sqrt(o[j]);
+    });
+  });
+  return out;
+}
+
 inline RowNorms row_norms(const at::Tensor& m, at::ScalarType dtype) {
-  const at::Tensor norm = at::linalg_vector_norm(m, 2, {1}, false, dtype);
+  const bool transposed = m.is_cpu() && m.scalar_type() == dtype && is_transposed_matrix(m) &&
+                          (dtype == at::kFloat || dtype == at::kDouble);
+  const at::Tensor norm = transposed ? transposed_row_norms(m) : at::linalg_vector_norm(m, 2, {1}, false, dtype);
   return {norm.clamp_min(kNormEps).reciprocal(), norm >= kNormEps};
 }
 
@@ -93,9 +131,7 @@ inline at::Tensor empty_for_pass(at::IntArrayRef sizes, const at::TensorOptions&
 /// transposed where `weight` is the transpose of a contiguous [D, C] (a [D, C] parameter used
 /// as W.t()), so that autograd gives that parameter a contiguous gradient without a copy.
 inline at::Tensor empty_weight_gradient(const at::Tensor& weight, const at::TensorOptions& options) {
-  const bool transposed = weight.size(0) > 1 && weight.size(1) > 1 && weight.stride(0) == 1 &&
-                          weight.stride(1) == weight.size(0);
-  if (transposed) return empty_for_pass({weight.size(1), weight.size(0)}, options).t();
+  if (is_transposed_matrix(weight)) return empty_for_pass({weight.size(1), weight.size(0)}, options).t();
   return empty_for_pass(weight.sizes(), options);
 }
 
@@ -119,6 +155,16 @@ inline void add_weight_gradient(at::Tensor& acc, const at::Tensor& grad, const a
 /// by class slices (no [C, D] temporary where W has the compute dtype) small enough that the
 /// second sweep over a slice finds it in the L2 cache.
 inline void project_weight_gradient(at::Tensor& acc, const at::Tensor& weight, const RowNorms& norms) {
+  if (is_transposed_matrix(acc) && is_transposed_matrix(weight)) {
+    // W.t() of a [D, C] parameter: along its [D, C] storage, whose rows are contiguous, where
+    // class slices would read each class's D numbers a stride of C apart.
+    const at::Tensor a = acc.t(), w = weight.t().to(acc.scalar_type());
+    at::Tensor along = at::zeros({a.size(1)}, acc.options());
+    for (int64_t d = 0; d < a.size(0); ++d) along.addcmul_(w[d], a[d]);
+    along.mul_(norms.inverse * norms.inverse * norms.passes);
+    a.addcmul_(w, along.unsqueeze(0), -1);
+    return;
+  }
   constexpr int64_t kSlice = 512;
   for (int64_t begin = 0; begin < acc.size(0); begin += kSlice) {
     const int64_t n = std::min(kSlice, acc.size(0) - begin);

@@ -58,6 +58,10 @@ struct ShardedLossFuncOptions {
   /// An int64 CPU tensor that each sampled call sets to this rank's kept classes (global
   /// indices: the positives, then the drawn ones, each ascending).
   TORCH_ARG(at::Tensor, sampled_classes) = at::Tensor();
+  /// A tensor that each call sets to the loss of every row of the gathered batch [B] (detached,
+  /// in rank order, 0 where ignored), whatever the reduction: for what a caller reports beside
+  /// the loss it differentiates (insightface's probability clamp).
+  TORCH_ARG(at::Tensor, row_losses) = at::Tensor();
 };
 
 }  // namespace functional
@@ -147,7 +151,7 @@ inline GatheredBatch gather_batch(const distributed::ProcessGroupPtr& group, con
 
 /// The sharded cross-entropy's settings for this rank.
 inline ShardedSpec sharded_spec(const distributed::ProcessGroupPtr& group, int64_t num_classes, const ShardedMargin& m,
-                                int64_t chunk_classes) {
+                                int64_t chunk_classes, const at::Tensor& row_losses = at::Tensor()) {
   ShardedSpec spec;
   spec.group = group;
   spec.num_classes = num_classes;
@@ -157,6 +161,7 @@ inline ShardedSpec sharded_spec(const distributed::ProcessGroupPtr& group, int64
   spec.normalize = m.normalize;
   spec.spec = m.spec;
   spec.chunk_classes = chunk_classes;
+  spec.row_losses = row_losses;
   return spec;
 }
 
@@ -178,7 +183,7 @@ inline at::Tensor sharded_loss_of_batch(const GatheredBatch& batch, const at::Te
                                         const distributed::ProcessGroupPtr& group, int64_t num_classes,
                                         const distributed::Margin& margin, const ShardedMargin& m,
                                         const distributed::functional::ShardedLossFuncOptions& options) {
-  const ShardedSpec spec = sharded_spec(group, num_classes, m, options.chunk_classes());
+  const ShardedSpec spec = sharded_spec(group, num_classes, m, options.chunk_classes(), options.row_losses());
   const at::Tensor row_params = sharded_row_params(margin, batch.features, options);
   const ClassSampling sampling{options.sample_rate(), options.generator(), options.sampled_classes()};
   check_class_sampling(sampling);

@@ -163,17 +163,15 @@ class PartialFC_V2(nn.Module):  # noqa: N801 (arcface_torch's name)
         features = local_embeddings
         if self.world_size > 1 and features.requires_grad:
             features = _ScaleGradient.apply(features, float(self.world_size))
+        row_losses = torch.empty(0)
         with torch.autocast(features.device.type, dtype=torch.float16, enabled=self.fp16):
-            losses = _sharded(features, self.weight, labels, self.num_classes, self.margin_name, self._settings, None,
-                              (), None, "none", -100, 0.0, None, 0, self._rate() if self.training else 1.0, None,
-                              self.sampled_classes)
-        losses = losses.float()
-        # The value clamps each sample's probability at 1e-30; the gradient is the exact mean's.
-        totals = torch.stack([losses.detach().clamp(max=-math.log(_PROBABILITY_FLOOR)).sum(),
-                              torch.tensor(float(len(labels)), device=losses.device)])
-        dist.all_reduce(totals)
-        mean = losses.sum() / totals[1]
-        return mean + (totals[0] / totals[1] - mean).detach()
+            mean = _sharded(features, self.weight, labels, self.num_classes, self.margin_name, self._settings, None,
+                            (), None, "mean", -100, 0.0, None, 0, self._rate() if self.training else 1.0, None,
+                            self.sampled_classes, row_losses)
+        # The value clamps each sample's probability at 1e-30 (every row of the gathered batch is
+        # on every rank); the gradient is the exact mean's.
+        clamped = row_losses.clamp(max=-math.log(_PROBABILITY_FLOOR)).mean()
+        return mean.float() + (clamped.to(mean.device) - mean.float()).detach()
 
     def extra_repr(self) -> str:
         return (f"embedding_size={self.embedding_size}, num_classes={self.num_classes}, classes=[{self.class_start}, "

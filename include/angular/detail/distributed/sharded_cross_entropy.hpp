@@ -47,7 +47,15 @@ struct ShardedSpec {
   bool normalize = true;  // false: the modified softmax's x·w_j
   CrossEntropySpec spec;
   int64_t chunk_classes = 0;  // 0: automatic
+  at::Tensor row_losses;      // undefined, or set to every row's loss (detached)
 };
+
+/// Sets the caller's record of the rows' losses (where it asked for one) to `row_loss`.
+inline void write_row_losses(const ShardedSpec& s, const at::Tensor& row_loss) {
+  if (!s.row_losses.defined()) return;
+  at::Tensor record = s.row_losses;
+  record.set_(row_loss.detach().clone());
+}
 
 /// Label indices local to the classes [first, first + n) of this rank, −1 for the rows whose
 /// label is elsewhere or ignored.
@@ -166,6 +174,7 @@ struct ShardedMarginCrossEntropy : torch::autograd::Function<ShardedMarginCrossE
     const double eps = s.spec.label_smoothing;
     const at::Tensor row_loss = at::where(tw.kept > 0, tw.mass * lse - (1 - eps) * tw.label * sums[1] - sums[2], 0);
 
+    write_row_losses(s, row_loss);
     ctx->save_for_backward({features, weight, target, row_params, lse, label_cosines});
     ctx->saved_data["spec"] = c10::IValue::make_capsule(c10::make_intrusive<SpecHolder>(s));
     const int64_t reduction = s.spec.reduction;

@@ -184,6 +184,7 @@ struct FusedShardedMarginCrossEntropy : torch::autograd::Function<FusedShardedMa
     const at::Tensor row_loss =
         at::where(tw.kept > 0, tw.mass * lse - (1 - eps) * tw.label * sums[1] - per_class * sums[2], 0);
 
+    write_row_losses(s, row_loss);
     const bool grad_x = features.requires_grad(), grad_w = weight.requires_grad();
     const bool in_forward = s.spec.reduction != at::Reduction::None && (grad_x || grad_w);
     ctx->saved_data["in_forward"] = in_forward;
