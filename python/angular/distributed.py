@@ -35,6 +35,16 @@ def class_range(num_classes: int, rank: int, world_size: int) -> Tuple[int, int]
     return tuple(torch.ops.angular.class_range(int(num_classes), int(rank), int(world_size)))
 
 
+def check_sample_rate(sample_rate, generator=None) -> float:
+    """PartialFC's sampling settings, checked as the C++ sharded loss checks them."""
+    if isinstance(sample_rate, bool) or not (isinstance(sample_rate, (int, float)) and 0 < sample_rate <= 1):
+        raise ValueError(f"angular: sample_rate must be in (0, 1], got {sample_rate!r}")
+    if generator is not None and generator.device.type != "cpu":
+        raise ValueError(f"angular: generator (class sampling) must be a CPU generator, got one on "
+                         f"{generator.device}")
+    return float(sample_rate)
+
+
 def _group_name(group):
     group = group if group is not None else dist.group.WORLD
     if group is None:
@@ -120,13 +130,8 @@ class ShardedMarginLoss(nn.Module):
         rank, world = dist.get_rank(group), dist.get_world_size(group)
         self.num_classes, self.embedding_dim, self.classes = num_classes, embedding_dim, class_range(num_classes, rank,
                                                                                                     world)
-        if isinstance(sample_rate, bool) or not (isinstance(sample_rate, (int, float)) and 0 < sample_rate <= 1):
-            raise ValueError(f"angular: sample_rate must be in (0, 1], got {sample_rate!r}")
-        if generator is not None and generator.device.type != "cpu":
-            raise ValueError(f"angular: generator (class sampling) must be a CPU generator, got one on "
-                             f"{generator.device}")
-        self.sample_rate, self.generator, self.sampled_classes = float(sample_rate), generator, torch.empty(
-            0, dtype=torch.long)
+        self.sample_rate, self.generator = check_sample_rate(sample_rate, generator), generator
+        self.sampled_classes = torch.empty(0, dtype=torch.long)
         self.ddp, self.world_size = ddp, world
         self.reduction, self.ignore_index, self.label_smoothing, self.chunk_classes = (
             reduction, ignore_index, label_smoothing, chunk_classes)

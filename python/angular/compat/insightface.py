@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from ..distributed import _ScaleGradient, _sharded, class_range
+from ..distributed import _ScaleGradient, _sharded, check_sample_rate, class_range
 from ..functional import _setting_tensor, _values
 
 __all__ = ["CombinedMarginLoss", "ArcFace", "CosFace", "PartialFC_V2"]
@@ -101,8 +101,8 @@ class ArcFace(_Margin):
         m = self.margin
 
         def target(c):
-            return torch.where(torch.acos(c.clamp(-1, 1)) + m <= math.pi, torch.cos(torch.acos(c.clamp(-1, 1)) + m),
-                               c - m * math.sin(m))
+            shifted = torch.acos(c.clamp(-1, 1)) + m
+            return torch.where(shifted <= math.pi, torch.cos(shifted), c - m * math.sin(m))
 
         return _target_column(logits, labels, target) * self.s
 
@@ -139,15 +139,14 @@ class PartialFC_V2(nn.Module):  # noqa: N801 (arcface_torch's name)
         if not isinstance(margin_loss, _Margin):
             raise TypeError(f"angular: PartialFC_V2's margin_loss must be angular.compat.insightface's "
                             f"CombinedMarginLoss, ArcFace or CosFace, got {type(margin_loss).__name__}")
-        if not 0 < sample_rate <= 1:
-            raise ValueError(f"angular: PartialFC_V2's sample_rate must be in (0, 1], got {sample_rate!r}")
         self.margin_name, settings = margin_loss.angular_margin()
         self._settings = _setting_tensor(_values(self.margin_name, settings))
         self.margin_softmax = margin_loss
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self.embedding_size, self.num_classes = embedding_size, num_classes
         self.class_start, self.num_local = class_range(num_classes, self.rank, self.world_size)
-        self.sample_rate, self.fp16 = float(sample_rate), bool(fp16)
+        self.sample_rate, self.fp16 = check_sample_rate(sample_rate), bool(fp16)
+        self._kept_rate = self._rate()
         self.sampled_classes = torch.empty(0, dtype=torch.long)
         self.weight = nn.Parameter(torch.normal(0, 0.01, (self.num_local, embedding_size)))
 
@@ -166,7 +165,7 @@ class PartialFC_V2(nn.Module):  # noqa: N801 (arcface_torch's name)
         row_losses = torch.empty(0)
         with torch.autocast(features.device.type, dtype=torch.float16, enabled=self.fp16):
             mean = _sharded(features, self.weight, labels, self.num_classes, self.margin_name, self._settings, None,
-                            (), None, "mean", -100, 0.0, None, 0, self._rate() if self.training else 1.0, None,
+                            (), None, "mean", -100, 0.0, None, 0, self._kept_rate if self.training else 1.0, None,
                             self.sampled_classes, row_losses)
         # The value clamps each sample's probability at 1e-30 (every row of the gathered batch is
         # on every rank); the gradient is the exact mean's.

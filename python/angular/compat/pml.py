@@ -185,7 +185,7 @@ class SubCenterArcFaceLoss(ArcFaceLoss):
         the batch)."""
         labels = self._check(embeddings, labels, None, None)
         self.cast_types(embeddings.dtype, embeddings.device)
-        cos = torch.matmul(F.normalize(embeddings, dim=1), F.normalize(self.W, dim=0))
+        cos = _PMLLoss._cosines(self, embeddings)  # every sub-center's
         own = cos.view(-1, self.num_classes, self.sub_centers)[torch.arange(len(labels)), labels]  # [N, K]
         votes = torch.zeros(self.num_classes, self.sub_centers, dtype=torch.long, device=labels.device)
         votes.index_put_((labels, own.argmax(1)), torch.ones_like(labels), accumulate=True)
