@@ -6,9 +6,10 @@ angular.compat.insightface.PartialFC_V2: a module whose ``weight`` holds this ra
     load_head_shards(folder, head, optimizer)   # every rank, any world size: its classes' rows
     export_head(folder, "head.pt")              # one process: the whole head, one file
 
-Each rank writes ``head-rank<r>-of-<N>.pt`` (its rows of ``weight``, their optimizer state, the
-head's buffers), then rank 0 ``head-manifest.pt``; each file is written to a temporary name and
-renamed, so a crash leaves the last complete checkpoint. Loading on another number of ranks
+Each rank writes ``head-<G>-rank<r>-of-<N>.pt`` (its rows of ``weight``, their optimizer state,
+the head's buffers; G counts the saves into the folder), then rank 0 ``head-manifest.pt``, which
+names them, and then each rank removes its shard of the save before; each file is written to a
+temporary name and renamed, so a crash at any moment leaves a manifest whose shards are there. Loading on another number of ranks
 re-splits the class vectors and every optimizer state tensor shaped like them (SGD's momentum,
 Adam's moments) by class_range, reading one old shard at a time; scalar optimizer state (Adam's
 step) and the buffers (running statistics, alike on every rank) come from the first shard."""
@@ -25,8 +26,8 @@ __all__ = ["save_head_shards", "load_head_shards", "export_head"]
 MANIFEST = "head-manifest.pt"
 
 
-def _shard_name(rank: int, world: int) -> str:
-    return f"head-rank{rank}-of-{world}.pt"
+def _shard_name(generation: int, rank: int, world: int) -> str:
+    return f"head-{generation}-rank{rank}-of-{world}.pt"
 
 
 def _save_atomically(value, path: str) -> None:
@@ -56,16 +57,24 @@ def save_head_shards(folder: str, head: nn.Module, optimizer: Optional[torch.opt
     rank, world = dist.get_rank(group), dist.get_world_size(group)
     offset, count, per_class = _classes(head, rank, world)
     os.makedirs(folder, exist_ok=True)
+    # Every rank reads the manifest before rank 0 replaces it (the barrier below).
+    last = torch.load(os.path.join(folder, MANIFEST)) if os.path.exists(os.path.join(folder, MANIFEST)) else None
+    generation = last["generation"] + 1 if last else 1
     buffers = {name: b.detach().cpu() for name, b in head.named_buffers() if b is not None}
     _save_atomically({"num_classes": int(head.num_classes), "offset": offset, "count": count,
                       "vectors_per_class": per_class, "weight": head.weight.detach().cpu(), "buffers": buffers,
                       "optimizer": {k: v.cpu() for k, v in _row_state(optimizer, head.weight).items()}},
-                     os.path.join(folder, _shard_name(rank, world)))
+                     os.path.join(folder, _shard_name(generation, rank, world)))
     dist.barrier(group)
     if rank == 0:
-        _save_atomically({"world_size": world, "num_classes": int(head.num_classes),
-                          "shards": [_shard_name(r, world) for r in range(world)]}, os.path.join(folder, MANIFEST))
+        _save_atomically({"world_size": world, "num_classes": int(head.num_classes), "generation": generation,
+                          "shards": [_shard_name(generation, r, world) for r in range(world)]},
+                         os.path.join(folder, MANIFEST))
     dist.barrier(group)
+    if last:  # the manifest names this save's shards now
+        for name in last["shards"][rank::world]:
+            if os.path.exists(os.path.join(folder, name)):
+                os.remove(os.path.join(folder, name))
 
 
 def _manifest(folder: str, num_classes: Optional[int] = None) -> dict:

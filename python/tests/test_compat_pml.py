@@ -5,7 +5,6 @@ gradient costs no transpose copy."""
 
 import pytest
 import torch
-import torch.nn.functional as F
 from pytorch_metric_learning import losses as pml
 from pytorch_metric_learning import reducers, regularizers
 
