@@ -1,9 +1,9 @@
 // The features-level losses (linear_*, softmax_loss, the modules' forward) against the float64
 // composite: normalise, product, the cosine-level reference, differentiated by autograd.
 
+#include "support/linear.hpp"
 #include "memory.hpp"
 #include "support/gradcheck.hpp"
-#include "support/linear.hpp"
 
 #include <limits>
 
@@ -14,8 +14,10 @@ TEST_CASE("features-level losses equal the float64 composite for every setting a
   const at::Tensor x = uniform({batch, dim}, -1, 1, 1).to(at::kFloat);
   const at::Tensor w = uniform({classes, dim}, -1, 1, 2).to(at::kFloat);
   const at::Tensor y = labels(batch, classes);
-  // One row at a time, chunks that do not divide B, that do, one chunk, more than B.
-  const std::vector<int64_t> chunkings = {1, 4, 11, 64, 0};  // 0: automatic
+  // One row at a time, chunks that do not divide B, that do, one chunk, more than B; then
+  // (negative) the class-blocked pass: one class per block, blocks that do not divide C, one
+  // block (its products kept between the sweeps), more than C.
+  const std::vector<int64_t> chunkings = {1, 4, 11, 64, 0, -1, -5, -13, -64};  // 0: automatic
   for (const auto& loss : losses())
     for (const auto& ce : cross_entropy_cases(classes))
       for (const auto rows : chunkings) check_against_composite(loss, x, w, y, ce, rows, 2e-5, 1e-6);
@@ -26,8 +28,12 @@ TEST_CASE("features-level losses over C = 1 to 70 000 classes and B = 0 and 1", 
     int64_t batch, classes, dim;
     int64_t rows;  // 0: automatic
   };
-  const std::vector<Shape> shapes = {{5, 1, 4, 2},     {1, 3, 8, 0},     {0, 9, 4, 3},      {0, 9, 4, 0},
-                                     {7, 2047, 16, 3}, {6, 70000, 8, 4}, {9, 4099, 33, 0}};
+  // Negative rows: classes per block. B <= D parks each block's products in ∂W, B > D computes
+  // them again.
+  const std::vector<Shape> shapes = {{5, 1, 4, 2},     {1, 3, 8, 0},        {0, 9, 4, 3},          {0, 9, 4, 0},
+                                     {7, 2047, 16, 3}, {6, 70000, 8, 4},    {9, 4099, 33, 0},      {5, 1, 4, -1},
+                                     {0, 9, 4, -4},    {7, 2047, 16, -300}, {6, 70000, 8, -16384}, {9, 4099, 33, -1000},
+                                     {40, 301, 8, -64}};
   const CrossEntropyCase all = cross_entropy_cases(1)[4];  // mean + ignore + smoothing + weights
   for (const auto& [batch, classes, dim, rows] : shapes) {
     const at::Tensor x = uniform({batch, dim}, -1, 1, 3).to(at::kFloat);
@@ -60,6 +66,65 @@ TEST_CASE("features-level losses take non-contiguous inputs, double, half and bf
     check_against_composite(loss, x.to(at::kHalf), w.to(at::kHalf), y, mean, 3, 2e-2, 1e-3);
     check_against_composite(loss, x.to(at::kBFloat16), w.to(at::kBFloat16), y, mean, 4, 8e-2, 1e-3);
   }
+  // The class-blocked pass over the same, and over W.t() of a [D, C] matrix (its products
+  // parked in the transposed gradient), blocks not dividing C.
+  const at::Tensor w_t = uniform({dim, classes}, -1, 1, 7).to(at::kFloat).t();
+  for (const auto& loss : losses()) {
+    check_against_composite(loss, x, w, y, mean, -70, 2e-5, 1e-6);
+    check_against_composite(loss, x, w_t, y, mean, -70, 2e-5, 1e-6);
+    check_against_composite(loss, x, w_t, y, cross_entropy_cases(classes)[10], -70, 2e-5, 1e-6);  // none
+    check_against_composite(loss, x.to(at::kDouble), w.to(at::kDouble), y, mean, -70, 1e-10, 1e-12);
+    check_against_composite(loss, x.to(at::kHalf), w.to(at::kHalf), y, mean, -70, 2e-2, 1e-3);
+    check_against_composite(loss, x.to(at::kHalf), w_t.to(at::kHalf), y, mean, -70, 2e-2, 1e-3);
+    check_against_composite(loss, x.to(at::kBFloat16), w.to(at::kBFloat16), y, mean, -70, 8e-2, 1e-3);
+  }
+}
+
+TEST_CASE("the class-blocked pass runs sub-centers, where chunk_classes asks and where a row chunk cannot hold B",
+          "[linear]") {
+  namespace D = angular::detail;
+  const LossUnderTest subcenter{"subcenter-arcface",
+                                [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
+                                  return F::linear_subcenter_arcface_loss(
+                                      x, w, y, with_case(F::SubCenterArcFaceLossFuncOptions().scale(16), ce, rows));
+                                },
+                                [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
+                                  return F::subcenter_arcface_loss(
+                                      D::cosine_matrix(x, w), y,
+                                      with_case(F::SubCenterArcFaceLossFuncOptions().scale(16), ce, rows));
+                                }};
+  const at::Tensor x = uniform({11, 6}, -1, 1, 33).to(at::kFloat), w = uniform({21, 6}, -1, 1, 34).to(at::kFloat);
+  const at::Tensor y = labels(11, 7, 35);
+  for (const int index : {0, 4, 10, 14})
+    for (const int64_t chunking : {3, -1, -2, -7}) {
+      check_against_composite(subcenter, x, w, y, cross_entropy_cases(7)[index], chunking, 5e-5, 1e-5);
+      check_against_composite(subcenter, x.to(at::kDouble), w.to(at::kDouble), y, cross_entropy_cases(7)[index],
+                              chunking, 1e-10, 1e-12);
+    }
+
+  // Automatic: chunks of rows while one chunk of kDefaultWorkspaceBytes holds the batch, class
+  // blocks from the first row it cannot hold; chunk_rows keeps rows, chunk_classes blocks.
+  const int64_t classes = 70000, fits = angular::kDefaultWorkspaceBytes / (classes * 4);
+  const auto blocked = [&](int64_t batch, int64_t chunk_rows, int64_t chunk_classes) {
+    D::LinearProblem p;
+    p.features = at::zeros({batch, 8});
+    p.weight = at::zeros({classes, 8});
+    p.chunk_rows = chunk_rows;
+    p.chunk_classes = chunk_classes;
+    return D::runs_in_class_blocks(p, D::row_kernels_for(angular::kernel_path(p.features)));
+  };
+  CHECK_FALSE(blocked(fits, 0, 0));
+  CHECK(blocked(fits + 1, 0, 0));
+  CHECK_FALSE(blocked(fits + 1, 4, 0));
+  CHECK(blocked(2, 0, 100));
+  for (const int64_t batch : {fits, fits + 1}) {
+    const at::Tensor xb = uniform({batch, 8}, -1, 1, 36).to(at::kFloat);
+    const at::Tensor wb = uniform({classes, 8}, -1, 1, 37).to(at::kFloat);
+    const at::Tensor yb = labels(batch, classes, 38);
+    for (const auto& loss : losses())
+      if (std::string(loss.name) == "arc" || std::string(loss.name) == "sphereface")
+        check_against_composite(loss, xb, wb, yb, cross_entropy_cases(classes)[4], 0, 5e-5, 1e-6);
+  }
 }
 
 TEST_CASE("zero rows of features and weight get the composite's value and gradient", "[linear]") {
@@ -71,11 +136,11 @@ TEST_CASE("zero rows of features and weight get the composite's value and gradie
   w[6].fill_(1e-14);  // below the norm floor: divided by it, no projection
   const at::Tensor y = labels(batch, classes);
   for (const auto& loss : losses())
-    for (const auto& ce : cross_entropy_cases(classes)) check_against_composite(loss, x, w, y, ce, 2, 2e-5, 1e-6);
+    for (const auto& ce : cross_entropy_cases(classes))
+      for (const int64_t chunking : {2, -4}) check_against_composite(loss, x, w, y, ce, chunking, 2e-5, 1e-6);
 }
 
-TEST_CASE("a NaN or infinite feature or class vector makes the losses it enters NaN, as in the composite",
-          "[linear]") {
+TEST_CASE("a NaN or infinite feature or class vector makes the losses it enters NaN, as in the composite", "[linear]") {
   const int64_t batch = 6, classes = 9, dim = 5;
   const at::Tensor y = labels(batch, classes);
   const CrossEntropyCase none{"none", torch::kNone, -100, 0.0, {}};
@@ -90,6 +155,7 @@ TEST_CASE("a NaN or infinite feature or class vector makes the losses it enters 
       const at::Tensor value = evaluate(loss.fused, x, w, y, none, 2).loss;
       for (int64_t i = 0; i < batch; ++i) CHECK(std::isnan(value[i].item<double>()) == (i == 1 || i == 4));
       check_against_composite(loss, x, w, y, none, 2, 2e-5, 1e-6);
+      check_against_composite(loss, x, w, y, none, -4, 2e-5, 1e-6);
     }
     // A bad class vector enters every row.
     at::Tensor bad_w = w.clone();
@@ -111,16 +177,19 @@ TEST_CASE("features-level losses pass a float64 gradcheck of both inputs", "[lin
     // AdaFace's margins take the features' norms without gradient (as its authors' code):
     // its loss is differentiated in the weight, and in the features' directions elsewhere.
     const bool features_too = std::string(loss.name) != "adaface";
-    for (const int index : {0, 4, 5, 14}) {  // mean, mean + all, sum, none + all
-      const CrossEntropyCase ce = cross_entropy_cases(classes)[index];
-      const auto result =
-          features_too
-              ? gradcheck([&](const std::vector<at::Tensor>& in) { return loss.fused(in[0], in[1], y, ce, 3); },
-                          {x, w})
-              : gradcheck([&](const std::vector<at::Tensor>& in) { return loss.fused(x, in[0], y, ce, 3); }, {w});
-      INFO(loss.name << " " << ce.name << ": " << result.report);
-      CHECK(result.ok);
-    }
+    for (const int index : {0, 4, 5, 14})       // mean, mean + all, sum, none + all
+      for (const int64_t chunking : {3, -2}) {  // rows; classes per block
+        const CrossEntropyCase ce = cross_entropy_cases(classes)[index];
+        const auto result =
+            features_too
+                ? gradcheck(
+                      [&](const std::vector<at::Tensor>& in) { return loss.fused(in[0], in[1], y, ce, chunking); },
+                      {x, w})
+                : gradcheck([&](const std::vector<at::Tensor>& in) { return loss.fused(x, in[0], y, ce, chunking); },
+                            {w});
+        INFO(loss.name << " " << ce.name << " chunking " << chunking << ": " << result.report);
+        CHECK(result.ok);
+      }
   }
 }
 
@@ -133,19 +202,21 @@ TEST_CASE("features-level losses differentiate only the inputs that require it",
     for (const int index : {0, 10}) {  // mean (gradients in the forward), none (recomputed)
       const CrossEntropyCase ce = cross_entropy_cases(classes)[index];
       const LossAndGradients want = reference(loss, x, w, y, ce);
-      for (const bool features_need_grad : {true, false}) {
-        const at::Tensor xg = x.clone().requires_grad_(features_need_grad);
-        const at::Tensor wg = w.clone().requires_grad_(!features_need_grad);
-        const at::Tensor value = loss.fused(xg, wg, y, ce, 3);
-        (value * (value.dim() == 0 ? at::ones({}) : uniform(value.sizes(), 0.5, 1.5, 99).to(at::kFloat)))
-            .sum()
-            .backward();
-        INFO(loss.name << " " << ce.name << (features_need_grad ? " features only" : " weight only"));
-        CHECK(xg.grad().defined() == features_need_grad);
-        CHECK(wg.grad().defined() == !features_need_grad);
-        CHECK(near(features_need_grad ? xg.grad() : wg.grad(),
-                   features_need_grad ? want.grad_features : want.grad_weight, 2e-5, 1e-6));
-      }
+      for (const bool features_need_grad : {true, false})
+        for (const int64_t chunking : {3, -6}) {  // rows; classes per block (recomputed without ∂W)
+          const at::Tensor xg = x.clone().requires_grad_(features_need_grad);
+          const at::Tensor wg = w.clone().requires_grad_(!features_need_grad);
+          const at::Tensor value = loss.fused(xg, wg, y, ce, chunking);
+          (value * (value.dim() == 0 ? at::ones({}) : uniform(value.sizes(), 0.5, 1.5, 99).to(at::kFloat)))
+              .sum()
+              .backward();
+          INFO(loss.name << " " << ce.name << (features_need_grad ? " features only" : " weight only") << " "
+                         << chunking);
+          CHECK(xg.grad().defined() == features_need_grad);
+          CHECK(wg.grad().defined() == !features_need_grad);
+          CHECK(near(features_need_grad ? xg.grad() : wg.grad(),
+                     features_need_grad ? want.grad_features : want.grad_weight, 2e-5, 1e-6));
+        }
     }
   }
 }
@@ -176,9 +247,7 @@ TEST_CASE("the modules' forward equals their cosine (or logit) path", "[linear][
     return F::arcface_loss(m->cosines(xr), y, F::ArcFaceLossFuncOptions().scale(20).reduction(torch::kSum));
   });
   angular::SoftmaxLoss softmax(angular::SoftmaxLossOptions(classes, dim).chunk_rows(2));
-  compare(softmax, [&](auto& m, const at::Tensor& xr) {
-    return angular::detail::cross_entropy(m->logits(xr), y, {});
-  });
+  compare(softmax, [&](auto& m, const at::Tensor& xr) { return angular::detail::cross_entropy(m->logits(xr), y, {}); });
   angular::CenterLoss center(angular::CenterLossOptions(classes, dim).update(angular::CenterUpdate::sgd));
   center->centers.data().uniform_(-1, 1);
   compare(center, [&](auto& m, const at::Tensor& xr) {
@@ -203,9 +272,11 @@ TEST_CASE("features-level losses reject what the cosine losses reject, and misma
   CHECK_ANGULAR_ERROR(F::softmax_loss(x, w, y, F::SoftmaxLossFuncOptions().weight(at::ones({4}))),
                       "weight (class weights) must be [5]");
   for (const int64_t rows : {-1, -3})
-    CHECK_ANGULAR_ERROR(F::linear_arc_loss(x, w, y, F::ArcLossFuncOptions().chunk_rows(rows)),
-                        "chunk_rows must be >= 1, or 0 to size the chunks from kDefaultWorkspaceBytes, got " +
-                            std::to_string(rows));
+    CHECK_ANGULAR_ERROR(
+        F::linear_arc_loss(x, w, y, F::ArcLossFuncOptions().chunk_rows(rows)),
+        "chunk_rows must be >= 1, or 0 to size the chunks from kDefaultWorkspaceBytes, got " + std::to_string(rows));
+  CHECK_ANGULAR_ERROR(F::linear_arc_loss(x, w, y, F::ArcLossFuncOptions().chunk_classes(-2)),
+                      "chunk_classes must be >= 1, or 0 for automatic, got -2");
 }
 
 TEST_CASE("the features-level forward and backward never allocate a [B, C] tensor", "[linear][memory]") {
@@ -225,12 +296,9 @@ TEST_CASE("the features-level forward and backward never allocate a [B, C] tenso
     // What the step held beyond what it leaves (the gradients of x and W).
     return allocator.peak_bytes() - before - (allocator.live_bytes() - before);
   };
-  const int64_t fused = extra_peak([&] {
-    F::linear_arcface_loss(x, w, y, F::ArcFaceLossFuncOptions().chunk_rows(rows)).backward();
-  });
-  const int64_t module_path = extra_peak([&] {
-    F::arcface_loss(angular::detail::cosine_matrix(x, w), y).backward();
-  });
+  const int64_t fused =
+      extra_peak([&] { F::linear_arcface_loss(x, w, y, F::ArcFaceLossFuncOptions().chunk_rows(rows)).backward(); });
+  const int64_t module_path = extra_peak([&] { F::arcface_loss(angular::detail::cosine_matrix(x, w), y).backward(); });
   const int64_t workspace = 2 * rows * classes * 4;
   INFO("fused " << fused << " B, cosine path " << module_path << " B, [B, C] " << matrix_bytes << " B");
   CHECK(module_path > matrix_bytes);  // the measurement sees a [B, C] tensor where there is one

@@ -33,6 +33,7 @@
 #include <angular/functional/subcenter_arcface.hpp>
 #include <angular/kernel_path.hpp>
 #include <angular/label_checks.hpp>
+#include <angular/memory.hpp>
 #include <angular/modules/adaface.hpp>
 #include <angular/modules/arc.hpp>
 #include <angular/modules/arcface.hpp>

@@ -21,9 +21,12 @@ struct LossUnderTest {
   LinearLoss composite;  // the cosine-level loss of detail::cosine_matrix (or x Wᵀ)
 };
 
+/// The case's settings and the chunking: `chunking` rows per chunk (0: automatic), or where
+/// negative −chunking classes per block of the class-blocked pass.
 template <class Options>
-Options with_case(Options options, const CrossEntropyCase& ce, int64_t chunk_rows) {
-  return ce.apply(options).chunk_rows(chunk_rows);
+Options with_case(Options options, const CrossEntropyCase& ce, int64_t chunking) {
+  options = ce.apply(options);
+  return chunking < 0 ? options.chunk_classes(-chunking) : options.chunk_rows(chunking);
 }
 
 /// A combined margin with all three parts.
@@ -46,16 +49,14 @@ inline std::vector<LossUnderTest> losses() {
          return F::linear_arcface_loss(x, w, y, with_case(F::ArcFaceLossFuncOptions().scale(16), ce, rows));
        },
        [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
-         return F::arcface_loss(D::cosine_matrix(x, w), y,
-                                with_case(F::ArcFaceLossFuncOptions().scale(16), ce, rows));
+         return F::arcface_loss(D::cosine_matrix(x, w), y, with_case(F::ArcFaceLossFuncOptions().scale(16), ce, rows));
        }},
       {"cosface",
        [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
          return F::linear_cosface_loss(x, w, y, with_case(F::CosFaceLossFuncOptions().scale(16), ce, rows));
        },
        [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
-         return F::cosface_loss(D::cosine_matrix(x, w), y,
-                                with_case(F::CosFaceLossFuncOptions().scale(16), ce, rows));
+         return F::cosface_loss(D::cosine_matrix(x, w), y, with_case(F::CosFaceLossFuncOptions().scale(16), ce, rows));
        }},
       {"normface",
        [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
@@ -125,20 +126,19 @@ struct LossAndGradients {
 
 /// The loss and the gradients of Σ loss·R (R a fixed random projection, 1 for a scalar) with
 /// respect to both inputs.
-inline LossAndGradients evaluate(const LinearLoss& loss, const at::Tensor& x, const at::Tensor& w,
-                          const at::Tensor& y, const CrossEntropyCase& ce, int64_t rows) {
+inline LossAndGradients evaluate(const LinearLoss& loss, const at::Tensor& x, const at::Tensor& w, const at::Tensor& y,
+                                 const CrossEntropyCase& ce, int64_t rows) {
   const at::Tensor xg = x.detach().requires_grad_(true), wg = w.detach().requires_grad_(true);
   const at::Tensor value = loss(xg, wg, y, ce, rows);
   const at::Tensor projection =
-      value.dim() == 0 ? at::ones({}, value.options())
-                       : uniform(value.sizes(), 0.5, 1.5, 99).to(value.options());
+      value.dim() == 0 ? at::ones({}, value.options()) : uniform(value.sizes(), 0.5, 1.5, 99).to(value.options());
   (value * projection).sum().backward();
   return {value.detach(), xg.grad(), wg.grad()};
 }
 
 /// The composite in float64 on float64 copies of the same inputs.
 inline LossAndGradients reference(const LossUnderTest& loss, const at::Tensor& x, const at::Tensor& w,
-                           const at::Tensor& y, const CrossEntropyCase& ce) {
+                                  const at::Tensor& y, const CrossEntropyCase& ce) {
   const angular::CompositePathGuard composite;
   return evaluate(loss.composite, x.to(at::kDouble), w.to(at::kDouble), y, ce, 0);
 }
@@ -161,14 +161,17 @@ inline bool near(const at::Tensor& got, const at::Tensor& want, double rtol, dou
 
 /// The features-level loss on `device` against the float64 composite on the CPU.
 inline void check_against_composite(const LossUnderTest& loss, const at::Tensor& x, const at::Tensor& w,
-                                    const at::Tensor& y, const CrossEntropyCase& ce, int64_t rows,
-                                    double rtol, double atol, at::Device device = at::kCPU) {
+                                    const at::Tensor& y, const CrossEntropyCase& ce, int64_t rows, double rtol,
+                                    double atol, at::Device device = at::kCPU) {
   CrossEntropyCase on_device = ce;
   if (ce.class_weight.defined()) on_device.class_weight = ce.class_weight.to(device);
   const LossAndGradients got = evaluate(loss.fused, x.to(device), w.to(device), y.to(device), on_device, rows);
   const LossAndGradients want = reference(loss, x, w, y, ce);
-  INFO(loss.name << " " << ce.name << " B=" << x.size(0) << " C=" << w.size(0) << " D=" << w.size(1)
-                 << " chunk_rows=" << (rows > 0 ? std::to_string(rows) : "auto") << " " << x.scalar_type());
+  INFO(loss.name << " " << ce.name << " B=" << x.size(0) << " C=" << w.size(0) << " D=" << w.size(1) << " chunking="
+                 << (rows > 0   ? std::to_string(rows) + " rows"
+                     : rows < 0 ? std::to_string(-rows) + " classes"
+                                : std::string("auto"))
+                 << " " << x.scalar_type());
   CHECK(got.loss.scalar_type() == (x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat));
   CHECK(near(got.loss, want.loss, rtol, atol));
   CHECK(near(got.grad_features, want.grad_features, rtol, atol));

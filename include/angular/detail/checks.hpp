@@ -39,6 +39,7 @@ To with_cross_entropy_args(To to, const From& from) {
       .label_smoothing(from.label_smoothing())
       .weight(from.weight())
       .chunk_rows(from.chunk_rows())
+      .chunk_classes(from.chunk_classes())
       .sample_rate(from.sample_rate())
       .generator(from.generator())
       .sampled_classes(from.sampled_classes());

@@ -5,6 +5,7 @@
 // (detail/autograd/linear_margin_cross_entropy.hpp) and the dispatcher operators' CPU and CUDA
 // kernels (ops/kernels.hpp).
 
+#include <angular/detail/class_blocks.hpp>
 #include <angular/detail/fused_margin_cross_entropy.hpp>
 #include <angular/detail/linear_pass.hpp>
 
@@ -14,7 +15,8 @@ namespace angular::detail {
 /// params.sub_centers, one dtype and device): the margin's per-row parameters row_params [B, P]
 /// where it reads any besides the feature norms, which the pass computes itself (undefined
 /// otherwise); labels, the margin, the cross-entropy; `normalize` false for the logits x·w_j
-/// of the modified softmax; rows per chunk (0: as many as fit kDefaultWorkspaceBytes).
+/// of the modified softmax; rows per chunk and classes per block (0: automatic, see
+/// runs_in_class_blocks).
 struct LinearProblem {
   at::Tensor features, weight, row_params, target;
   MarginKind margin = MarginKind::arc;
@@ -22,7 +24,30 @@ struct LinearProblem {
   CrossEntropySpec spec;
   bool normalize = true;
   int64_t chunk_rows = 0;
+  int64_t chunk_classes = 0;
 };
+
+/// Whether `p` runs in blocks of classes (detail/class_blocks.hpp, fused CPU kernels only):
+/// where chunk_classes asks, or where neither setting is given and one chunk of rows within
+/// kDefaultWorkspaceBytes cannot hold the whole batch. Otherwise in chunks of rows.
+inline bool runs_in_class_blocks(const LinearProblem& p, const RowKernels& kernels) {
+  if (kernel_path(p.features) != KernelPath::fused_cpu) return false;
+  if (p.chunk_classes > 0) return true;
+  return p.chunk_rows == 0 && resolve_chunk_rows(0, p.weight, kernels) < p.features.size(0);
+}
+
+/// The class-blocked pass of `p`.
+inline LinearPass class_blocked_pass(const LinearProblem& p, std::array<bool, 2> wanted, const RowFactors& factors) {
+  ClassBlockSpec s;
+  s.num_classes = p.weight.size(0) / p.params.sub_centers;
+  s.classes = {0, s.num_classes};
+  s.margin = p.margin;
+  s.params = p.params;
+  s.normalize = p.normalize;
+  s.spec = p.spec;
+  s.chunk_classes = p.chunk_classes;
+  return class_blocked_pass(s, p.features, p.weight, p.target, p.row_params, wanted[0], wanted[1], factors);
+}
 
 /// The loss of `p` and, where `wanted` asks, the gradients of features and weight for the
 /// upstream gradient `upstream` (see row_factors), on the fused path of the features' device.
@@ -45,7 +70,9 @@ inline LossAndGradients fused_linear_margin_cross_entropy(const LinearProblem& p
   const RowFactors factors = wanted[0] || wanted[1]
                                  ? row_factors(p.features.size(0), p.spec.reduction, divisor, upstream, options)
                                  : RowFactors{};
-  LinearPass pass = linear_pass(args, kernels, wanted[0], wanted[1], factors.scale, factors.rows);
+  const LinearPass pass = runs_in_class_blocks(p, kernels)
+                              ? class_blocked_pass(p, wanted, factors)
+                              : linear_pass(args, kernels, wanted[0], wanted[1], factors.scale, factors.rows);
   return {reduce_rows(pass.row_loss, p.spec.reduction, divisor), pass.grad_features, pass.grad_weight};
 }
 

@@ -14,6 +14,7 @@
 // without the normalisations.
 
 #include <angular/detail/constants.hpp>
+#include <angular/detail/cpu/gradient_buffers.hpp>
 #include <angular/detail/cpu/memory.hpp>
 #include <angular/detail/row_loss.hpp>
 #include <angular/detail/row_parameters.hpp>
@@ -22,9 +23,12 @@
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
+#include <ATen/cpu/vec/functional.h>
+#include <ATen/cpu/vec/vec.h>
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace angular::detail {
 
@@ -127,19 +131,23 @@ inline at::Tensor empty_for_pass(at::IntArrayRef sizes, const at::TensorOptions&
   return t;
 }
 
-/// An uninitialised gradient of `weight` [C, D] (empty_for_pass) laid out as `weight` is:
-/// transposed where `weight` is the transpose of a contiguous [D, C] (a [D, C] parameter used
-/// as W.t()), so that autograd gives that parameter a contiguous gradient without a copy.
+/// An uninitialised gradient of `weight` [C, D] laid out as `weight` is: transposed where
+/// `weight` is the transpose of a contiguous [D, C] (a [D, C] parameter used as W.t()), so that
+/// autograd gives that parameter a contiguous gradient without a copy. On the CPU on a buffer
+/// kept from an earlier step's gradient where one is free (detail/cpu/gradient_buffers.hpp).
 inline at::Tensor empty_weight_gradient(const at::Tensor& weight, const at::TensorOptions& options) {
-  if (is_transposed_matrix(weight)) return empty_for_pass({weight.size(1), weight.size(0)}, options).t();
-  return empty_for_pass(weight.sizes(), options);
+  const bool transposed = is_transposed_matrix(weight);
+  const std::vector<int64_t> sizes =
+      transposed ? std::vector<int64_t>{weight.size(1), weight.size(0)} : weight.sizes().vec();
+  const at::Tensor gradient =
+      options.device().is_cpu() ? cpu::GradientBuffers::instance().empty(sizes, options) : at::empty(sizes, options);
+  return transposed ? gradient.t() : gradient;
 }
 
 /// acc += Gᵀ x̂_b (acc = Gᵀ x̂_b for the first chunk) in the compute dtype. Where the inputs
 /// are narrower, acc starts at zero and takes class slices whose product is small, so that
 /// no [C, D] temporary exists.
-inline void add_weight_gradient(at::Tensor& acc, const at::Tensor& grad, const at::Tensor& x_chunk,
-                                bool first) {
+inline void add_weight_gradient(at::Tensor& acc, const at::Tensor& grad, const at::Tensor& x_chunk, bool first) {
   if (acc.scalar_type() == grad.scalar_type()) {
     acc.addmm_(grad.t(), x_chunk, /*beta=*/first ? 0 : 1);
     return;
@@ -147,8 +155,43 @@ inline void add_weight_gradient(at::Tensor& acc, const at::Tensor& grad, const a
   constexpr int64_t kSlice = 4096;
   for (int64_t begin = 0; begin < acc.size(0); begin += kSlice) {
     const int64_t n = std::min(kSlice, acc.size(0) - begin);
-    acc.narrow(0, begin, n).add_(at::mm(grad.narrow(1, begin, n).t(), x_chunk));
+    at::Tensor rows = acc.narrow(0, begin, n);
+    const at::Tensor product = at::mm(grad.narrow(1, begin, n).t(), x_chunk);
+    if (first)
+      rows.copy_(product);
+    else
+      rows.add_(product);
   }
+}
+
+/// acc_j −= q_j²·(w_j · acc_j)·w_j for rows j of CPU matrices whose rows are contiguous, of one
+/// dtype: one visit of each row, where ATen's ops would take three sweeps and a temporary.
+inline void project_contiguous_rows(at::Tensor& acc, const at::Tensor& weight, const RowNorms& norms) {
+  const at::Tensor inverse = norms.inverse.contiguous(), passes = norms.passes.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(acc.scalar_type(), "project_contiguous_rows", [&] {
+    using Vec = at::vec::Vectorized<scalar_t>;
+    const scalar_t* w = weight.const_data_ptr<scalar_t>();
+    scalar_t* a = acc.mutable_data_ptr<scalar_t>();
+    const scalar_t* q = inverse.const_data_ptr<scalar_t>();
+    const bool* pass = passes.const_data_ptr<bool>();
+    const int64_t dim = acc.size(1), vector_end = dim - dim % Vec::size();
+    at::parallel_for(0, acc.size(0), 64, [&](int64_t begin, int64_t end) {
+      for (int64_t j = begin; j < end; ++j) {
+        if (!pass[j]) continue;
+        const scalar_t* wj = w + j * weight.stride(0);
+        scalar_t* aj = a + j * acc.stride(0);
+        Vec sums(0);
+        for (int64_t d = 0; d < vector_end; d += Vec::size())
+          sums = at::vec::fmadd(Vec::loadu(wj + d), Vec::loadu(aj + d), sums);
+        scalar_t dot = at::vec::vec_reduce_all<scalar_t>([](Vec x, Vec y) { return x + y; }, sums);
+        for (int64_t d = vector_end; d < dim; ++d) dot += wj[d] * aj[d];
+        const Vec along(dot * q[j] * q[j]);
+        for (int64_t d = 0; d < vector_end; d += Vec::size())
+          (Vec::loadu(aj + d) - along * Vec::loadu(wj + d)).store(aj + d);
+        for (int64_t d = vector_end; d < dim; ++d) aj[d] -= dot * q[j] * q[j] * wj[d];
+      }
+    });
+  });
 }
 
 /// acc_j ← P_{ŵ_j} acc_j = acc_j − q_j²·(w_j · acc_j)·w_j for the rows whose norm passes,
@@ -165,6 +208,9 @@ inline void project_weight_gradient(at::Tensor& acc, const at::Tensor& weight, c
     a.addcmul_(w, along.unsqueeze(0), -1);
     return;
   }
+  if (acc.is_cpu() && acc.stride(1) == 1 && weight.stride(1) == 1 && weight.scalar_type() == acc.scalar_type() &&
+      (acc.scalar_type() == at::kFloat || acc.scalar_type() == at::kDouble))
+    return project_contiguous_rows(acc, weight, norms);
   constexpr int64_t kSlice = 512;
   for (int64_t begin = 0; begin < acc.size(0); begin += kSlice) {
     const int64_t n = std::min(kSlice, acc.size(0) - begin);
@@ -178,8 +224,8 @@ inline void project_weight_gradient(at::Tensor& acc, const at::Tensor& weight, c
 
 /// One pass over the row chunks of `args`: the per-row lse and loss, and the gradients asked
 /// for of Σ_i s_i·loss_i (s_i as in chunk_row_kernels).
-inline LinearPass linear_pass(const LinearArgs& args, const RowKernels& kernels, bool grad_features,
-                              bool grad_weight, double scale, const at::Tensor& row_scale) {
+inline LinearPass linear_pass(const LinearArgs& args, const RowKernels& kernels, bool grad_features, bool grad_weight,
+                              double scale, const at::Tensor& row_scale) {
   const at::Tensor& weight = args.weight;
   const at::ScalarType dtype = weight.scalar_type();  // of the products
   const at::ScalarType compute = args.row.weight_sum.scalar_type();
@@ -224,13 +270,17 @@ inline LinearPass linear_pass(const LinearArgs& args, const RowKernels& kernels,
     at::mm_out(products, x_chunk, weight.t());
     RowLossArgs row = row_args;
     row.cos = products;  // the cosines once scaled by q
-    if (args.normalize && in_place) row.column_scale = w_norms.inverse;
-    else if (args.normalize) products.mul_(w_norms.inverse);
+    if (args.normalize && in_place)
+      row.column_scale = w_norms.inverse;
+    else if (args.normalize)
+      products.mul_(w_norms.inverse);
     row.target = row_args.target.narrow(0, begin, n);
     if (row.row_params.defined()) row.row_params = row_args.row_params.narrow(0, begin, n);
     RowOutputs chunk_out{out.lse.narrow(0, begin, n), out.row_loss.narrow(0, begin, n),
                          norm_grad ? entropy.narrow(0, begin, n) : at::Tensor(),
-                         !any_grad ? at::Tensor() : in_place ? products : grad_workspace.narrow(0, 0, n)};
+                         !any_grad  ? at::Tensor()
+                         : in_place ? products
+                                    : grad_workspace.narrow(0, 0, n)};
     chunk_row_kernels(kernels, row, chunk_out, scale,
                       row_scale.defined() ? row_scale.narrow(0, begin, n) : at::Tensor());
     if (!any_grad) continue;
@@ -238,8 +288,10 @@ inline LinearPass linear_pass(const LinearArgs& args, const RowKernels& kernels,
     if (args.normalize && !in_place) grad.mul_(w_norms.inverse);  // G: the gradient of x̂·w_j
     if (grad_features) {
       at::Tensor rows_grad = grad_x_hat.narrow(0, begin, n);
-      if (dtype == compute) at::mm_out(rows_grad, grad, weight);
-      else rows_grad.copy_(at::mm(grad, weight));
+      if (dtype == compute)
+        at::mm_out(rows_grad, grad, weight);
+      else
+        rows_grad.copy_(at::mm(grad, weight));
     }
     if (grad_weight) add_weight_gradient(grad_w, grad, x_chunk, begin == 0);
   }

@@ -51,6 +51,9 @@ LinearProblem checked_linear_problem(const at::Tensor& features, const at::Tenso
   p.spec = spec;
   p.normalize = Traits::kNormalized;
   p.chunk_rows = options.chunk_rows();
+  TORCH_CHECK(options.chunk_classes() >= 0, "angular: chunk_classes must be >= 1, or 0 for automatic, got ",
+              options.chunk_classes());
+  p.chunk_classes = options.chunk_classes();
   return p;
 }
 

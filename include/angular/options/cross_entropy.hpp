@@ -30,6 +30,11 @@ constexpr int64_t kDefaultWorkspaceBytes = int64_t{128} << 20;
 //   chunk_rows       features-level losses: samples per chunk, each chunk holding [chunk_rows, C]
 //                    logits (and as much again for their gradient on CUDA); 0 (default) takes
 //                    as many as fit kDefaultWorkspaceBytes. Losses over cosines ignore it.
+//   chunk_classes    features-level losses on the CPU: classes per block of the class-blocked
+//                    pass (every row at once, two sweeps over blocks of classes), which runs
+//                    where this is set, or where both are 0 (default) and one chunk of rows
+//                    within kDefaultWorkspaceBytes cannot hold the batch; 0: blocks of
+//                    [B, classes] products within 16 MiB. Elsewhere ignored.
 //   sample_rate      features-level losses: PartialFC's class sampling in (0, 1]. Below 1 each
 //                    call keeps the classes labelling the batch and draws others uniformly up
 //                    to ceil(sample_rate·C); the loss is over the kept classes alone and the
@@ -44,6 +49,7 @@ constexpr int64_t kDefaultWorkspaceBytes = int64_t{128} << 20;
   TORCH_ARG(double, label_smoothing) = 0.0;                    \
   TORCH_ARG(at::Tensor, weight) = at::Tensor();                \
   TORCH_ARG(int64_t, chunk_rows) = 0;                          \
+  TORCH_ARG(int64_t, chunk_classes) = 0;                       \
   TORCH_ARG(double, sample_rate) = 1.0;                        \
   TORCH_ARG(at::Generator, generator) = at::Generator();       \
   TORCH_ARG(at::Tensor, sampled_classes) = at::Tensor()

@@ -25,6 +25,7 @@ struct FusedLinearMarginCrossEntropy : torch::autograd::Function<FusedLinearMarg
     save_settings(ctx, p.margin, p.params, p.spec);
     ctx->saved_data["normalize"] = p.normalize;
     ctx->saved_data["chunk_rows"] = p.chunk_rows;
+    ctx->saved_data["chunk_classes"] = p.chunk_classes;
     return fused_linear_margin_cross_entropy(p, {false, false}).loss;
   }
 
@@ -43,6 +44,7 @@ struct FusedLinearMarginCrossEntropy : torch::autograd::Function<FusedLinearMarg
     restore_settings(ctx, p.margin, p.params, p.spec);
     p.normalize = ctx->saved_data["normalize"].toBool();
     p.chunk_rows = ctx->saved_data["chunk_rows"].toInt();
+    p.chunk_classes = ctx->saved_data["chunk_classes"].toInt();
     LossAndGradients out =
         fused_linear_margin_cross_entropy(p, {ctx->needs_input_grad(0), ctx->needs_input_grad(1)}, grads[0]);
     return {out.grad_a, out.grad_b, {}};

@@ -13,6 +13,7 @@
 // classes (summed over the ranks by the all-gather's backward, detail/distributed/gather.hpp).
 
 #include <angular/detail/checks.hpp>
+#include <angular/detail/class_blocks.hpp>
 #include <angular/distributed/collectives.hpp>
 #include <angular/detail/margin_cross_entropy.hpp>
 #include <angular/options/cross_entropy.hpp>
@@ -25,29 +26,11 @@
 
 namespace angular::detail {
 
-/// The classes [offset, offset + count) of `rank` among `world_size` ranks: C / N each, the
-/// first C % N ranks one more.
-struct ClassRange {
-  int64_t offset = 0, count = 0;
-};
-
-inline ClassRange class_range(int64_t classes, int64_t rank, int64_t world_size) {
-  const int64_t base = classes / world_size, extra = classes % world_size;
-  return {rank * base + std::min(rank, extra), base + (rank < extra ? 1 : 0)};
-}
-
-/// Everything but the tensors: the group, this rank's classes among C and its rows in the
-/// gathered batch, the margin, the cross-entropy settings (class weights over all C classes).
-struct ShardedSpec {
+/// A class-sharded problem: the blocked pass's settings (this rank's classes), the group, and
+/// where asked a record of every row's loss.
+struct ShardedSpec : ClassBlockSpec {
   distributed::ProcessGroupPtr group;
-  int64_t num_classes = 0;
-  ClassRange classes;
-  MarginKind margin = MarginKind::arcface;
-  MarginParams params;
-  bool normalize = true;  // false: the modified softmax's x·w_j
-  CrossEntropySpec spec;
-  int64_t chunk_classes = 0;  // 0: automatic
-  at::Tensor row_losses;      // undefined, or set to every row's loss (detached)
+  at::Tensor row_losses;  // undefined, or set to every row's loss (detached)
 };
 
 /// Sets the caller's record of the rows' losses (where it asked for one) to `row_loss`.
@@ -98,34 +81,8 @@ inline int64_t shard_chunk_classes(const ShardedSpec& s, int64_t rows, int64_t e
 /// The cosine of each row's label [B], summed over the ranks: the owner's value, 0 elsewhere.
 inline at::Tensor shared_label_cosines(const ShardedSpec& s, const at::Tensor& x, const at::Tensor& weight,
                                        const at::Tensor& target) {
-  const int64_t K = s.params.sub_centers;
-  const at::Tensor labels = local_labels(target, s.classes.offset, s.classes.count, s.spec.ignore_index);
-  at::Tensor cosines = at::zeros({x.size(0)}, x.options());
-  const at::Tensor rows = (labels >= 0).nonzero().select(1, 0);
-  if (rows.numel() > 0) {
-    const at::Tensor first = labels.index_select(0, rows) * K;
-    const at::Tensor vectors =
-        weight.index_select(0, (first.unsqueeze(1) + at::arange(K, first.options())).flatten()).to(x.scalar_type());
-    const at::Tensor c = (l2_normalize_rows(x.index_select(0, rows)).unsqueeze(1) *
-                          l2_normalize_rows(vectors).view({rows.size(0), K, -1}))
-                             .sum(2);
-    cosines.index_copy_(0, rows, std::get<0>(c.max(1)));
-  }
+  at::Tensor cosines = local_label_cosines(s, x, weight, target);
   return distributed::all_reduce_(s.group, cosines, c10d::ReduceOp::SUM);
-}
-
-/// Per row: 1 where kept, the label's class weight w_y and the target's mass coef_i (0 for
-/// ignored rows; target_mass, as the single-process kernels take it).
-struct TargetWeights {
-  at::Tensor kept, label, mass;
-};
-
-inline TargetWeights target_weights(const ShardedSpec& s, const at::Tensor& target, const at::TensorOptions& options) {
-  const RowLossArgs args = row_loss_args(target, s.margin, s.params, at::Tensor(), s.spec, s.num_classes, options);
-  const at::Tensor kept = indexable_target(target, s.spec.ignore_index).kept.to(options.dtype());
-  const at::Tensor label =
-      args.class_weight.defined() ? args.class_weight.index_select(0, clamp_labels(target, s.num_classes)) * kept : kept;
-  return {kept, label, target_mass(args, s.num_classes)};
 }
 
 /// Class weights of the chunk [first, first + n) of this rank's classes times ε/C, [1, n] (or a
