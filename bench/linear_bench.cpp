@@ -4,7 +4,8 @@
 //                                         the fused kernel over the [B, C] cosines
 //   BM_linear_products/<B>/<C>            the floor: x̂ Wᵀ, Gᵀ x̂ and G W alone, into
 //                                         preallocated outputs
-// and with _cuda (CUDA events, B = 512, float32 and bfloat16) where a GPU is present.
+// at B = 256 and C = 10⁴, 10⁵, 10⁶ and (but for the module path) 4·10⁶, and with _cuda (CUDA
+// events, B = 512, float32 and bfloat16) where a GPU is present.
 // peak_extra_bytes: the most bytes live at once during the step beyond what it started with
 // and what it leaves (the gradients of x and W).
 
@@ -110,14 +111,17 @@ void run_cpu(benchmark::State& state, const Step& step, bool products_only) {
     peak_extra = memory.peak_bytes() - memory.live_bytes();
     clear_grads(in);
   }
+  angular::release_gradient_buffers();  // the next benchmark's memory (at C = 4·10⁶, 20 of 24 GB)
   set_linear_counters(state, rows, classes, peak_extra);
 }
 
-void register_cpu(const std::string& name, const Step& step, bool products_only = false) {
+/// C = 10⁴ … 10⁶, and 4·10⁶ where `largest` (W and ∂W 16 GB; not the module path's [B, C]s).
+void register_cpu(const std::string& name, const Step& step, bool products_only = false, bool largest = true) {
   auto* b = benchmark::RegisterBenchmark(name.c_str(), [step, products_only](benchmark::State& s) {
     run_cpu(s, step, products_only);
   });
   for (int64_t classes : {10000, 100000, 1000000}) b->Args({256, classes});
+  if (largest) b->Args({256, 4000000});
   b->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
@@ -162,8 +166,8 @@ void register_cuda(const std::string& name, const Step& step, bool products_only
 void register_linear_benchmarks() {
   register_cpu("BM_linear_arc_fused", fused_arc());
   register_cpu("BM_linear_arcface_fused", fused_arcface());
-  register_cpu("BM_linear_arc_module_path", module_path_arc());
-  register_cpu("BM_linear_arcface_module_path", module_path_arcface());
+  register_cpu("BM_linear_arc_module_path", module_path_arc(), false, /*largest=*/false);
+  register_cpu("BM_linear_arcface_module_path", module_path_arcface(), false, /*largest=*/false);
   register_cpu("BM_linear_products", {}, /*products_only=*/true);
 #ifdef ANGULAR_HAVE_CUDA_BENCH
   if (torch::cuda::is_available()) {

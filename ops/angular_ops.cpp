@@ -20,6 +20,8 @@
 //   loss_table() -> str                      every loss's names, settings, defaults and docs (JSON)
 //   check_settings(loss, settings, num_classes)   refuses settings out of range
 //   composite_path(enabled) -> bool          sets this thread's CompositePathGuard state
+//   release_gradient_buffers() -> int        gives back the freed weight-gradient buffers kept for
+//                                            the next step (angular/memory.hpp); their bytes
 //   cosine_matrix, margin_logits, center_term, update_centers_   composite (ATen) helpers
 //   sharded_margin_cross_entropy, class_range                    the class-sharded loss
 //                                                                (distributed_ops.hpp)
@@ -69,6 +71,8 @@ TORCH_LIBRARY(angular, m) {
     angular::detail::composite_path_forced() = enabled;
     return previous;
   });
+  m.def("release_gradient_buffers() -> int",
+        [] { return static_cast<int64_t>(angular::release_gradient_buffers()); });
   m.def("cosine_matrix(Tensor features, Tensor weight) -> Tensor");
   m.def("margin_logits(Tensor features, Tensor weight, str margin, float[] settings) -> Tensor");
   m.def("center_term(Tensor features, Tensor centers, Tensor target, int reduction, int ignore_index) -> Tensor");

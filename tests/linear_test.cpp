@@ -306,3 +306,36 @@ TEST_CASE("the features-level forward and backward never allocate a [B, C] tenso
   // The workspace, the class vectors' norms, and per-slice temporaries of [4096, D].
   CHECK(fused <= workspace + 8 * classes * 4 + 4 * 4096 * dim * 4 + 8 * batch * dim * 4);
 }
+
+TEST_CASE("a freed weight gradient's buffer is reused by the next step, a held one never", "[linear][memory]") {
+  angular::release_gradient_buffers();
+  const int64_t batch = 4, classes = 40000, dim = 512;  // an 82 MB gradient: kept
+  const at::Tensor x = uniform({batch, dim}, -1, 1, 40).to(at::kFloat).requires_grad_(true);
+  const at::Tensor w = uniform({classes, dim}, -1, 1, 41).to(at::kFloat).requires_grad_(true);
+  const at::Tensor y = labels(batch, classes, 42);
+  const auto step = [&](const at::Tensor& labels) {
+    x.mutable_grad() = at::Tensor();
+    w.mutable_grad() = at::Tensor();
+    F::linear_arcface_loss(x, w, labels, F::ArcFaceLossFuncOptions().chunk_classes(7000)).backward();
+    return w.grad();
+  };
+  const at::Tensor held = step(y);
+  const at::Tensor held_copy = held.clone();
+  const void* freed = nullptr;
+  at::Tensor expected;
+  {
+    const at::Tensor other = step(labels(batch, classes, 43));
+    CHECK(other.data_ptr() != held.data_ptr());
+    CHECK(at::equal(held, held_copy));  // untouched by the step after it
+    freed = other.data_ptr();
+    expected = other.clone();
+  }
+  w.mutable_grad() = at::Tensor();
+  CHECK(angular::free_gradient_buffer_bytes() == size_t(classes * dim * 4));
+  const at::Tensor again = step(labels(batch, classes, 43));
+  CHECK(again.data_ptr() == freed);
+  CHECK(at::equal(again, expected));
+  w.mutable_grad() = at::Tensor();
+  angular::release_gradient_buffers();
+  CHECK(angular::free_gradient_buffer_bytes() == 0);
+}

@@ -11,8 +11,8 @@
 namespace angular {
 
 /// Gives the kept gradient buffers that no tensor holds back to the system (as
-/// torch.cuda.empty_cache() does for CUDA's).
-inline void release_gradient_buffers() { detail::cpu::GradientBuffers::instance().release(); }
+/// torch.cuda.empty_cache() does for CUDA's); returns their bytes.
+inline size_t release_gradient_buffers() { return detail::cpu::GradientBuffers::instance().release(); }
 
 /// Bytes kept in gradient buffers that no tensor holds.
 inline size_t free_gradient_buffer_bytes() { return detail::cpu::GradientBuffers::instance().free_bytes(); }

@@ -15,7 +15,14 @@ from .modules import __all__ as _modules
 
 __version__ = _C.__version__
 
-__all__ = ["functional", "evaluation", "metrics", "distributed", "__version__", *_modules]
+__all__ = ["functional", "evaluation", "metrics", "distributed", "release_gradient_buffers", "__version__", *_modules]
+
+
+def release_gradient_buffers() -> int:
+    """Gives back to the system the CPU memory of freed class-vector gradients that angular keeps
+    for the next step's (64 MiB or more each, at most two; as CUDA's caching allocator keeps its
+    blocks, and torch.cuda.empty_cache() gives them back). Returns the bytes given back."""
+    return int(torch.ops.angular.release_gradient_buffers())
 
 
 def __getattr__(name):

@@ -23,8 +23,6 @@
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
-#include <ATen/cpu/vec/functional.h>
-#include <ATen/cpu/vec/vec.h>
 
 #include <algorithm>
 #include <cmath>
@@ -165,30 +163,30 @@ inline void add_weight_gradient(at::Tensor& acc, const at::Tensor& grad, const a
 }
 
 /// acc_j −= q_j²·(w_j · acc_j)·w_j for rows j of CPU matrices whose rows are contiguous, of one
-/// dtype: one visit of each row, where ATen's ops would take three sweeps and a temporary.
+/// dtype: one visit of each row, where ATen's ops would take three sweeps and a temporary. The
+/// dot in kLanes partial sums, which the compiler keeps in vector registers.
 inline void project_contiguous_rows(at::Tensor& acc, const at::Tensor& weight, const RowNorms& norms) {
   const at::Tensor inverse = norms.inverse.contiguous(), passes = norms.passes.contiguous();
   AT_DISPATCH_FLOATING_TYPES(acc.scalar_type(), "project_contiguous_rows", [&] {
-    using Vec = at::vec::Vectorized<scalar_t>;
+    constexpr int64_t kLanes = 8;
     const scalar_t* w = weight.const_data_ptr<scalar_t>();
     scalar_t* a = acc.mutable_data_ptr<scalar_t>();
     const scalar_t* q = inverse.const_data_ptr<scalar_t>();
     const bool* pass = passes.const_data_ptr<bool>();
-    const int64_t dim = acc.size(1), vector_end = dim - dim % Vec::size();
+    const int64_t dim = acc.size(1), lanes_end = dim - dim % kLanes;
     at::parallel_for(0, acc.size(0), 64, [&](int64_t begin, int64_t end) {
       for (int64_t j = begin; j < end; ++j) {
         if (!pass[j]) continue;
         const scalar_t* wj = w + j * weight.stride(0);
         scalar_t* aj = a + j * acc.stride(0);
-        Vec sums(0);
-        for (int64_t d = 0; d < vector_end; d += Vec::size())
-          sums = at::vec::fmadd(Vec::loadu(wj + d), Vec::loadu(aj + d), sums);
-        scalar_t dot = at::vec::vec_reduce_all<scalar_t>([](Vec x, Vec y) { return x + y; }, sums);
-        for (int64_t d = vector_end; d < dim; ++d) dot += wj[d] * aj[d];
-        const Vec along(dot * q[j] * q[j]);
-        for (int64_t d = 0; d < vector_end; d += Vec::size())
-          (Vec::loadu(aj + d) - along * Vec::loadu(wj + d)).store(aj + d);
-        for (int64_t d = vector_end; d < dim; ++d) aj[d] -= dot * q[j] * q[j] * wj[d];
+        scalar_t partial[kLanes] = {};
+        for (int64_t d = 0; d < lanes_end; d += kLanes)
+          for (int64_t l = 0; l < kLanes; ++l) partial[l] += wj[d + l] * aj[d + l];
+        scalar_t dot = 0;
+        for (int64_t l = 0; l < kLanes; ++l) dot += partial[l];
+        for (int64_t d = lanes_end; d < dim; ++d) dot += wj[d] * aj[d];
+        const scalar_t along = dot * q[j] * q[j];
+        for (int64_t d = 0; d < dim; ++d) aj[d] -= along * wj[d];
       }
     });
   });

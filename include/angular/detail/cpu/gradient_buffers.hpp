@@ -45,11 +45,17 @@ class GradientBuffers {
     return fresh;
   }
 
-  /// Drops the buffers no tensor holds.
-  void release() {
+  /// Drops the buffers no tensor holds; returns their bytes.
+  size_t release() {
     std::lock_guard<std::mutex> lock(mutex_);
-    kept_.erase(std::remove_if(kept_.begin(), kept_.end(), [](const at::Storage& s) { return s.use_count() == 1; }),
-                kept_.end());
+    size_t bytes = 0;
+    const auto free = [&](const at::Storage& s) {
+      if (s.use_count() != 1) return false;
+      bytes += s.nbytes();
+      return true;
+    };
+    kept_.erase(std::remove_if(kept_.begin(), kept_.end(), free), kept_.end());
+    return bytes;
   }
 
   /// Bytes of the kept buffers that no tensor holds.
