@@ -245,23 +245,33 @@ inline BlockedLosses blocked_losses(const ClassBlockSpec& s, const at::Tensor& m
   return out;
 }
 
+/// Rows of a block per slice of its gradient products: a slice's ∂W rows and class vectors
+/// (2 MiB each at D = 512) stay in L2 between its product, its projection and ∂x̂'s product.
+constexpr int64_t kGradientSliceRows = 1024;
+
 /// ∂W_J = Gᵀ x̂ into `grad_w` (the block's rows, compute dtype), projected where the problem
-/// normalises, and ∂x̂ += G W_J, for G [B, n·K] over the block's class vectors `w`.
+/// normalises, and ∂x̂ += G W_J, for G [B, n·K] over the block's class vectors `w`: slice by
+/// slice, each slice's class vectors read once for its projection and ∂x̂'s product. (Products
+/// narrower than the compute dtype take ∂x̂'s over the whole block: one rounding of its sum.)
 inline void block_gradient_products(const BlockedRows& r, const at::Tensor& G, const at::Tensor& w, int64_t first_row,
                                     at::Tensor& grad_x_hat, at::Tensor grad_w) {
   const bool narrow_products = r.weight.scalar_type() != r.x_hat.scalar_type();
-  if (grad_x_hat.defined()) {
-    if (narrow_products)
-      grad_x_hat.add_(at::mm(G, w));
-    else
-      grad_x_hat.addmm_(G, w);
+  if (grad_x_hat.defined() && narrow_products) grad_x_hat.add_(at::mm(G, w));
+  const int64_t rows = w.size(0);
+  for (int64_t begin = 0; begin < rows; begin += kGradientSliceRows) {
+    const int64_t n = std::min(kGradientSliceRows, rows - begin);
+    const at::Tensor g = G.narrow(1, begin, n), vectors = w.narrow(0, begin, n);
+    if (grad_w.defined()) {
+      at::Tensor slice = grad_w.narrow(0, begin, n);
+      add_weight_gradient(slice, g, r.operand, /*first=*/true);
+      if (r.spec->normalize) {
+        const int64_t first = first_row + begin;
+        project_weight_gradient(slice, vectors,
+                                {r.w_norms.inverse.narrow(0, first, n), r.w_norms.passes.narrow(0, first, n)});
+      }
+    }
+    if (grad_x_hat.defined() && !narrow_products) grad_x_hat.addmm_(g, vectors);
   }
-  if (!grad_w.defined()) return;
-  add_weight_gradient(grad_w, G, r.operand, /*first=*/true);
-  if (!r.spec->normalize) return;
-  const int64_t n = w.size(0);
-  project_weight_gradient(grad_w, w,
-                          {r.w_norms.inverse.narrow(0, first_row, n), r.w_norms.passes.narrow(0, first_row, n)});
 }
 
 /// The gradients of Σ_i a_i·loss_i (a_i = factor [B]) through r's classes: ∂L/∂x in

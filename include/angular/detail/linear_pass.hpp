@@ -16,6 +16,7 @@
 #include <angular/detail/constants.hpp>
 #include <angular/detail/cpu/gradient_buffers.hpp>
 #include <angular/detail/cpu/memory.hpp>
+#include <angular/detail/cpu/projection.hpp>
 #include <angular/detail/row_loss.hpp>
 #include <angular/detail/row_parameters.hpp>
 #include <angular/options/cross_entropy.hpp>
@@ -162,36 +163,6 @@ inline void add_weight_gradient(at::Tensor& acc, const at::Tensor& grad, const a
   }
 }
 
-/// acc_j −= q_j²·(w_j · acc_j)·w_j for rows j of CPU matrices whose rows are contiguous, of one
-/// dtype: one visit of each row, where ATen's ops would take three sweeps and a temporary. The
-/// dot in kLanes partial sums, which the compiler keeps in vector registers.
-inline void project_contiguous_rows(at::Tensor& acc, const at::Tensor& weight, const RowNorms& norms) {
-  const at::Tensor inverse = norms.inverse.contiguous(), passes = norms.passes.contiguous();
-  AT_DISPATCH_FLOATING_TYPES(acc.scalar_type(), "project_contiguous_rows", [&] {
-    constexpr int64_t kLanes = 8;
-    const scalar_t* w = weight.const_data_ptr<scalar_t>();
-    scalar_t* a = acc.mutable_data_ptr<scalar_t>();
-    const scalar_t* q = inverse.const_data_ptr<scalar_t>();
-    const bool* pass = passes.const_data_ptr<bool>();
-    const int64_t dim = acc.size(1), lanes_end = dim - dim % kLanes;
-    at::parallel_for(0, acc.size(0), 64, [&](int64_t begin, int64_t end) {
-      for (int64_t j = begin; j < end; ++j) {
-        if (!pass[j]) continue;
-        const scalar_t* wj = w + j * weight.stride(0);
-        scalar_t* aj = a + j * acc.stride(0);
-        scalar_t partial[kLanes] = {};
-        for (int64_t d = 0; d < lanes_end; d += kLanes)
-          for (int64_t l = 0; l < kLanes; ++l) partial[l] += wj[d + l] * aj[d + l];
-        scalar_t dot = 0;
-        for (int64_t l = 0; l < kLanes; ++l) dot += partial[l];
-        for (int64_t d = lanes_end; d < dim; ++d) dot += wj[d] * aj[d];
-        const scalar_t along = dot * q[j] * q[j];
-        for (int64_t d = 0; d < dim; ++d) aj[d] -= along * wj[d];
-      }
-    });
-  });
-}
-
 /// acc_j ← P_{ŵ_j} acc_j = acc_j − q_j²·(w_j · acc_j)·w_j for the rows whose norm passes,
 /// by class slices (no [C, D] temporary where W has the compute dtype) small enough that the
 /// second sweep over a slice finds it in the L2 cache.
@@ -208,7 +179,7 @@ inline void project_weight_gradient(at::Tensor& acc, const at::Tensor& weight, c
   }
   if (acc.is_cpu() && acc.stride(1) == 1 && weight.stride(1) == 1 && weight.scalar_type() == acc.scalar_type() &&
       (acc.scalar_type() == at::kFloat || acc.scalar_type() == at::kDouble))
-    return project_contiguous_rows(acc, weight, norms);
+    return cpu::project_onto_tangents(acc, weight, norms.inverse, norms.passes);
   constexpr int64_t kSlice = 512;
   for (int64_t begin = 0; begin < acc.size(0); begin += kSlice) {
     const int64_t n = std::min(kSlice, acc.size(0) - begin);
