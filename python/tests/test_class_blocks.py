@@ -1,7 +1,7 @@
 """Many classes from Python: where one row chunk of 128 MiB cannot hold the batch's products the
 operators take the class-blocked pass (its products parked in ∂W where B <= D, computed again
 otherwise), whose loss and gradients equal the float64 composite path's; and the freed ∂W buffer
-kept for the next step is given back by angular.release_gradient_buffers()."""
+it keeps for the next step is given back by angular.release_gradient_buffers()."""
 
 import pytest
 import torch
@@ -39,9 +39,10 @@ def test_a_batch_no_row_chunk_holds_runs_in_class_blocks_and_equals_the_composit
 
 def test_release_gradient_buffers_gives_back_the_freed_gradient_kept_for_the_next_step():
     angular.release_gradient_buffers()
-    x = torch.randn(4, 512, requires_grad=True)
+    rows = WORKSPACE // (40_000 * 4) + 2  # no row chunk holds the batch: class blocks
+    x = torch.randn(rows, 512, requires_grad=True)
     w = torch.randn(40_000, 512, requires_grad=True)  # an 82 MB gradient: kept once freed
-    y = torch.randint(0, 40_000, (4,))
+    y = torch.randint(0, 40_000, (rows,))
     AF.linear_arcface_loss(x, w, y).backward()
     first = w.grad.data_ptr()
     w.grad = None

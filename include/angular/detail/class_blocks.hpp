@@ -284,7 +284,9 @@ struct BlockedGradients {
 };
 
 /// An uninitialised ∂W for r's classes in the compute dtype, laid out as W.
-inline at::Tensor gradient_buffer(const BlockedRows& r) { return empty_weight_gradient(r.weight, r.x_hat.options()); }
+inline at::Tensor gradient_buffer(const BlockedRows& r) {
+  return empty_weight_gradient(r.weight, r.x_hat.options(), /*reuse=*/true);
+}
 
 inline BlockedGradients blocked_gradients(const BlockedRows& r, const at::Tensor& workspace, bool statistics_ran,
                                           const BlockedLosses& losses, const at::Tensor& factor, bool grad_x,

@@ -132,14 +132,17 @@ inline at::Tensor empty_for_pass(at::IntArrayRef sizes, const at::TensorOptions&
 
 /// An uninitialised gradient of `weight` [C, D] laid out as `weight` is: transposed where
 /// `weight` is the transpose of a contiguous [D, C] (a [D, C] parameter used as W.t()), so that
-/// autograd gives that parameter a contiguous gradient without a copy. On the CPU on a buffer
-/// kept from an earlier step's gradient where one is free (detail/cpu/gradient_buffers.hpp).
-inline at::Tensor empty_weight_gradient(const at::Tensor& weight, const at::TensorOptions& options) {
+/// autograd gives that parameter a contiguous gradient without a copy. Where `reuse`, on the
+/// CPU, on a buffer kept from an earlier step's gradient where one is free
+/// (detail/cpu/gradient_buffers.hpp); else fresh (empty_for_pass).
+inline at::Tensor empty_weight_gradient(const at::Tensor& weight, const at::TensorOptions& options,
+                                        bool reuse = false) {
   const bool transposed = is_transposed_matrix(weight);
   const std::vector<int64_t> sizes =
       transposed ? std::vector<int64_t>{weight.size(1), weight.size(0)} : weight.sizes().vec();
-  const at::Tensor gradient =
-      options.device().is_cpu() ? cpu::GradientBuffers::instance().empty(sizes, options) : at::empty(sizes, options);
+  const at::Tensor gradient = reuse && options.device().is_cpu()
+                                  ? cpu::GradientBuffers::instance().empty(sizes, options)
+                                  : empty_for_pass(sizes, options);
   return transposed ? gradient.t() : gradient;
 }
 

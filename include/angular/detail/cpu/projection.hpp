@@ -5,6 +5,7 @@
 // ops take three sweeps and a temporary, and plain loops stay scalar (a dot is a reduction
 // the compiler may not reorder).
 
+#include <angular/detail/cpu/fpu.hpp>
 #include <angular/detail/cpu/margin_cross_entropy.hpp>
 #include <angular/detail/cpu/math.hpp>
 
@@ -74,6 +75,7 @@ inline void project_onto_tangents(at::Tensor& gradient, const at::Tensor& vector
                                     q.const_data_ptr<scalar_t>(),
                                     pass.const_data_ptr<bool>()};
     at::parallel_for(0, gradient.size(0), 64, [&](int64_t begin, int64_t end) {
+      const FlushDenormals flush_denormals;  // ArcFace's gradients are mostly denormal floats
 #if ANGULAR_CPU_AVX2
       if (has_avx2()) return project_rows_avx2(p, begin, end);
 #endif
