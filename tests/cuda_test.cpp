@@ -173,16 +173,7 @@ TEST_CASE("CUDA: sub-center ArcFace takes each class's max in the kernel, over c
   }
   const at::Tensor x = uniform({11, 6}, -1, 1, 33).to(at::kFloat), w = uniform({21, 6}, -1, 1, 34).to(at::kFloat);
   const at::Tensor y = labels(11, 7, 35);
-  const LossUnderTest linear{"subcenter-arcface",
-                             [](auto& xx, auto& ww, auto& yy, auto& ce, auto rows) {
-                               return F::linear_subcenter_arcface_loss(
-                                   xx, ww, yy, with_case(F::SubCenterArcFaceLossFuncOptions().scale(16), ce, rows));
-                             },
-                             [](auto& xx, auto& ww, auto& yy, auto& ce, auto rows) {
-                               return F::subcenter_arcface_loss(
-                                   angular::detail::cosine_matrix(xx, ww), yy,
-                                   with_case(F::SubCenterArcFaceLossFuncOptions().scale(16), ce, rows));
-                             }};
+  const LossUnderTest linear = subcenter_arcface();
   for (const int index : {0, 4, 10, 14})
     check_against_composite(linear, x, w, y, cross_entropy_cases(7)[index], 4, 5e-5, 1e-5, at::kCUDA);
 }

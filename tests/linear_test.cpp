@@ -83,16 +83,7 @@ TEST_CASE("features-level losses take non-contiguous inputs, double, half and bf
 TEST_CASE("the class-blocked pass runs sub-centers, where chunk_classes asks and where a row chunk cannot hold B",
           "[linear]") {
   namespace D = angular::detail;
-  const LossUnderTest subcenter{"subcenter-arcface",
-                                [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
-                                  return F::linear_subcenter_arcface_loss(
-                                      x, w, y, with_case(F::SubCenterArcFaceLossFuncOptions().scale(16), ce, rows));
-                                },
-                                [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
-                                  return F::subcenter_arcface_loss(
-                                      D::cosine_matrix(x, w), y,
-                                      with_case(F::SubCenterArcFaceLossFuncOptions().scale(16), ce, rows));
-                                }};
+  const LossUnderTest subcenter = subcenter_arcface();
   const at::Tensor x = uniform({11, 6}, -1, 1, 33).to(at::kFloat), w = uniform({21, 6}, -1, 1, 34).to(at::kFloat);
   const at::Tensor y = labels(11, 7, 35);
   for (const int index : {0, 4, 10, 14})

@@ -120,6 +120,19 @@ inline std::vector<LossUnderTest> losses() {
   };
 }
 
+/// Sub-center ArcFace (3 sub-centers, W [3·C, D]) over features, against its cosine-level loss.
+inline LossUnderTest subcenter_arcface() {
+  return {"subcenter-arcface",
+          [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
+            return F::linear_subcenter_arcface_loss(
+                x, w, y, with_case(F::SubCenterArcFaceLossFuncOptions().scale(16), ce, rows));
+          },
+          [](auto& x, auto& w, auto& y, auto& ce, auto rows) {
+            return F::subcenter_arcface_loss(angular::detail::cosine_matrix(x, w), y,
+                                             with_case(F::SubCenterArcFaceLossFuncOptions().scale(16), ce, rows));
+          }};
+}
+
 struct LossAndGradients {
   at::Tensor loss, grad_features, grad_weight;
 };
