@@ -13,8 +13,9 @@
 // numbers in n·D, where B ≤ D), which the gradient sweep reads back before it writes them:
 // three products, W read twice, ∂W written once, nothing [B, C] beyond ∂W. Without ∂W (or
 // B > D) the gradient sweep computes S again: four products. Where one workspace holds every
-// class, one block keeps its products between the sweeps. The class-sharded loss (detail/distributed/sharded_fused.hpp)
-// runs the same sweeps over its rank's classes, with all-reduces of the statistics between them.
+// class, one block keeps its products between the sweeps. The class-sharded loss
+// (detail/distributed/sharded_fused.hpp) runs the same sweeps over its rank's classes, with
+// all-reduces of the statistics between them.
 
 #include <angular/detail/cpu/shard_row_kernel.hpp>
 #include <angular/detail/fused_margin_cross_entropy.hpp>
@@ -79,16 +80,23 @@ inline TargetWeights target_weights(const ClassBlockSpec& s, const at::Tensor& t
   return {kept, label, target_mass(args, s.num_classes)};
 }
 
+/// Label indices local to the classes [first, first + n) of this rank, −1 for the rows whose
+/// label is elsewhere or ignored.
+inline at::Tensor local_labels(const at::Tensor& target, int64_t first, int64_t n, int64_t ignore_index) {
+  const at::Tensor here = (target != ignore_index) & (target >= first) & (target < first + n);
+  return at::where(here, target - first, at::full_like(target, -1));
+}
+
 /// The cosine [B] of each row's label among s.classes (with sub-centers their max), 0 for the
 /// rows whose label lies elsewhere or is ignored; x [B, D] in the compute dtype.
 inline at::Tensor local_label_cosines(const ClassBlockSpec& s, const at::Tensor& x, const at::Tensor& weight,
                                       const at::Tensor& target) {
-  const int64_t K = s.params.sub_centers, first = s.classes.offset;
-  const at::Tensor here = (target != s.spec.ignore_index) & (target >= first) & (target < first + s.classes.count);
+  const int64_t K = s.params.sub_centers;
+  const at::Tensor labels = local_labels(target, s.classes.offset, s.classes.count, s.spec.ignore_index);
   at::Tensor cosines = at::zeros({x.size(0)}, x.options());
-  const at::Tensor rows = here.nonzero().select(1, 0);
+  const at::Tensor rows = (labels >= 0).nonzero().select(1, 0);
   if (rows.numel() == 0) return cosines;
-  const at::Tensor starts = (target.index_select(0, rows) - first) * K;
+  const at::Tensor starts = labels.index_select(0, rows) * K;
   const at::Tensor vectors =
       weight.index_select(0, (starts.unsqueeze(1) + at::arange(K, starts.options())).flatten()).to(x.scalar_type());
   const at::Tensor c =

@@ -226,9 +226,9 @@ inline LinearPass linear_pass(const LinearArgs& args, const RowKernels& kernels,
   const bool any_grad = grad_features || grad_weight;
   at::Tensor grad_x_hat = grad_features ? at::empty({rows, dim}, compute_options) : at::Tensor();
   at::Tensor grad_w;
-  if (grad_weight)  // filled by the first chunk where the products have the compute dtype
-    grad_w = rows > 0 && dtype == compute ? empty_weight_gradient(weight, compute_options)
-                                          : empty_weight_gradient(weight, compute_options).zero_();
+  if (grad_weight)  // written by the first chunk (nothing to write for an empty batch)
+    grad_w = rows > 0 ? empty_weight_gradient(weight, compute_options)
+                      : empty_weight_gradient(weight, compute_options).zero_();
 
   const bool in_place = kernels.scales_columns;
   const int64_t chunk = std::max<int64_t>(1, std::min(rows, args.chunk_rows));

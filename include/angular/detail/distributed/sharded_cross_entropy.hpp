@@ -14,8 +14,8 @@
 
 #include <angular/detail/checks.hpp>
 #include <angular/detail/class_blocks.hpp>
-#include <angular/distributed/collectives.hpp>
 #include <angular/detail/margin_cross_entropy.hpp>
+#include <angular/distributed/collectives.hpp>
 #include <angular/options/cross_entropy.hpp>
 
 #include <torch/csrc/autograd/autograd.h>
@@ -40,20 +40,12 @@ inline void write_row_losses(const ShardedSpec& s, const at::Tensor& row_loss) {
   record.set_(row_loss.detach().clone());
 }
 
-/// Label indices local to the classes [first, first + n) of this rank, −1 for the rows whose
-/// label is elsewhere or ignored.
-inline at::Tensor local_labels(const at::Tensor& target, int64_t first, int64_t n, int64_t ignore_index) {
-  const at::Tensor here = (target != ignore_index) & (target >= first) & (target < first + n);
-  return at::where(here, target - first, at::full_like(target, -1));
-}
-
 /// Logits [B, n] of n classes with vectors w [n·K, D] for features x [B, D] (compute dtype);
 /// `labels` from local_labels; `row_params` [B, P] as the margin takes them (SphereFace's norms
 /// are computed here, from x, so that their gradient flows); `label_cosines` [B], the cosine of
 /// every row's label wherever it lies (CurricularFace's threshold).
-inline at::Tensor shard_logits(const ShardedSpec& s, const at::Tensor& x, const at::Tensor& w,
-                               const at::Tensor& labels, const at::Tensor& row_params,
-                               const at::Tensor& label_cosines) {
+inline at::Tensor shard_logits(const ShardedSpec& s, const at::Tensor& x, const at::Tensor& w, const at::Tensor& labels,
+                               const at::Tensor& row_params, const at::Tensor& label_cosines) {
   if (!s.normalize) return linear_logits(x, w);
   const at::Tensor c = class_cosines(cosine_matrix(x, w), s.params.sub_centers);
   const double scale = s.params.scale, m = s.params.margin;
@@ -61,10 +53,11 @@ inline at::Tensor shard_logits(const ShardedSpec& s, const at::Tensor& x, const 
     const at::Tensor threshold = at::cos(clamped_angle(label_cosines) + m).unsqueeze(1);
     const at::Tensor t = row_params.select(1, 0).unsqueeze(1);
     const at::Tensor negatives = at::where(c > threshold, c * (t + c), c);
-    return replace_target_column(negatives, labels, -1,
-                                 [&](const at::Tensor&) {
-                                   return arcface_target(c.gather(1, labels.clamp_min(0).unsqueeze(1)), m);
-                                 }) * scale + c * 0;
+    return replace_target_column(
+               negatives, labels, -1,
+               [&](const at::Tensor&) { return arcface_target(c.gather(1, labels.clamp_min(0).unsqueeze(1)), m); }) *
+               scale +
+           c * 0;
   }
   const at::Tensor p = margin_scales_rows(s.margin) ? feature_norms(x).unsqueeze(1) : row_params;
   return policy_logits(c, labels, s.margin, s.params, p, -1) + c * 0;
@@ -97,16 +90,14 @@ struct ShardedMarginCrossEntropy : torch::autograd::Function<ShardedMarginCrossE
   /// features [B, D] and target [B] of the whole gathered batch; weight [C_r·K, D] this rank's
   /// shard; row_params [B, P] (no gradient; empty where the margin takes none). Returns the
   /// reduced loss of the whole batch, or with kNone every sample's loss [B].
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& features,
-                            const at::Tensor& weight, const at::Tensor& target, const at::Tensor& row_params,
-                            const ShardedSpec& s) {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& features, const at::Tensor& weight,
+                            const at::Tensor& target, const at::Tensor& row_params, const ShardedSpec& s) {
     const auto dtype = compute_dtype(features);
     const at::Tensor x = features.to(dtype), w = weight.to(dtype);
     const auto options = x.options();
     const int64_t rows = x.size(0), count = s.classes.count;
-    const at::Tensor label_cosines = s.margin == MarginKind::curricularface && s.normalize
-                                         ? shared_label_cosines(s, x, w, target)
-                                         : at::Tensor();
+    const at::Tensor label_cosines =
+        s.margin == MarginKind::curricularface && s.normalize ? shared_label_cosines(s, x, w, target) : at::Tensor();
     at::Tensor max = at::full({rows}, -std::numeric_limits<double>::infinity(), options);
     at::Tensor sums = at::zeros({3, rows}, options);  // Σ exp(z − max), the label's z, Σ (ε/C)·w_j·z_j
     const int64_t chunk = shard_chunk_classes(s, rows, x.element_size());
@@ -186,7 +177,10 @@ struct ShardedMarginCrossEntropy : torch::autograd::Function<ShardedMarginCrossE
       if (grad_w) grad_weight.narrow(0, first * K, n * K).copy_(d.back());
     }
     return {grad_x ? grad_features.to(features.scalar_type()) : at::Tensor(),
-            grad_w ? grad_weight.to(weight.scalar_type()) : at::Tensor(), {}, {}, {}};
+            grad_w ? grad_weight.to(weight.scalar_type()) : at::Tensor(),
+            {},
+            {},
+            {}};
   }
 
   /// The spec, kept for the backward in a capsule.
