@@ -123,6 +123,40 @@ int dead_rank(const dist::ProcessGroupPtr& group) {
   return 0;
 }
 
+/// A loss's graph holds its group weakly: the group is not kept alive by a loss tensor that
+/// outlives it (at interpreter shutdown its destruction aborts the process), and the backward
+/// then stops with angular's message on every rank. Both kinds of saved group: the gathered
+/// rows' (mean) and the spec's (per-row losses, whose gradient the backward computes).
+int group_not_kept_by_graph(const dist::ProcessGroupPtr& group) {
+  const int64_t rank = group->getRank(), ranks = group->getSize();
+  const dist::ClassRange classes = dist::class_range(kClasses, rank, ranks);
+  int failures = 0;
+  for (const bool per_row : {false, true}) {
+    auto own = c10::make_intrusive<CountingGroup>(group);  // a group that only this loop holds
+    const at::Tensor x = torch::randn({2, kDim}, torch::requires_grad());
+    at::Tensor loss = dist::functional::sharded_margin_loss(
+        x, torch::randn({classes.count, kDim}, torch::requires_grad()), torch::tensor({1, 2}, torch::kLong), own,
+        kClasses,
+        per_row ? F::ArcFaceLossFuncOptions().reduction(torch::kNone) : F::ArcFaceLossFuncOptions());
+    if (own.use_count() != 1) {
+      std::cerr << "rank " << rank << ": the graph holds " << own.use_count() - 1 << " references to the group\n";
+      ++failures;
+    }
+    own.reset();
+    try {
+      loss.sum().backward();
+      std::cerr << "rank " << rank << ": a backward without its group ran\n";
+      ++failures;
+    } catch (const c10::Error& e) {
+      if (std::string(e.what_without_backtrace()).find("destroyed before its backward") == std::string::npos) {
+        std::cerr << "rank " << rank << ": unexpected error " << e.what_without_backtrace() << "\n";
+        ++failures;
+      }
+    }
+  }
+  return failures == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 namespace angular::test {
@@ -130,5 +164,6 @@ namespace angular::test {
 int communication_worker(const ProcessGroupPtr& group) { return communication(group); }
 int bad_input_everywhere_worker(const ProcessGroupPtr& group) { return bad_input_everywhere(group); }
 int dead_rank_worker(const ProcessGroupPtr& group) { return dead_rank(group); }
+int group_not_kept_by_graph_worker(const ProcessGroupPtr& group) { return group_not_kept_by_graph(group); }
 
 }  // namespace angular::test

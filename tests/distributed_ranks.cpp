@@ -255,6 +255,7 @@ int run_distributed_worker(const std::string& worker) {
       {"communication", communication_worker},
       {"bad_input_everywhere", bad_input_everywhere_worker},
       {"dead_rank", dead_rank_worker},
+      {"group_not_kept_by_graph", group_not_kept_by_graph_worker},
       {"sampled_equals_kept_classes", sampled_equals_kept_classes_worker},
       {"unsampled_is_exact", unsampled_is_exact_worker},
 #ifdef ANGULAR_WITH_TRAINER

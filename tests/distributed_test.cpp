@@ -80,6 +80,10 @@ TEST_CASE("sample_rate 1 is bitwise the exact sharded loss and draws nothing", "
   CHECK(run_ranks(self_path, "unsampled_is_exact", 2, std::chrono::seconds(120)).all_passed());
 }
 
+TEST_CASE("a loss's graph does not keep its process group alive and its backward then says why", "[distributed]") {
+  CHECK(run_ranks(self_path, "group_not_kept_by_graph", 2, std::chrono::seconds(120)).all_passed());
+}
+
 TEST_CASE("a rank that dies ends the others with an error, not a hang", "[distributed]") {
   const auto outcome = run_ranks(self_path, "dead_rank", 3, std::chrono::seconds(90));
   CHECK_FALSE(outcome.timed_out);

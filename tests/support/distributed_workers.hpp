@@ -17,6 +17,7 @@ using ProcessGroupPtr = angular::distributed::ProcessGroupPtr;
 int communication_worker(const ProcessGroupPtr& group);
 int bad_input_everywhere_worker(const ProcessGroupPtr& group);
 int dead_rank_worker(const ProcessGroupPtr& group);
+int group_not_kept_by_graph_worker(const ProcessGroupPtr& group);
 
 /// Class sampling over the ranks (distributed_sampling_ranks.cpp).
 int sampled_equals_kept_classes_worker(const ProcessGroupPtr& group);

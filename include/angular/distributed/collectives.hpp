@@ -37,6 +37,22 @@ namespace angular::distributed {
 
 using ProcessGroupPtr = c10::intrusive_ptr<c10d::ProcessGroup>;
 
+/// A process group as an autograd node keeps it for its backward: weakly. The caller owns the
+/// group; a loss tensor kept past destroy_process_group must not keep the group and its threads
+/// alive into the interpreter's shutdown, where their destruction aborts the process.
+class SavedGroup {
+ public:
+  explicit SavedGroup(const ProcessGroupPtr& group) : group_(group) {}
+  ProcessGroupPtr get() const {
+    ProcessGroupPtr group = group_.lock();
+    TORCH_CHECK(group, "angular: the process group of this sharded loss was destroyed before its backward ran");
+    return group;
+  }
+
+ private:
+  c10::weak_intrusive_ptr<c10d::ProcessGroup> group_;
+};
+
 /// Every rank's `t`, of the same shape on every rank, stacked: [world_size, ...t's shape].
 inline at::Tensor all_gather_stacked(const ProcessGroupPtr& group, const at::Tensor& t) {
   at::Tensor input = t.contiguous().view({-1});  // the flat gather concatenates along dim 0

@@ -135,8 +135,8 @@ struct ShardedMarginCrossEntropy : torch::autograd::Function<ShardedMarginCrossE
                                                  torch::autograd::variable_list grads) {
     check_differentiated_once();
     const auto saved = ctx->get_saved_variables();
-    const auto holder = c10::static_intrusive_pointer_cast<SpecHolder>(ctx->saved_data["spec"].toCapsule());
-    const ShardedSpec& s = holder->spec;
+    const ShardedSpec s =
+        c10::static_intrusive_pointer_cast<SpecHolder>(ctx->saved_data["spec"].toCapsule())->restored();
     const at::Tensor &features = saved[0], &weight = saved[1], &target = saved[2], &row_params = saved[3],
                      &lse = saved[4], &label_cosines = saved[5];
     const auto options = lse.options();
@@ -183,9 +183,15 @@ struct ShardedMarginCrossEntropy : torch::autograd::Function<ShardedMarginCrossE
             {}};
   }
 
-  /// The spec, kept for the backward in a capsule.
+  /// The spec, kept for the backward in a capsule, its group weakly (SavedGroup).
   struct SpecHolder : torch::CustomClassHolder {
-    explicit SpecHolder(ShardedSpec spec) : spec(std::move(spec)) {}
+    explicit SpecHolder(ShardedSpec s) : group(s.group), spec(std::move(s)) { spec.group.reset(); }
+    ShardedSpec restored() const {
+      ShardedSpec s = spec;
+      s.group = group.get();
+      return s;
+    }
+    distributed::SavedGroup group;
     ShardedSpec spec;
   };
 };

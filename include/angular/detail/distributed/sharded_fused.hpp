@@ -64,9 +64,9 @@ struct FusedShardedMarginCrossEntropy : torch::autograd::Function<FusedShardedMa
     const auto saved = ctx->get_saved_variables();
     if (ctx->saved_data["in_forward"].toBool())
       return {times_upstream(saved[0], grads[0]), times_upstream(saved[1], grads[0]), {}, {}, {}};
-    const auto holder =
-        c10::static_intrusive_pointer_cast<ShardedMarginCrossEntropy::SpecHolder>(ctx->saved_data["spec"].toCapsule());
-    const ShardedSpec& s = holder->spec;
+    const ShardedSpec s =
+        c10::static_intrusive_pointer_cast<ShardedMarginCrossEntropy::SpecHolder>(ctx->saved_data["spec"].toCapsule())
+            ->restored();
     const at::Tensor &features = saved[0], &weight = saved[1], &target = saved[2];
     const BlockedRows r =
         blocked_rows(s, features, weight, target, saved[3], [&](const at::Tensor&) { return saved[7]; });
