@@ -10,19 +10,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include <stdlib.h>
-
 namespace fs = std::filesystem;
 
 namespace {
-
-/// A new empty folder. (mkdtemp, not std::filesystem::remove_all: LibTorch's wheel exports
-/// its own GCC 13 copy of the latter, which crashes when called from GCC 12 code.)
-fs::path fresh_dir(const std::string& name) {
-  std::string pattern = (fs::temp_directory_path() / ("angular-" + name + "-XXXXXX")).string();
-  REQUIRE(mkdtemp(pattern.data()) != nullptr);
-  return pattern;
-}
 
 void write_bytes(const fs::path& path, const std::vector<uint8_t>& bytes) {
   std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
@@ -35,6 +25,7 @@ std::string read_text(const fs::path& path) {
 
 void write_text(const fs::path& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
+using angular::test::fresh_dir;
 using angular::test::idx;
 using angular::test::write_gzip;
 using angular::test::write_tiny_fashion_mnist;

@@ -4,6 +4,7 @@
 
 #include "checkpoint.hpp"
 #include "cli.hpp"
+#include "compare.hpp"
 #include "trainer.hpp"
 
 #include <CLI/CLI.hpp>
@@ -11,10 +12,8 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <chrono>
 #include <filesystem>
 #include <functional>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -142,41 +141,45 @@ int train_main(int argc, char** argv) {
 int compare_main(int argc, char** argv) {
   Options options;
   std::vector<std::string> losses = {"soft", "center", "arcface", "arc"};
+  std::string seeds_text;
   CLI::App app{"Train the same ResNet with each of the four losses and compare them", "angular-compare"};
   add_run_options(app, options);
   app.add_option("--losses", losses, "which losses (default: the paper's four)")->check(CLI::IsMember(loss_names()));
+  app.add_option("--seeds", seeds_text,
+                 "run every loss with each of these seeds: N for 1 to N, or a list a,b,c; the table gains each "
+                 "loss's mean and sample standard deviation over them (runs in OUT/seed-S/LOSS)")
+      ->excludes("--seed");
   return run_cli(app, argc, argv, [&] {
     // Each loss's run would start a process group of its own on the same port.
     if (const auto env = angular::distributed::launch_environment(); env && env->world_size > 1)
       throw std::invalid_argument("angular-compare runs as one process (WORLD_SIZE is " +
                                   std::to_string(env->world_size) + "); start angular-train under torchrun instead");
-    const std::string root = options.out;
-    std::ostringstream csv, md;
-    csv << "loss,test_error_percent,map_at_r,w_inter,c_inter,wc_intra,seconds\n";
-    md << "| loss | test error % | MAP@R | WInter | CInter | WCIntra | seconds |\n|---|---|---|---|---|---|---|\n";
-    std::printf("%-17s %12s %8s %8s %8s %8s %8s\n", "loss", "test error %", "MAP@R", "WInter", "CInter", "WCIntra",
-                "seconds");
-    for (const auto& loss : losses) {
-      Options run = options;
-      run.loss = loss;
-      run.out = (std::filesystem::path(root) / loss).string();
-      const auto start = std::chrono::steady_clock::now();
-      const RunResult result = Trainer(run).run();
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      const auto& last = result.rows.back();
-      const double error = 100 * (1 - last.test_acc);
-      char line[256];
-      std::snprintf(line, sizeof line, "%-17s %12.2f %8.4f %8.4f %8.4f %8.4f %8.1f\n", loss.c_str(), error,
-                    last.map_at_r, last.w_inter, last.c_inter, last.wc_intra, seconds);
-      std::fputs(line, stdout);
-      std::fflush(stdout);
-      csv << loss << ',' << error << ',' << last.map_at_r << ',' << last.w_inter << ',' << last.c_inter << ','
-          << last.wc_intra << ',' << seconds << "\n";
-      md << "| " << loss << " | " << error << " | " << last.map_at_r << " | " << last.w_inter << " | "
-         << last.c_inter << " | " << last.wc_intra << " | " << seconds << " |\n";
+    const std::filesystem::path root = options.out;
+    const std::vector<uint64_t> seeds = seeds_text.empty() ? std::vector<uint64_t>{options.seed} : parse_seeds(seeds_text);
+    std::vector<CompareRow> rows;
+    std::fputs(compare_line(nullptr).c_str(), stdout);
+    for (const uint64_t seed : seeds) {
+      for (const auto& loss : losses) {
+        Options run = options;
+        run.loss = loss;
+        run.seed = seed;
+        run.out = (seeds_text.empty() ? root / loss : root / ("seed-" + std::to_string(seed)) / loss).string();
+        // With --resume a finished run gives its rows back untrained; its seconds are those of its
+        // epochs (training and evaluation), whenever they ran.
+        const RunResult result = Trainer(run).run();
+        const EpochRow& last = result.rows.back();
+        CompareRow row{loss, std::to_string(seed), 100 * (1 - last.test_acc), last.map_at_r, last.w_inter,
+                       last.c_inter, last.wc_intra, 0.0};
+        for (const EpochRow& epoch : result.rows) row.seconds += epoch.seconds;
+        rows.push_back(row);
+        std::fputs(compare_line(&row).c_str(), stdout);
+        std::fflush(stdout);
+        // The tables so far after every run: an interrupted comparison keeps what it measured.
+        write_atomically(root / "compare.csv", compare_csv(rows));
+        write_atomically(root / "compare.md", compare_markdown(rows));
+      }
     }
-    write_atomically(std::filesystem::path(root) / "compare.csv", csv.str());
-    write_atomically(std::filesystem::path(root) / "compare.md", md.str());
+    for (const CompareRow& summary : summary_rows(rows)) std::fputs(compare_line(&summary).c_str(), stdout);
   });
 }
 

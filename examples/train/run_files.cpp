@@ -120,4 +120,11 @@ void RunFolder::write_summary(const nlohmann::json& summary) const {
   write_atomically(dir_ / "summary.json", summary.dump(2) + "\n");
 }
 
+nlohmann::json RunFolder::read_summary() const {
+  const fs::path path = dir_ / "summary.json";
+  if (!fs::exists(path)) return nullptr;
+  nlohmann::json summary = nlohmann::json::parse(read_text(path), nullptr, /*allow_exceptions=*/false);
+  return summary.is_discarded() ? nlohmann::json() : summary;
+}
+
 }  // namespace train

@@ -58,6 +58,8 @@ class RunFolder {
   /// Appends the epoch's histograms and replaces the test features by this epoch's.
   void write_evaluation(int64_t epoch, const Evaluation& evaluation);
   void write_summary(const nlohmann::json& summary) const;
+  /// summary.json as written, or null where there is none.
+  nlohmann::json read_summary() const;
 
  private:
   std::filesystem::path dir_;

@@ -100,6 +100,8 @@ RunResult Trainer::run() {
   std::vector<EpochRow> rows;
   const int64_t first = resume(folder, rows);
   const int64_t last_epoch = options_.stop_after > 0 ? std::min(options_.epochs, options_.stop_after) : options_.epochs;
+  // --resume of a run whose epochs are done: its result as written, nothing trained or rewritten.
+  if (first > last_epoch) return {rows, folder ? folder->read_summary() : nlohmann::json(), folder.has_value()};
   note_few_steps();
   for (int64_t epoch = first; epoch <= last_epoch; ++epoch) {
     const auto epoch_start = Clock::now();
@@ -131,7 +133,6 @@ RunResult Trainer::run() {
                    epoch, row.train_loss, row.train_acc, row.test_acc, row.map_at_r, row.wc_intra, row.w_inter,
                    row.c_inter);
   }
-  if (rows.empty()) throw std::runtime_error(options_.out + ": nothing to do, every epoch is done");
   if (!folder) return {rows, nullptr, false};
   RunResult result{rows, summary(rows.back(), seconds_since(start))};
   folder->write_summary(result.summary);

@@ -1,15 +1,26 @@
 #pragma once
 // Fashion-MNIST's files (gzip IDX) written by the tests: a tiny data set of its exact format,
-// for the trainer's tests (tests/train_test.cpp, tests/distributed_train_test.cpp).
+// for the trainer's tests (tests/train_test.cpp, compare_test.cpp, distributed_train_test.cpp),
+// and the fresh folders they write into.
 
+#include <stdlib.h>
 #include <zlib.h>
 
 #include <cstdint>
 #include <filesystem>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace angular::test {
+
+/// A new empty folder. (mkdtemp, not std::filesystem::remove_all: LibTorch's wheel exports
+/// its own GCC 13 copy of the latter, which crashes when called from GCC 12 code.)
+inline std::filesystem::path fresh_dir(const std::string& name) {
+  std::string pattern = (std::filesystem::temp_directory_path() / ("angular-" + name + "-XXXXXX")).string();
+  if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + pattern);
+  return pattern;
+}
 
 inline void write_gzip(const std::filesystem::path& path, const std::vector<uint8_t>& bytes) {
   gzFile f = gzopen(path.c_str(), "wb");
