@@ -74,9 +74,9 @@ TEST_CASE("angular-compare --seeds 2: each run's row, each loss's mean and sd, r
           "[train][compare]") {
   const fs::path data = angular::test::fresh_dir("compare-data"), out = angular::test::fresh_dir("compare");
   angular::test::write_tiny_fashion_mnist(data, 32);
-  const std::vector<std::string> args{"angular-compare", "--data",       data.string(), "--losses", "soft", "arc",
-                                      "--seeds",         "2",            "--epochs",    "2",        "--batch-size",
-                                      "16",              "--threads",    "1",           "--out",    out.string()};
+  const std::vector<std::string> args{"angular-compare", "--data", data.string(), "--losses",  "soft",         "arc",
+                                      "--seeds",         "2",      "--epochs",    "2",         "--batch-size", "16",
+                                      "--threads",       "1",      "--out",       out.string()};
   REQUIRE(run_compare(args) == 0);
   auto rows = read_compare_csv(out / "compare.csv");
   CHECK(rows.size() == 2 * 2 + 2 * 2);  // two runs and mean, sd per loss

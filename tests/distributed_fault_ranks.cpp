@@ -136,8 +136,7 @@ int group_not_kept_by_graph(const dist::ProcessGroupPtr& group) {
     const at::Tensor x = torch::randn({2, kDim}, torch::requires_grad());
     at::Tensor loss = dist::functional::sharded_margin_loss(
         x, torch::randn({classes.count, kDim}, torch::requires_grad()), torch::tensor({1, 2}, torch::kLong), own,
-        kClasses,
-        per_row ? F::ArcFaceLossFuncOptions().reduction(torch::kNone) : F::ArcFaceLossFuncOptions());
+        kClasses, per_row ? F::ArcFaceLossFuncOptions().reduction(torch::kNone) : F::ArcFaceLossFuncOptions());
     if (own.use_count() != 1) {
       std::cerr << "rank " << rank << ": the graph holds " << own.use_count() - 1 << " references to the group\n";
       ++failures;

@@ -155,7 +155,8 @@ int compare_main(int argc, char** argv) {
       throw std::invalid_argument("angular-compare runs as one process (WORLD_SIZE is " +
                                   std::to_string(env->world_size) + "); start angular-train under torchrun instead");
     const std::filesystem::path root = options.out;
-    const std::vector<uint64_t> seeds = seeds_text.empty() ? std::vector<uint64_t>{options.seed} : parse_seeds(seeds_text);
+    const std::vector<uint64_t> seeds =
+        seeds_text.empty() ? std::vector<uint64_t>{options.seed} : parse_seeds(seeds_text);
     std::vector<CompareRow> rows;
     std::fputs(compare_line(nullptr).c_str(), stdout);
     for (const uint64_t seed : seeds) {

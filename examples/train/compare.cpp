@@ -20,7 +20,8 @@ std::vector<uint64_t> parse_seeds(const std::string& text) {
     const size_t comma = rest.find(',');
     uint64_t seed = 0;
     if (!parse_number(rest.substr(0, comma), seed)) throw bad("not a number");
-    if (std::find(seeds.begin(), seeds.end(), seed) != seeds.end()) throw bad("seed " + std::to_string(seed) + " twice");
+    if (std::find(seeds.begin(), seeds.end(), seed) != seeds.end())
+      throw bad("seed " + std::to_string(seed) + " twice");
     seeds.push_back(seed);
     if (comma == std::string_view::npos) break;
     rest.remove_prefix(comma + 1);
@@ -107,7 +108,8 @@ std::string compare_markdown(const std::vector<CompareRow>& runs) {
   header("seeds");
   for (size_t i = 0; i < summaries.size(); i += 2) {
     const CompareRow &mean = summaries[i], &sd = summaries[i + 1];
-    const auto seeds = std::count_if(runs.begin(), runs.end(), [&](const CompareRow& r) { return r.loss == mean.loss; });
+    const auto seeds =
+        std::count_if(runs.begin(), runs.end(), [&](const CompareRow& r) { return r.loss == mean.loss; });
     md << "| " << mean.loss << " | " << seeds << " |";
     for (const auto& column : kCompareColumns)
       md << ' ' << formatted(column.format, mean.*column.value) << " ± " << formatted(column.format, sd.*column.value)
@@ -125,8 +127,8 @@ std::string compare_line(const CompareRow* row) {
     return line;
   }
   std::snprintf(line, sizeof line, "%-17s %6s %12.2f %8.4f %8.4f %8.4f %8.4f %8.1f\n", row->loss.c_str(),
-                row->seed.c_str(), row->test_error_percent, row->map_at_r, row->w_inter, row->c_inter,
-                row->wc_intra, row->seconds);
+                row->seed.c_str(), row->test_error_percent, row->map_at_r, row->w_inter, row->c_inter, row->wc_intra,
+                row->seconds);
   return line;
 }
 
