@@ -83,10 +83,10 @@ def minutes(seconds):
 def run_plan(args, parts):
     """Runs every part's angular-compare, a progress line per finished run with the plan's ETA
     (from the seconds per image-epoch of the runs trained so far)."""
-    work = {id(p): p.epochs for p in parts}  # image-epochs per run, in units of the subset
     total_runs = sum(len(p.runs()) for p in parts)
     done_before = [(p, s, l) for p in parts for s, l in p.runs() if finished(p.run_folder(args.out, s, l), p.epochs)]
-    left = sum(work[id(p)] for p in parts for s, l in p.runs()) - sum(work[id(p)] for p, _, _ in done_before)
+    # The work of a run: its epochs of the training subset.
+    left = sum(p.epochs * len(p.runs()) for p in parts) - sum(p.epochs for p, _, _ in done_before)
     print(f"plan: {total_runs} runs in {len(parts)} parts, {left} epochs of {args.train_limit} images to train"
           f"{f' ({len(done_before)} runs done before)' if done_before else ''}; results in {args.out}", flush=True)
     counted, spent, runs_done = 0, 0.0, len(done_before)
@@ -118,9 +118,9 @@ def run_plan(args, parts):
                 elapsed, run_start = time.monotonic() - run_start, time.monotonic()
                 runs_done += 1
                 if (seed, loss) in todo:  # trained now, not read back
-                    counted += work[id(part)]
+                    counted += part.epochs
                     spent += elapsed
-                    left -= work[id(part)]
+                    left -= part.epochs
                 eta = minutes(left * spent / counted) if counted else "after the first run"
                 print(f"[{runs_done}/{total_runs}] {part.name}: {loss} seed {seed}, test error {fields[2]} %, "
                       f"{minutes(elapsed)}; {minutes(time.monotonic() - start)} so far, ETA {eta}", flush=True)

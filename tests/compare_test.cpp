@@ -20,14 +20,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string file_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 /// compare.csv's rows by (loss, seed): its six numbers.
 std::map<std::pair<std::string, std::string>, std::vector<double>> read_compare_csv(const fs::path& path) {
-  std::istringstream in(file_text(path));
+  std::istringstream in(angular::test::read_text(path));
   std::string line;
   std::getline(in, line);
   REQUIRE(line == "loss,seed,test_error_percent,map_at_r,w_inter,c_inter,wc_intra,seconds");
@@ -47,7 +42,7 @@ std::map<std::pair<std::string, std::string>, std::vector<double>> read_compare_
 /// The last epoch's row and the sum of the epochs' seconds of a run folder's metrics.csv.
 std::pair<train::EpochRow, double> last_epoch(const fs::path& run, int64_t epochs) {
   const std::vector<train::EpochRow> rows =
-      train::parse_metrics_csv(file_text(run / "metrics.csv"), epochs, (run / "metrics.csv").string());
+      train::parse_metrics_csv(angular::test::read_text(run / "metrics.csv"), epochs, (run / "metrics.csv").string());
   double seconds = 0;
   for (const auto& r : rows) seconds += r.seconds;
   return {rows.back(), seconds};
@@ -107,7 +102,7 @@ TEST_CASE("angular-compare --seeds 2: each run's row, each loss's mean and sd, r
       CHECK(sd[c] == Approx(std::abs(a - b) / std::sqrt(2.0)).margin(rounding));  // n − 1 = 1
     }
   }
-  const std::string markdown = file_text(out / "compare.md");
+  const std::string markdown = angular::test::read_text(out / "compare.md");
   CHECK_THAT(markdown, Catch::Contains("| arc | 2 |") && Catch::Contains(" ± "));
 
   // --resume: every run is done, so nothing is trained or rewritten, and the table is the same

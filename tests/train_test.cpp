@@ -18,15 +18,11 @@ void write_bytes(const fs::path& path, const std::vector<uint8_t>& bytes) {
   std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
 }
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 void write_text(const fs::path& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
 using angular::test::fresh_dir;
 using angular::test::idx;
+using angular::test::read_text;
 using angular::test::write_gzip;
 using angular::test::write_tiny_fashion_mnist;
 
